@@ -1,0 +1,17 @@
+//! Guichet's pure domain: the types that carry the rules (money, codes, territories, roles and
+//! scopes, the audit chain). Nothing here performs I/O or reads the clock; callers pass time in.
+//!
+//! Error messages are in French because they reach users unchanged (UI and API `detail`).
+
+pub mod access;
+pub mod audit;
+pub mod codes;
+pub mod money;
+pub mod password;
+pub mod text;
+pub mod territory;
+
+pub use access::{Principal, Role, ServiceKind, ServiceScope};
+pub use codes::{DepartementCode, InseeCode, PostalCode, RegionCode, Siren, Siret, Vintage};
+pub use money::Cents;
+pub use territory::{CollectiviteKind, CollectiviteRef, TerritoryFootprint};

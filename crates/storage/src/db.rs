@@ -1,0 +1,134 @@
+use crate::error::StorageError;
+use crate::migrations;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the database: a connection pool and the backend it talks to.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Describes a URL without its password, for messages.
+fn redact(url: &url::Url) -> String {
+    let mut u = url.clone();
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    u.to_string()
+}
+
+impl Db {
+    /// Connects to `sqlite:` (file created if missing, WAL, foreign keys, busy timeout) or
+    /// `postgres://` URLs. Fails with a French message naming what is wrong.
+    pub async fn connect(database_url: &str, max_connections: u32) -> Result<Db, StorageError> {
+        sqlx::any::install_default_drivers();
+        let parsed = url::Url::parse(database_url)
+            .map_err(|e| StorageError::BadUrl(format!("« {database_url} » n’est pas une URL ({e}) ; exemples : sqlite://data/guichet.sqlite ou postgres://utilisateur@hote:5432/base")))?;
+        let backend = match parsed.scheme() {
+            "sqlite" => Backend::Sqlite,
+            "postgres" | "postgresql" => Backend::Postgres,
+            other => {
+                return Err(StorageError::BadUrl(format!(
+                    "schéma « {other} » non pris en charge (sqlite:// ou postgres://)"
+                )))
+            }
+        };
+        let target = redact(&parsed);
+        let mut url = database_url.to_string();
+        if backend == Backend::Sqlite {
+            // sqlite://relative/path and sqlite:///absolute/path; create the parent folder and the file.
+            let path = database_url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:")
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            if path.is_empty() {
+                return Err(StorageError::BadUrl("chemin du fichier SQLite manquant".into()));
+            }
+            if path != ":memory:" {
+                if let Some(parent) = std::path::Path::new(&path).parent() {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(parent).map_err(|e| StorageError::Unreachable {
+                            target: target.clone(),
+                            reason: format!("impossible de créer le dossier {} : {e}", parent.display()),
+                        })?;
+                    }
+                }
+            }
+            if !url.contains("mode=") {
+                url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+            }
+        } else if parsed.host_str().is_none_or(|h| h.is_empty()) {
+            return Err(StorageError::BadUrl("hôte PostgreSQL manquant".into()));
+        }
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|e| StorageError::BadUrl(e.to_string()))?
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .idle_timeout(Duration::from_secs(300))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+                             PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| StorageError::Unreachable { target, reason: describe_connect_error(&e) })?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations. Safe to run from several instances at once.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StorageError> {
+        migrations::run(self).await
+    }
+
+    /// Whether the database answers (used by `/readyz`).
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn describe_connect_error(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) => format!("serveur injoignable ({io})"),
+        sqlx::Error::PoolTimedOut => "délai de connexion dépassé (serveur injoignable ?)".into(),
+        sqlx::Error::Database(db) => format!("refus du serveur : {}", db.message()),
+        sqlx::Error::Tls(t) => format!("erreur TLS : {t}"),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,19 @@
+//! Storage: one migration tree and one query layer over SQLite and PostgreSQL.
+//!
+//! Queries are written once, in the SQL subset both engines share (numbered `$n` parameters,
+//! `ON CONFLICT`, `RETURNING`), and run through sqlx's `Any` driver. The schema is described
+//! with sea-query's builder, which renders each backend's DDL from one definition. Timestamps are
+//! stored as fixed-width RFC 3339 UTC text (sortable, comparable, readable in both engines) and
+//! money as BIGINT cents.
+
+pub mod accounts;
+pub mod audit;
+mod db;
+mod error;
+mod migrations;
+pub mod referentiel;
+mod time;
+
+pub use db::{Backend, Db};
+pub use error::StorageError;
+pub use time::{format_ts, parse_ts};
