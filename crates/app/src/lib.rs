@@ -1,1 +1,141 @@
-//! placeholder
+//! Application services: what Guichet does, independent of how it is asked (HTTP, CLI, tests).
+//! The `App` value holds the database, the clock, the mailer, the programme and the search index;
+//! each module adds its use cases as methods on it.
+
+pub mod accounts;
+pub mod audit;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod mail;
+pub mod referentiel;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{AppError, AppResult};
+use crate::mail::Mailer;
+use crate::referentiel::import::{self, ImportReport};
+use crate::referentiel::search::SearchIndex;
+use chrono::Datelike;
+use guichet_domain::Vintage;
+use guichet_programme::Programme;
+use guichet_storage::{format_ts, Db};
+use std::sync::Arc;
+
+pub use error::AppError as Error;
+
+#[derive(Clone)]
+pub struct App {
+    pub db: Db,
+    pub clock: Clock,
+    pub config: Arc<Config>,
+    pub mailer: Arc<Mailer>,
+    pub programme: Arc<Programme>,
+    pub search: SearchIndex,
+}
+
+/// Import phases reported to a progress display: (rows written so far, rows in all).
+pub type Progress<'a> = dyn Fn(u64, u64) + Sync + 'a;
+
+impl App {
+    /// Connects to the database, applies migrations and loads the programme.
+    pub async fn start(config: Config, clock: Clock) -> AppResult<App> {
+        let db = Db::connect(&config.database_url, config.db_max_connections).await?;
+        db.migrate().await?;
+        Self::with_db(config, clock, db)
+    }
+
+    pub fn with_db(config: Config, clock: Clock, db: Db) -> AppResult<App> {
+        let programme = match &config.programme_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    AppError::Invalid(format!("programme {} illisible : {e}", path.display()))
+                })?;
+                Programme::from_yaml(&text)
+            }
+            None => Programme::from_yaml(guichet_programme::ITN7_YAML),
+        }
+        .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let mailer = Mailer::from_config(&config)?;
+        Ok(App {
+            db,
+            clock,
+            config: Arc::new(config),
+            mailer: Arc::new(mailer),
+            programme: Arc::new(programme),
+            search: SearchIndex::new(),
+        })
+    }
+
+    pub fn now_ts(&self) -> String {
+        format_ts(self.clock.now())
+    }
+
+    /// The vintage to use at the clock's date: the latest imported one not after this year,
+    /// else the programme's pinned vintage.
+    pub async fn vintage_in_force(&self) -> AppResult<Vintage> {
+        let available = referentiel::available_vintages(&self.db).await?;
+        Ok(
+            Vintage::in_force(self.clock.now().year(), &available)
+                .unwrap_or(self.programme.vintage),
+        )
+    }
+
+    /// Imports one vintage from the npm package directory (idempotent).
+    pub async fn import_vintage(
+        &self,
+        vintage: Vintage,
+        actor: audit::Actor,
+        progress: &Progress<'_>,
+    ) -> AppResult<ImportReport> {
+        let (data_dir, source) = import::locate(&self.config.npm_dir, vintage)?;
+        let data = tokio::task::spawn_blocking(move || import::read_vintage(&data_dir))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))??;
+        let report = ImportReport {
+            vintage,
+            source: source.clone(),
+            regions: data.regions.len(),
+            departements: data.departements.len(),
+            communes: data.communes.len(),
+            epci: data.epci.len(),
+        };
+        let total = report.total_rows() as u64;
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let tick = |n: u64| {
+            let so_far = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+            progress(so_far, total);
+        };
+        guichet_storage::referentiel::replace_vintage(
+            &self.db,
+            i64::from(vintage.year()),
+            &source,
+            &self.now_ts(),
+            &data,
+            &tick,
+        )
+        .await?;
+        drop(data);
+        let mut conn = self.db.pool().acquire().await?;
+        audit::record(
+            &mut conn,
+            &self.clock,
+            actor,
+            "referentiel.import",
+            "referentiel",
+            &vintage.to_string(),
+            None,
+            Some(&serde_json::json!({
+                "source": source,
+                "communes": report.communes,
+                "epci": report.epci,
+                "departements": report.departements,
+                "regions": report.regions,
+            })),
+        )
+        .await?;
+        Ok(report)
+    }
+}

@@ -73,39 +73,67 @@ impl Role {
     }
 
     /// Checks that a role is given the kind of scope it needs, and nothing else.
-    pub fn check_scope(self, service: Option<ServiceKind>, collectivites: usize) -> Result<(), AccessError> {
+    pub fn check_scope(
+        self,
+        service: Option<ServiceKind>,
+        collectivites: usize,
+    ) -> Result<(), AccessError> {
         let role = self;
         match self {
             Role::Administrateur => {
                 if service.is_some() {
-                    return Err(AccessError::ForbiddenScope { role, what: "un service" });
+                    return Err(AccessError::ForbiddenScope {
+                        role,
+                        what: "un service",
+                    });
                 }
                 if collectivites > 0 {
-                    return Err(AccessError::ForbiddenScope { role, what: "une collectivité" });
+                    return Err(AccessError::ForbiddenScope {
+                        role,
+                        what: "une collectivité",
+                    });
                 }
             }
             Role::Demandeur => {
                 if service.is_some() {
-                    return Err(AccessError::ForbiddenScope { role, what: "un service de l’État" });
+                    return Err(AccessError::ForbiddenScope {
+                        role,
+                        what: "un service de l’État",
+                    });
                 }
                 if collectivites == 0 {
-                    return Err(AccessError::MissingScope { role, what: "au moins une collectivité (--collectivite TYPE:CODE)" });
+                    return Err(AccessError::MissingScope {
+                        role,
+                        what: "au moins une collectivité (--collectivite TYPE:CODE)",
+                    });
                 }
             }
             Role::Coordinateur => {
                 if service != Some(ServiceKind::PrefectureRegionale) {
-                    return Err(AccessError::MissingScope { role, what: "une préfecture de région (--territoire region:CODE)" });
+                    return Err(AccessError::MissingScope {
+                        role,
+                        what: "une préfecture de région (--territoire region:CODE)",
+                    });
                 }
                 if collectivites > 0 {
-                    return Err(AccessError::ForbiddenScope { role, what: "une collectivité" });
+                    return Err(AccessError::ForbiddenScope {
+                        role,
+                        what: "une collectivité",
+                    });
                 }
             }
             Role::Instructeur | Role::Expert | Role::MembreComite => {
                 if service.is_none() {
-                    return Err(AccessError::MissingScope { role, what: "un service (--territoire)" });
+                    return Err(AccessError::MissingScope {
+                        role,
+                        what: "un service (--territoire)",
+                    });
                 }
                 if collectivites > 0 {
-                    return Err(AccessError::ForbiddenScope { role, what: "une collectivité" });
+                    return Err(AccessError::ForbiddenScope {
+                        role,
+                        what: "une collectivité",
+                    });
                 }
             }
         }
@@ -158,9 +186,15 @@ impl ServiceKind {
 /// The national directorates that instruct or pilot ITN7 measures.
 pub const DIRECTIONS_NATIONALES: [(&str, &str); 4] = [
     ("DINUM", "Direction interministérielle du numérique"),
-    ("DITP", "Direction interministérielle de la transformation publique"),
+    (
+        "DITP",
+        "Direction interministérielle de la transformation publique",
+    ),
     ("ANCT", "Agence nationale de la cohésion des territoires"),
-    ("ANSSI", "Agence nationale de la sécurité des systèmes d’information"),
+    (
+        "ANSSI",
+        "Agence nationale de la sécurité des systèmes d’information",
+    ),
 ];
 
 /// Which service a `--territoire` argument designates, before it is looked up.
@@ -187,12 +221,18 @@ impl ServiceTarget {
         match prefix.as_deref() {
             None => direction
                 .map(ServiceTarget::Direction)
-                .or_else(|| DepartementCode::parse(code).ok().map(ServiceTarget::Departement))
+                .or_else(|| {
+                    DepartementCode::parse(code)
+                        .ok()
+                        .map(ServiceTarget::Departement)
+                })
                 .ok_or_else(unknown),
-            Some("departement") | Some("département") => {
-                DepartementCode::parse(code).map(ServiceTarget::Departement).map_err(|_| unknown())
-            }
-            Some("region") | Some("région") => RegionCode::parse(code).map(ServiceTarget::Region).map_err(|_| unknown()),
+            Some("departement") | Some("département") => DepartementCode::parse(code)
+                .map(ServiceTarget::Departement)
+                .map_err(|_| unknown()),
+            Some("region") | Some("région") => RegionCode::parse(code)
+                .map(ServiceTarget::Region)
+                .map_err(|_| unknown()),
             Some("national") => direction.map(ServiceTarget::Direction).ok_or_else(unknown),
             Some(_) => Err(unknown()),
         }
@@ -257,13 +297,19 @@ impl Principal {
     }
 
     /// May this user see the private space of a collectivité (its agents, later its dossiers)?
-    pub fn can_view_collectivite(&self, target: &CollectiviteRef, footprint: &TerritoryFootprint) -> bool {
+    pub fn can_view_collectivite(
+        &self,
+        target: &CollectiviteRef,
+        footprint: &TerritoryFootprint,
+    ) -> bool {
         match self.role {
             Role::Administrateur => true,
             Role::Demandeur => self.collectivites.contains(target),
             Role::Instructeur => match &self.service {
                 Some(s) => match s.kind {
-                    ServiceKind::PrefectureDepartementale => footprint.touches_departement(&s.territory_code),
+                    ServiceKind::PrefectureDepartementale => {
+                        footprint.touches_departement(&s.territory_code)
+                    }
                     ServiceKind::PrefectureRegionale => footprint.touches_region(&s.territory_code),
                     ServiceKind::DirectionNationale => true,
                 },
@@ -339,16 +385,31 @@ mod tests {
     fn roles_need_their_scope() {
         assert!(Role::Demandeur.check_scope(None, 0).is_err());
         assert!(Role::Demandeur.check_scope(None, 1).is_ok());
-        assert!(Role::Coordinateur.check_scope(Some(ServiceKind::PrefectureDepartementale), 0).is_err());
-        assert!(Role::Instructeur.check_scope(Some(ServiceKind::DirectionNationale), 0).is_ok());
-        assert!(Role::Administrateur.check_scope(Some(ServiceKind::DirectionNationale), 0).is_err());
+        assert!(Role::Coordinateur
+            .check_scope(Some(ServiceKind::PrefectureDepartementale), 0)
+            .is_err());
+        assert!(Role::Instructeur
+            .check_scope(Some(ServiceKind::DirectionNationale), 0)
+            .is_ok());
+        assert!(Role::Administrateur
+            .check_scope(Some(ServiceKind::DirectionNationale), 0)
+            .is_err());
     }
 
     #[test]
     fn service_targets() {
-        assert_eq!(ServiceTarget::parse("95").map(|t| t.kind()), Ok(ServiceKind::PrefectureDepartementale));
-        assert_eq!(ServiceTarget::parse("region:11").map(|t| t.kind()), Ok(ServiceKind::PrefectureRegionale));
-        assert_eq!(ServiceTarget::parse("dinum").map(|t| t.territory_code().to_string()), Ok("DINUM".into()));
+        assert_eq!(
+            ServiceTarget::parse("95").map(|t| t.kind()),
+            Ok(ServiceKind::PrefectureDepartementale)
+        );
+        assert_eq!(
+            ServiceTarget::parse("region:11").map(|t| t.kind()),
+            Ok(ServiceKind::PrefectureRegionale)
+        );
+        assert_eq!(
+            ServiceTarget::parse("dinum").map(|t| t.territory_code().to_string()),
+            Ok("DINUM".into())
+        );
         assert!(ServiceTarget::parse("mars").is_err());
         assert!(ServiceTarget::parse("region:1").is_err());
     }

@@ -53,7 +53,16 @@ pub fn entry_hash(
     let mut h = Sha256::new();
     h.update(b"guichet-audit-v1");
     h.update(seq.to_be_bytes());
-    for f in [Some(at), Some(actor), Some(action), Some(object_type), Some(object_id), before, after, Some(prev_hash)] {
+    for f in [
+        Some(at),
+        Some(actor),
+        Some(action),
+        Some(object_type),
+        Some(object_id),
+        before,
+        after,
+        Some(prev_hash),
+    ] {
         put(&mut h, f);
     }
     hex::encode(h.finalize())
@@ -96,17 +105,27 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        Self { expected_seq: 1, last_hash: GENESIS_HASH.to_string(), checked: 0 }
+        Self {
+            expected_seq: 1,
+            last_hash: GENESIS_HASH.to_string(),
+            checked: 0,
+        }
     }
 }
 
 impl ChainVerifier {
     pub fn push(&mut self, record: &AuditRecord) -> Result<(), ChainBreak> {
         if record.seq != self.expected_seq {
-            return Err(ChainBreak::Gap { seq: record.seq, expected: self.expected_seq });
+            return Err(ChainBreak::Gap {
+                seq: record.seq,
+                expected: self.expected_seq,
+            });
         }
         if record.prev_hash != self.last_hash {
-            return Err(ChainBreak::Link { seq: record.seq, prev: record.seq - 1 });
+            return Err(ChainBreak::Link {
+                seq: record.seq,
+                prev: record.seq - 1,
+            });
         }
         if record.computed_hash() != record.hash {
             return Err(ChainBreak::Tampered { seq: record.seq });
@@ -177,7 +196,13 @@ mod tests {
         let records = chain(3);
         let mut v = ChainVerifier::default();
         assert_eq!(v.push(&records[0]), Ok(()));
-        assert_eq!(v.push(&records[2]), Err(ChainBreak::Gap { seq: 3, expected: 2 }));
+        assert_eq!(
+            v.push(&records[2]),
+            Err(ChainBreak::Gap {
+                seq: 3,
+                expected: 2
+            })
+        );
     }
 
     #[test]

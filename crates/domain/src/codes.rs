@@ -24,7 +24,9 @@ pub enum CodeError {
 fn luhn_ok(digits: &str) -> bool {
     let mut sum = 0u32;
     for (i, ch) in digits.chars().rev().enumerate() {
-        let Some(mut d) = ch.to_digit(10) else { return false };
+        let Some(mut d) = ch.to_digit(10) else {
+            return false;
+        };
         if i % 2 == 1 {
             d *= 2;
             if d > 9 {
@@ -77,7 +79,11 @@ impl InseeCode {
 
     /// The département this commune belongs to (3 characters overseas).
     pub fn departement(&self) -> DepartementCode {
-        let len = if self.0.starts_with("97") || self.0.starts_with("98") { 3 } else { 2 };
+        let len = if self.0.starts_with("97") || self.0.starts_with("98") {
+            3
+        } else {
+            2
+        };
         DepartementCode(self.0[..len].to_string())
     }
 }
@@ -172,7 +178,10 @@ impl DepartementCode {
             2 => {
                 s == "2A"
                     || s == "2B"
-                    || (s.chars().all(|c| c.is_ascii_digit()) && s != "00" && s != "20" && s != "96")
+                    || (s.chars().all(|c| c.is_ascii_digit())
+                        && s != "00"
+                        && s != "20"
+                        && s != "96")
                         && s.as_str() <= "95"
             }
             3 => s.starts_with("97") && s.chars().all(|c| c.is_ascii_digit()),
@@ -312,9 +321,18 @@ mod tests {
 
     #[test]
     fn insee_codes() {
-        assert_eq!(InseeCode::parse("95127").map(|c| c.departement().to_string()), Ok("95".into()));
-        assert_eq!(InseeCode::parse("2a004").map(|c| c.to_string()), Ok("2A004".into()));
-        assert_eq!(InseeCode::parse("97411").map(|c| c.departement().to_string()), Ok("974".into()));
+        assert_eq!(
+            InseeCode::parse("95127").map(|c| c.departement().to_string()),
+            Ok("95".into())
+        );
+        assert_eq!(
+            InseeCode::parse("2a004").map(|c| c.to_string()),
+            Ok("2A004".into())
+        );
+        assert_eq!(
+            InseeCode::parse("97411").map(|c| c.departement().to_string()),
+            Ok("974".into())
+        );
         assert!(InseeCode::parse("9512").is_err());
         assert!(InseeCode::parse("9X127").is_err());
     }
@@ -345,7 +363,10 @@ mod tests {
         assert_eq!(Vintage::in_force(2024, &all), Some(Vintage::Y2021));
         assert_eq!(Vintage::in_force(2027, &all), Some(Vintage::Y2026));
         assert_eq!(Vintage::in_force(2019, &all), Some(Vintage::Y2021));
-        assert_eq!(Vintage::in_force(2021, &[Vintage::Y2026]), Some(Vintage::Y2026));
+        assert_eq!(
+            Vintage::in_force(2021, &[Vintage::Y2026]),
+            Some(Vintage::Y2026)
+        );
         assert_eq!(Vintage::in_force(2021, &[]), None);
         assert!(Vintage::parse("2022").is_err());
     }

@@ -8,8 +8,8 @@ pub mod audit;
 pub mod codes;
 pub mod money;
 pub mod password;
-pub mod text;
 pub mod territory;
+pub mod text;
 
 pub use access::{Principal, Role, ServiceKind, ServiceScope};
 pub use codes::{DepartementCode, InseeCode, PostalCode, RegionCode, Siren, Siret, Vintage};

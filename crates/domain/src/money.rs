@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// An amount in euro cents. Arithmetic is checked: an overflow is an error, never a wrap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(transparent)]
 pub struct Cents(i64);
 
@@ -32,15 +34,24 @@ impl Cents {
     }
 
     pub fn checked_add(self, other: Cents) -> Result<Cents, MoneyError> {
-        self.0.checked_add(other.0).map(Cents).ok_or(MoneyError::Overflow)
+        self.0
+            .checked_add(other.0)
+            .map(Cents)
+            .ok_or(MoneyError::Overflow)
     }
 
     pub fn checked_sub(self, other: Cents) -> Result<Cents, MoneyError> {
-        self.0.checked_sub(other.0).map(Cents).ok_or(MoneyError::Overflow)
+        self.0
+            .checked_sub(other.0)
+            .map(Cents)
+            .ok_or(MoneyError::Overflow)
     }
 
     pub fn checked_mul(self, factor: i64) -> Result<Cents, MoneyError> {
-        self.0.checked_mul(factor).map(Cents).ok_or(MoneyError::Overflow)
+        self.0
+            .checked_mul(factor)
+            .map(Cents)
+            .ok_or(MoneyError::Overflow)
     }
 
     /// Parses a French-written amount in euros: `1234`, `1 234,5`, `1234.56`, `1 234,56 €`.
@@ -69,7 +80,11 @@ impl Cents {
             return Err(invalid());
         }
         let euros: i64 = whole.parse().map_err(|_| MoneyError::Overflow)?;
-        let mut cents: i64 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| invalid())? };
+        let mut cents: i64 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().map_err(|_| invalid())?
+        };
         if frac.len() == 1 {
             cents *= 10;
         }
@@ -116,18 +131,30 @@ mod tests {
         assert!(Cents::parse_euros("-3").is_err());
         assert!(Cents::parse_euros("abc").is_err());
         assert!(Cents::parse_euros("").is_err());
-        assert_eq!(Cents::parse_euros("99999999999999999999"), Err(MoneyError::Overflow));
+        assert_eq!(
+            Cents::parse_euros("99999999999999999999"),
+            Err(MoneyError::Overflow)
+        );
     }
 
     #[test]
     fn displays_in_french() {
-        assert_eq!(Cents::new(207_920_800).to_string(), "2\u{202f}079\u{202f}208,00\u{a0}€");
+        assert_eq!(
+            Cents::new(207_920_800).to_string(),
+            "2\u{202f}079\u{202f}208,00\u{a0}€"
+        );
         assert_eq!(Cents::new(5).to_string(), "0,05\u{a0}€");
     }
 
     #[test]
     fn arithmetic_is_checked() {
-        assert_eq!(Cents::new(i64::MAX).checked_add(Cents::new(1)), Err(MoneyError::Overflow));
-        assert_eq!(Cents::from_euros(297_000).checked_mul(7), Ok(Cents::from_euros(2_079_000)));
+        assert_eq!(
+            Cents::new(i64::MAX).checked_add(Cents::new(1)),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            Cents::from_euros(297_000).checked_mul(7),
+            Ok(Cents::from_euros(2_079_000))
+        );
     }
 }

@@ -37,7 +37,10 @@ mod tests {
     #[test]
     fn enforces_length() {
         assert_eq!(check("court"), Err(PasswordPolicyError::TooShort));
-        assert_eq!(check("aaaaaaaaaaaaaa"), Err(PasswordPolicyError::Repetitive));
+        assert_eq!(
+            check("aaaaaaaaaaaaaa"),
+            Err(PasswordPolicyError::Repetitive)
+        );
         assert_eq!(check("correct cheval batterie"), Ok(()));
         assert_eq!(check(&"x".repeat(300)), Err(PasswordPolicyError::TooLong));
     }

@@ -126,3 +126,32 @@ mod tests {
         assert!(CollectiviteRef::parse("departement:95").is_ok());
     }
 }
+
+/// Joins "de" to a place name following INSEE's TNCC code ("type de nom en clair"), as in
+/// "Préfecture du Val-d'Oise", "de l'Essonne", "des Hauts-de-Seine".
+pub fn de_name(liaison: i64, name: &str) -> String {
+    match liaison {
+        1 => format!("d’{name}"),
+        5 => format!("de l’{name}"),
+        2 => format!("du {name}"),
+        3 => format!("de la {name}"),
+        4 | 6 => format!("des {name}"),
+        7 => format!("de las {name}"),
+        8 => format!("de los {name}"),
+        _ => format!("de {name}"),
+    }
+}
+
+#[cfg(test)]
+mod liaison_tests {
+    use super::de_name;
+
+    #[test]
+    fn articles() {
+        assert_eq!(de_name(2, "Val-d'Oise"), "du Val-d'Oise");
+        assert_eq!(de_name(5, "Essonne"), "de l’Essonne");
+        assert_eq!(de_name(1, "Île-de-France"), "d’Île-de-France");
+        assert_eq!(de_name(4, "Hauts-de-Seine"), "des Hauts-de-Seine");
+        assert_eq!(de_name(0, "Paris"), "de Paris");
+    }
+}

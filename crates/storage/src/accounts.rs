@@ -39,7 +39,11 @@ fn service(r: &AnyRow) -> Result<ServiceRow, sqlx::Error> {
 }
 
 /// Creates the service if no service has this code; returns it and whether it was created.
-pub async fn ensure_service(conn: &mut Conn, new: &NewService<'_>, now: &str) -> Result<(ServiceRow, bool), StorageError> {
+pub async fn ensure_service(
+    conn: &mut Conn,
+    new: &NewService<'_>,
+    now: &str,
+) -> Result<(ServiceRow, bool), StorageError> {
     let inserted = sqlx::query(
         "INSERT INTO services (code, kind, name, territory_code, region_code, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (code) DO NOTHING",
@@ -60,26 +64,35 @@ pub async fn ensure_service(conn: &mut Conn, new: &NewService<'_>, now: &str) ->
     Ok((row, inserted))
 }
 
-pub async fn find_service_by_code(conn: &mut Conn, code: &str) -> Result<Option<ServiceRow>, StorageError> {
-    let row = sqlx::query(&format!("SELECT {SERVICE_COLS} FROM services WHERE code = $1"))
-        .bind(code)
-        .fetch_optional(&mut *conn)
-        .await?;
+pub async fn find_service_by_code(
+    conn: &mut Conn,
+    code: &str,
+) -> Result<Option<ServiceRow>, StorageError> {
+    let row = sqlx::query(&format!(
+        "SELECT {SERVICE_COLS} FROM services WHERE code = $1"
+    ))
+    .bind(code)
+    .fetch_optional(&mut *conn)
+    .await?;
     Ok(row.as_ref().map(service).transpose()?)
 }
 
 pub async fn find_service(conn: &mut Conn, id: i64) -> Result<Option<ServiceRow>, StorageError> {
-    let row = sqlx::query(&format!("SELECT {SERVICE_COLS} FROM services WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {SERVICE_COLS} FROM services WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     Ok(row.as_ref().map(service).transpose()?)
 }
 
 pub async fn list_services(conn: &mut Conn) -> Result<Vec<ServiceRow>, StorageError> {
-    let rows = sqlx::query(&format!("SELECT {SERVICE_COLS} FROM services ORDER BY kind, territory_code"))
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {SERVICE_COLS} FROM services ORDER BY kind, territory_code"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
     Ok(rows.iter().map(service).collect::<Result<_, _>>()?)
 }
 
@@ -95,7 +108,8 @@ pub struct UserRow {
     pub disabled_at: Option<String>,
 }
 
-const USER_COLS: &str = "id, email, display_name, role, service_id, password_hash, created_at, disabled_at";
+const USER_COLS: &str =
+    "id, email, display_name, role, service_id, password_hash, created_at, disabled_at";
 
 fn user(r: &AnyRow) -> Result<UserRow, sqlx::Error> {
     Ok(UserRow {
@@ -131,7 +145,12 @@ pub async fn insert_user(
     Ok(id)
 }
 
-pub async fn add_user_collectivite(conn: &mut Conn, user_id: i64, kind: &str, code: &str) -> Result<(), StorageError> {
+pub async fn add_user_collectivite(
+    conn: &mut Conn,
+    user_id: i64,
+    kind: &str,
+    code: &str,
+) -> Result<(), StorageError> {
     sqlx::query("INSERT INTO user_collectivites (user_id, kind, code) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(user_id)
         .bind(kind)
@@ -141,18 +160,26 @@ pub async fn add_user_collectivite(conn: &mut Conn, user_id: i64, kind: &str, co
     Ok(())
 }
 
-pub async fn user_collectivites(conn: &mut Conn, user_id: i64) -> Result<Vec<(String, String)>, StorageError> {
-    let rows = sqlx::query("SELECT kind, code FROM user_collectivites WHERE user_id = $1 ORDER BY kind, code")
-        .bind(user_id)
-        .fetch_all(&mut *conn)
-        .await?;
+pub async fn user_collectivites(
+    conn: &mut Conn,
+    user_id: i64,
+) -> Result<Vec<(String, String)>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT kind, code FROM user_collectivites WHERE user_id = $1 ORDER BY kind, code",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *conn)
+    .await?;
     Ok(rows
         .iter()
         .map(|r| Ok((r.try_get("kind")?, r.try_get("code")?)))
         .collect::<Result<_, sqlx::Error>>()?)
 }
 
-pub async fn find_user_by_email(conn: &mut Conn, email: &str) -> Result<Option<UserRow>, StorageError> {
+pub async fn find_user_by_email(
+    conn: &mut Conn,
+    email: &str,
+) -> Result<Option<UserRow>, StorageError> {
     let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE email = $1"))
         .bind(email)
         .fetch_optional(&mut *conn)
@@ -175,15 +202,24 @@ pub async fn list_users(conn: &mut Conn) -> Result<Vec<UserRow>, StorageError> {
     Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
 }
 
-pub async fn users_of_service(conn: &mut Conn, service_id: i64) -> Result<Vec<UserRow>, StorageError> {
-    let rows = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE service_id = $1 ORDER BY display_name"))
-        .bind(service_id)
-        .fetch_all(&mut *conn)
-        .await?;
+pub async fn users_of_service(
+    conn: &mut Conn,
+    service_id: i64,
+) -> Result<Vec<UserRow>, StorageError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {USER_COLS} FROM users WHERE service_id = $1 ORDER BY display_name"
+    ))
+    .bind(service_id)
+    .fetch_all(&mut *conn)
+    .await?;
     Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
 }
 
-pub async fn users_of_collectivite(conn: &mut Conn, kind: &str, code: &str) -> Result<Vec<UserRow>, StorageError> {
+pub async fn users_of_collectivite(
+    conn: &mut Conn,
+    kind: &str,
+    code: &str,
+) -> Result<Vec<UserRow>, StorageError> {
     let rows = sqlx::query(
         "SELECT u.id, u.email, u.display_name, u.role, u.service_id, u.password_hash, u.created_at, u.disabled_at \
          FROM users u JOIN user_collectivites c ON c.user_id = u.id WHERE c.kind = $1 AND c.code = $2 ORDER BY u.display_name",
@@ -195,7 +231,12 @@ pub async fn users_of_collectivite(conn: &mut Conn, kind: &str, code: &str) -> R
     Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
 }
 
-pub async fn set_password_hash(conn: &mut Conn, user_id: i64, hash: &str, now: &str) -> Result<(), StorageError> {
+pub async fn set_password_hash(
+    conn: &mut Conn,
+    user_id: i64,
+    hash: &str,
+    now: &str,
+) -> Result<(), StorageError> {
     sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
         .bind(hash)
         .bind(now)
@@ -242,7 +283,11 @@ pub async fn insert_session(conn: &mut Conn, s: &SessionRow) -> Result<(), Stora
 }
 
 /// Finds a session that has not expired at `now`.
-pub async fn find_live_session(conn: &mut Conn, id_hash: &str, now: &str) -> Result<Option<SessionRow>, StorageError> {
+pub async fn find_live_session(
+    conn: &mut Conn,
+    id_hash: &str,
+    now: &str,
+) -> Result<Option<SessionRow>, StorageError> {
     let row = sqlx::query(
         "SELECT id_hash, user_id, csrf_token, auth_method, idp_issuer, idp_session, created_at, last_seen_at, \
          expires_at, ip, user_agent FROM sessions WHERE id_hash = $1 AND expires_at > $2",
@@ -267,7 +312,12 @@ pub async fn find_live_session(conn: &mut Conn, id_hash: &str, now: &str) -> Res
     }))
 }
 
-pub async fn touch_session(conn: &mut Conn, id_hash: &str, now: &str, expires_at: &str) -> Result<(), StorageError> {
+pub async fn touch_session(
+    conn: &mut Conn,
+    id_hash: &str,
+    now: &str,
+    expires_at: &str,
+) -> Result<(), StorageError> {
     sqlx::query("UPDATE sessions SET last_seen_at = $1, expires_at = $2 WHERE id_hash = $3")
         .bind(now)
         .bind(expires_at)
@@ -331,11 +381,16 @@ pub async fn insert_token(
     Ok(())
 }
 
-pub async fn find_token(conn: &mut Conn, token_hash: &str) -> Result<Option<TokenRow>, StorageError> {
-    let row = sqlx::query("SELECT user_id, purpose, expires_at, used_at FROM auth_tokens WHERE token_hash = $1")
-        .bind(token_hash)
-        .fetch_optional(&mut *conn)
-        .await?;
+pub async fn find_token(
+    conn: &mut Conn,
+    token_hash: &str,
+) -> Result<Option<TokenRow>, StorageError> {
+    let row = sqlx::query(
+        "SELECT user_id, purpose, expires_at, used_at FROM auth_tokens WHERE token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *conn)
+    .await?;
     let Some(r) = row else { return Ok(None) };
     Ok(Some(TokenRow {
         user_id: r.try_get("user_id")?,
@@ -346,18 +401,29 @@ pub async fn find_token(conn: &mut Conn, token_hash: &str) -> Result<Option<Toke
 }
 
 /// Marks a token used; false if it was already used (so a link works once, even under a race).
-pub async fn consume_token(conn: &mut Conn, token_hash: &str, now: &str) -> Result<bool, StorageError> {
-    let n = sqlx::query("UPDATE auth_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
-        .bind(now)
-        .bind(token_hash)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+pub async fn consume_token(
+    conn: &mut Conn,
+    token_hash: &str,
+    now: &str,
+) -> Result<bool, StorageError> {
+    let n = sqlx::query(
+        "UPDATE auth_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(token_hash)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     Ok(n > 0)
 }
 
 /// Invalidates a user's other unused tokens of a purpose (a new link replaces the old ones).
-pub async fn revoke_tokens(conn: &mut Conn, user_id: i64, purpose: &str, now: &str) -> Result<(), StorageError> {
+pub async fn revoke_tokens(
+    conn: &mut Conn,
+    user_id: i64,
+    purpose: &str,
+    now: &str,
+) -> Result<(), StorageError> {
     sqlx::query("UPDATE auth_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL")
         .bind(now)
         .bind(user_id)
@@ -375,10 +441,12 @@ pub struct ThrottleRow {
 }
 
 pub async fn get_throttle(conn: &mut Conn, key: &str) -> Result<Option<ThrottleRow>, StorageError> {
-    let row = sqlx::query("SELECT window_start, failures, locked_until FROM login_throttle WHERE key = $1")
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(
+        "SELECT window_start, failures, locked_until FROM login_throttle WHERE key = $1",
+    )
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await?;
     let Some(r) = row else { return Ok(None) };
     Ok(Some(ThrottleRow {
         window_start: r.try_get("window_start")?,
@@ -387,7 +455,11 @@ pub async fn get_throttle(conn: &mut Conn, key: &str) -> Result<Option<ThrottleR
     }))
 }
 
-pub async fn put_throttle(conn: &mut Conn, key: &str, row: &ThrottleRow) -> Result<(), StorageError> {
+pub async fn put_throttle(
+    conn: &mut Conn,
+    key: &str,
+    row: &ThrottleRow,
+) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO login_throttle (key, window_start, failures, locked_until) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (key) DO UPDATE SET window_start = excluded.window_start, failures = excluded.failures, \

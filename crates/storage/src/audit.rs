@@ -25,7 +25,17 @@ pub async fn append(conn: &mut AnyConnection, e: &NewEntry<'_>) -> Result<i64, S
         .await?;
     let seq: i64 = head.try_get("seq")?;
     let prev: String = head.try_get("hash")?;
-    let hash = entry_hash(seq, e.at, e.actor, e.action, e.object_type, e.object_id, e.before, e.after, &prev);
+    let hash = entry_hash(
+        seq,
+        e.at,
+        e.actor,
+        e.action,
+        e.object_type,
+        e.object_id,
+        e.before,
+        e.after,
+        &prev,
+    );
     sqlx::query(
         "INSERT INTO audit_log (seq, at, actor, action, object_type, object_id, before_json, after_json, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -58,7 +68,11 @@ pub async fn head(conn: &mut AnyConnection) -> Result<(i64, String), StorageErro
 }
 
 /// A page of entries after `after_seq`, in order.
-pub async fn page(conn: &mut AnyConnection, after_seq: i64, limit: i64) -> Result<Vec<AuditRecord>, StorageError> {
+pub async fn page(
+    conn: &mut AnyConnection,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<AuditRecord>, StorageError> {
     let rows = sqlx::query(
         "SELECT seq, at, actor, action, object_type, object_id, before_json, after_json, prev_hash, hash \
          FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
@@ -87,7 +101,10 @@ pub async fn page(conn: &mut AnyConnection, after_seq: i64, limit: i64) -> Resul
 }
 
 /// The latest entries, newest first (for the administration page).
-pub async fn latest(conn: &mut AnyConnection, limit: i64) -> Result<Vec<AuditRecord>, StorageError> {
+pub async fn latest(
+    conn: &mut AnyConnection,
+    limit: i64,
+) -> Result<Vec<AuditRecord>, StorageError> {
     let (seq, _) = head(conn).await?;
     let mut v = page(conn, (seq - limit).max(0), limit).await?;
     v.reverse();

@@ -55,20 +55,29 @@ impl Db {
                 .unwrap_or_default()
                 .to_string();
             if path.is_empty() {
-                return Err(StorageError::BadUrl("chemin du fichier SQLite manquant".into()));
+                return Err(StorageError::BadUrl(
+                    "chemin du fichier SQLite manquant".into(),
+                ));
             }
             if path != ":memory:" {
                 if let Some(parent) = std::path::Path::new(&path).parent() {
                     if !parent.as_os_str().is_empty() {
                         std::fs::create_dir_all(parent).map_err(|e| StorageError::Unreachable {
                             target: target.clone(),
-                            reason: format!("impossible de créer le dossier {} : {e}", parent.display()),
+                            reason: format!(
+                                "impossible de créer le dossier {} : {e}",
+                                parent.display()
+                            ),
                         })?;
                     }
                 }
             }
             if !url.contains("mode=") {
-                url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+                url.push_str(if url.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
             }
         } else if parsed.host_str().is_none_or(|h| h.is_empty()) {
             return Err(StorageError::BadUrl("hôte PostgreSQL manquant".into()));
@@ -95,7 +104,10 @@ impl Db {
             })
             .connect_with(options)
             .await
-            .map_err(|e| StorageError::Unreachable { target, reason: describe_connect_error(&e) })?;
+            .map_err(|e| StorageError::Unreachable {
+                target,
+                reason: describe_connect_error(&e),
+            })?;
         Ok(Db { pool, backend })
     }
 

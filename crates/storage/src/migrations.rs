@@ -7,8 +7,8 @@ use crate::db::{Backend, Db};
 use crate::error::StorageError;
 use guichet_domain::audit::GENESIS_HASH;
 use sea_query::{
-    Alias, ColumnDef, ForeignKey, ForeignKeyAction, Index, IndexCreateStatement, PostgresQueryBuilder,
-    SchemaBuilder, SqliteQueryBuilder, Table, TableCreateStatement,
+    Alias, ColumnDef, ForeignKey, ForeignKeyAction, Index, IndexCreateStatement,
+    PostgresQueryBuilder, SchemaBuilder, SqliteQueryBuilder, Table, TableCreateStatement,
 };
 
 struct Migration {
@@ -25,9 +25,21 @@ enum Ddl {
 }
 
 const MIGRATIONS: &[Migration] = &[
-    Migration { version: 1, name: "referentiel", statements: m0001_referentiel },
-    Migration { version: 2, name: "comptes", statements: m0002_comptes },
-    Migration { version: 3, name: "journal", statements: m0003_journal },
+    Migration {
+        version: 1,
+        name: "referentiel",
+        statements: m0001_referentiel,
+    },
+    Migration {
+        version: 2,
+        name: "comptes",
+        statements: m0002_comptes,
+    },
+    Migration {
+        version: 3,
+        name: "journal",
+        statements: m0003_journal,
+    },
 ];
 
 fn a(name: &str) -> Alias {
@@ -51,11 +63,20 @@ fn int_null(name: &str) -> ColumnDef {
 }
 
 fn id(name: &str) -> ColumnDef {
-    ColumnDef::new(a(name)).big_integer().not_null().auto_increment().primary_key().to_owned()
+    ColumnDef::new(a(name))
+        .big_integer()
+        .not_null()
+        .auto_increment()
+        .primary_key()
+        .to_owned()
 }
 
 fn index(name: &str, table: &str, cols: &[&str]) -> Ddl {
-    let mut i = Index::create().name(name).table(a(table)).if_not_exists().to_owned();
+    let mut i = Index::create()
+        .name(name)
+        .table(a(table))
+        .if_not_exists()
+        .to_owned();
     for c in cols {
         i.col(a(c));
     }
@@ -88,6 +109,7 @@ fn m0001_referentiel() -> Vec<Ddl> {
                 .col(int("vintage"))
                 .col(text("code"))
                 .col(text("name"))
+                .col(int("liaison"))
                 .col(int("population"))
                 .primary_key(&mut pk(&["vintage", "code"]))
                 .to_owned(),
@@ -98,6 +120,7 @@ fn m0001_referentiel() -> Vec<Ddl> {
                 .col(int("vintage"))
                 .col(text("code"))
                 .col(text("name"))
+                .col(int("liaison"))
                 .col(text("region_code"))
                 .col(int("population"))
                 .primary_key(&mut pk(&["vintage", "code"]))
@@ -110,7 +133,7 @@ fn m0001_referentiel() -> Vec<Ddl> {
                 .col(text("insee"))
                 .col(text("name"))
                 .col(text("departement_code"))
-                .col(text("region_code"))
+                .col(text_null("region_code"))
                 .col(text("postcodes"))
                 .col(int("population"))
                 .col(text_null("siren"))
@@ -118,8 +141,16 @@ fn m0001_referentiel() -> Vec<Ddl> {
                 .primary_key(&mut pk(&["vintage", "insee"]))
                 .to_owned(),
         ),
-        index("ref_communes_epci", "ref_communes", &["vintage", "epci_siren"]),
-        index("ref_communes_dep", "ref_communes", &["vintage", "departement_code"]),
+        index(
+            "ref_communes_epci",
+            "ref_communes",
+            &["vintage", "epci_siren"],
+        ),
+        index(
+            "ref_communes_dep",
+            "ref_communes",
+            &["vintage", "departement_code"],
+        ),
         Ddl::Table(
             Table::create()
                 .table(a("ref_epci"))
@@ -185,7 +216,11 @@ fn m0002_comptes() -> Vec<Ddl> {
                 )
                 .to_owned(),
         ),
-        index("user_collectivites_ref", "user_collectivites", &["kind", "code"]),
+        index(
+            "user_collectivites_ref",
+            "user_collectivites",
+            &["kind", "code"],
+        ),
         // Sessions are keyed by the hash of the cookie token; `auth_method` and `idp_*` leave room
         // for OpenID Connect (ProConnect) sessions next to password ones.
         Ddl::Table(
@@ -259,7 +294,11 @@ fn m0003_journal() -> Vec<Ddl> {
                 .col(text("hash"))
                 .to_owned(),
         ),
-        index("audit_log_object", "audit_log", &["object_type", "object_id"]),
+        index(
+            "audit_log_object",
+            "audit_log",
+            &["object_type", "object_id"],
+        ),
         // One row holding the chain's head: updating it serialises writers on both engines.
         Ddl::Table(
             Table::create()
@@ -269,7 +308,10 @@ fn m0003_journal() -> Vec<Ddl> {
                 .col(text("hash"))
                 .to_owned(),
         ),
-        Ddl::SqlWith("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, $1)", GENESIS_HASH),
+        Ddl::SqlWith(
+            "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, $1)",
+            GENESIS_HASH,
+        ),
     ]
 }
 
@@ -291,11 +333,15 @@ pub(crate) async fn run(db: &Db) -> Result<Vec<i64>, StorageError> {
     let pool = db.pool();
     let mut conn = pool.acquire().await?;
     if db.backend() == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_lock(7428190)").execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_lock(7428190)")
+            .execute(&mut *conn)
+            .await?;
     }
     let result = apply(db.backend(), &mut conn).await;
     if db.backend() == Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_unlock(7428190)").execute(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_unlock(7428190)")
+            .execute(&mut *conn)
+            .await?;
     }
     result
 }
@@ -308,17 +354,24 @@ async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<Vec<i
         .col(text("name"))
         .col(text("applied_at"))
         .to_owned();
-    sqlx::query(&render(backend, &Ddl::Table(create))).execute(&mut *conn).await?;
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
-        .fetch_all(&mut *conn)
+    sqlx::query(&render(backend, &Ddl::Table(create)))
+        .execute(&mut *conn)
         .await?;
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await?;
     let known_max = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
     if let Some(v) = applied.iter().copied().find(|v| *v > known_max) {
         return Err(StorageError::FutureSchema(v));
     }
     let mut done = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-        let err = |source| StorageError::Migration { version: m.version, name: m.name, source };
+        let err = |source| StorageError::Migration {
+            version: m.version,
+            name: m.name,
+            source,
+        };
         let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(err)?;
         for ddl in (m.statements)() {
             let sql = render(backend, &ddl);
@@ -329,14 +382,16 @@ async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<Vec<i
             };
             q.execute(&mut *tx).await.map_err(err)?;
         }
-        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(m.version)
-            .bind(m.name)
-            // Operational metadata: the real time of the migration, not the business clock.
-            .bind(crate::time::format_ts(chrono::Utc::now()))
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        // Operational metadata: the real time of the migration, not the business clock.
+        .bind(crate::time::format_ts(chrono::Utc::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
         tx.commit().await.map_err(err)?;
         tracing::info!(version = m.version, name = m.name, "migration appliquée");
         done.push(m.version);

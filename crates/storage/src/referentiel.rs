@@ -9,6 +9,8 @@ use sqlx::{Any, Row, Transaction};
 pub struct RegionRow {
     pub code: String,
     pub name: String,
+    /// INSEE "type de nom en clair" (TNCC): which article the name takes (0–8).
+    pub liaison: i64,
     pub population: i64,
 }
 
@@ -16,6 +18,8 @@ pub struct RegionRow {
 pub struct DepartementRow {
     pub code: String,
     pub name: String,
+    /// INSEE "type de nom en clair" (TNCC): which article the name takes (0–8).
+    pub liaison: i64,
     pub region_code: String,
     pub population: i64,
 }
@@ -24,8 +28,10 @@ pub struct DepartementRow {
 pub struct CommuneRow {
     pub insee: String,
     pub name: String,
+    /// Département code, or the overseas collectivité's code (975, 977, 978, 986–989).
     pub departement_code: String,
-    pub region_code: String,
+    /// None for the overseas collectivités (COM), which belong to no région.
+    pub region_code: Option<String>,
     pub postcodes: Vec<String>,
     pub population: i64,
     pub siren: Option<String>,
@@ -125,7 +131,12 @@ pub async fn replace_vintage(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(), StorageError> {
     let mut tx = db.pool().begin().await?;
-    for table in ["ref_communes", "ref_epci", "ref_departements", "ref_regions"] {
+    for table in [
+        "ref_communes",
+        "ref_epci",
+        "ref_departements",
+        "ref_regions",
+    ] {
         sqlx::query(&format!("DELETE FROM {table} WHERE vintage = $1"))
             .bind(vintage)
             .execute(&mut *tx)
@@ -134,17 +145,39 @@ pub async fn replace_vintage(
     insert_rows(
         &mut tx,
         "ref_regions",
-        &["vintage", "code", "name", "population"],
-        data.regions.iter().map(|r| vec![V::I(vintage), V::T(&r.code), V::T(&r.name), V::I(r.population)]),
+        &["vintage", "code", "name", "liaison", "population"],
+        data.regions.iter().map(|r| {
+            vec![
+                V::I(vintage),
+                V::T(&r.code),
+                V::T(&r.name),
+                V::I(r.liaison),
+                V::I(r.population),
+            ]
+        }),
         progress,
     )
     .await?;
     insert_rows(
         &mut tx,
         "ref_departements",
-        &["vintage", "code", "name", "region_code", "population"],
+        &[
+            "vintage",
+            "code",
+            "name",
+            "liaison",
+            "region_code",
+            "population",
+        ],
         data.departements.iter().map(|d| {
-            vec![V::I(vintage), V::T(&d.code), V::T(&d.name), V::T(&d.region_code), V::I(d.population)]
+            vec![
+                V::I(vintage),
+                V::T(&d.code),
+                V::T(&d.name),
+                V::I(d.liaison),
+                V::T(&d.region_code),
+                V::I(d.population),
+            ]
         }),
         progress,
     )
@@ -152,7 +185,14 @@ pub async fn replace_vintage(
     insert_rows(
         &mut tx,
         "ref_epci",
-        &["vintage", "siren", "name", "epci_type", "population", "population_source"],
+        &[
+            "vintage",
+            "siren",
+            "name",
+            "epci_type",
+            "population",
+            "population_source",
+        ],
         data.epci.iter().map(|e| {
             vec![
                 V::I(vintage),
@@ -189,7 +229,7 @@ pub async fn replace_vintage(
                 V::T(&c.insee),
                 V::T(&c.name),
                 V::T(&c.departement_code),
-                V::T(&c.region_code),
+                V::N(c.region_code.as_deref()),
                 V::Owned(c.postcodes.join(" ")),
                 V::I(c.population),
                 V::N(c.siren.as_deref()),
@@ -216,9 +256,11 @@ pub async fn replace_vintage(
 }
 
 pub async fn imports(db: &Db) -> Result<Vec<ImportInfo>, StorageError> {
-    let rows = sqlx::query("SELECT vintage, source, imported_at, communes, epci FROM ref_imports ORDER BY vintage")
-        .fetch_all(db.pool())
-        .await?;
+    let rows = sqlx::query(
+        "SELECT vintage, source, imported_at, communes, epci FROM ref_imports ORDER BY vintage",
+    )
+    .fetch_all(db.pool())
+    .await?;
     rows.iter()
         .map(|r| {
             Ok(ImportInfo {
@@ -233,7 +275,8 @@ pub async fn imports(db: &Db) -> Result<Vec<ImportInfo>, StorageError> {
         .map_err(Into::into)
 }
 
-const COMMUNE_COLS: &str = "insee, name, departement_code, region_code, postcodes, population, siren, epci_siren";
+const COMMUNE_COLS: &str =
+    "insee, name, departement_code, region_code, postcodes, population, siren, epci_siren";
 
 fn commune(r: &AnyRow) -> Result<CommuneRow, sqlx::Error> {
     let postcodes: String = r.try_get("postcodes")?;
@@ -263,36 +306,52 @@ fn departement(r: &AnyRow) -> Result<DepartementRow, sqlx::Error> {
     Ok(DepartementRow {
         code: r.try_get("code")?,
         name: r.try_get("name")?,
+        liaison: r.try_get("liaison")?,
         region_code: r.try_get("region_code")?,
         population: r.try_get("population")?,
     })
 }
 
 fn region(r: &AnyRow) -> Result<RegionRow, sqlx::Error> {
-    Ok(RegionRow { code: r.try_get("code")?, name: r.try_get("name")?, population: r.try_get("population")? })
+    Ok(RegionRow {
+        code: r.try_get("code")?,
+        name: r.try_get("name")?,
+        liaison: r.try_get("liaison")?,
+        population: r.try_get("population")?,
+    })
 }
 
-fn all<T>(rows: Vec<AnyRow>, f: fn(&AnyRow) -> Result<T, sqlx::Error>) -> Result<Vec<T>, StorageError> {
-    rows.iter().map(f).collect::<Result<_, _>>().map_err(Into::into)
+fn all<T>(
+    rows: Vec<AnyRow>,
+    f: fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Vec<T>, StorageError> {
+    rows.iter()
+        .map(f)
+        .collect::<Result<_, _>>()
+        .map_err(Into::into)
 }
 
 /// Loads a whole vintage (for the in-memory search index).
 pub async fn load_vintage(db: &Db, vintage: i64) -> Result<VintageData, StorageError> {
     let pool = db.pool();
-    let regions = sqlx::query("SELECT code, name, population FROM ref_regions WHERE vintage = $1 ORDER BY code")
-        .bind(vintage)
-        .fetch_all(pool)
-        .await?;
-    let deps = sqlx::query(
-        "SELECT code, name, region_code, population FROM ref_departements WHERE vintage = $1 ORDER BY code",
+    let regions = sqlx::query(
+        "SELECT code, name, liaison, population FROM ref_regions WHERE vintage = $1 ORDER BY code",
     )
     .bind(vintage)
     .fetch_all(pool)
     .await?;
-    let communes = sqlx::query(&format!("SELECT {COMMUNE_COLS} FROM ref_communes WHERE vintage = $1 ORDER BY insee"))
-        .bind(vintage)
-        .fetch_all(pool)
-        .await?;
+    let deps = sqlx::query(
+        "SELECT code, name, liaison, region_code, population FROM ref_departements WHERE vintage = $1 ORDER BY code",
+    )
+    .bind(vintage)
+    .fetch_all(pool)
+    .await?;
+    let communes = sqlx::query(&format!(
+        "SELECT {COMMUNE_COLS} FROM ref_communes WHERE vintage = $1 ORDER BY insee"
+    ))
+    .bind(vintage)
+    .fetch_all(pool)
+    .await?;
     let epcis = sqlx::query(
         "SELECT siren, name, epci_type, population, population_source FROM ref_epci WHERE vintage = $1 ORDER BY siren",
     )
@@ -307,16 +366,26 @@ pub async fn load_vintage(db: &Db, vintage: i64) -> Result<VintageData, StorageE
     })
 }
 
-pub async fn find_commune(db: &Db, vintage: i64, insee: &str) -> Result<Option<CommuneRow>, StorageError> {
-    let row = sqlx::query(&format!("SELECT {COMMUNE_COLS} FROM ref_communes WHERE vintage = $1 AND insee = $2"))
-        .bind(vintage)
-        .bind(insee)
-        .fetch_optional(db.pool())
-        .await?;
+pub async fn find_commune(
+    db: &Db,
+    vintage: i64,
+    insee: &str,
+) -> Result<Option<CommuneRow>, StorageError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COMMUNE_COLS} FROM ref_communes WHERE vintage = $1 AND insee = $2"
+    ))
+    .bind(vintage)
+    .bind(insee)
+    .fetch_optional(db.pool())
+    .await?;
     row.as_ref().map(commune).transpose().map_err(Into::into)
 }
 
-pub async fn find_epci(db: &Db, vintage: i64, siren: &str) -> Result<Option<EpciRow>, StorageError> {
+pub async fn find_epci(
+    db: &Db,
+    vintage: i64,
+    siren: &str,
+) -> Result<Option<EpciRow>, StorageError> {
     let row = sqlx::query(
         "SELECT siren, name, epci_type, population, population_source FROM ref_epci WHERE vintage = $1 AND siren = $2",
     )
@@ -327,27 +396,44 @@ pub async fn find_epci(db: &Db, vintage: i64, siren: &str) -> Result<Option<Epci
     row.as_ref().map(epci).transpose().map_err(Into::into)
 }
 
-pub async fn find_departement(db: &Db, vintage: i64, code: &str) -> Result<Option<DepartementRow>, StorageError> {
+pub async fn find_departement(
+    db: &Db,
+    vintage: i64,
+    code: &str,
+) -> Result<Option<DepartementRow>, StorageError> {
     let row = sqlx::query(
-        "SELECT code, name, region_code, population FROM ref_departements WHERE vintage = $1 AND code = $2",
+        "SELECT code, name, liaison, region_code, population FROM ref_departements WHERE vintage = $1 AND code = $2",
     )
     .bind(vintage)
     .bind(code)
     .fetch_optional(db.pool())
     .await?;
-    row.as_ref().map(departement).transpose().map_err(Into::into)
+    row.as_ref()
+        .map(departement)
+        .transpose()
+        .map_err(Into::into)
 }
 
-pub async fn find_region(db: &Db, vintage: i64, code: &str) -> Result<Option<RegionRow>, StorageError> {
-    let row = sqlx::query("SELECT code, name, population FROM ref_regions WHERE vintage = $1 AND code = $2")
-        .bind(vintage)
-        .bind(code)
-        .fetch_optional(db.pool())
-        .await?;
+pub async fn find_region(
+    db: &Db,
+    vintage: i64,
+    code: &str,
+) -> Result<Option<RegionRow>, StorageError> {
+    let row = sqlx::query(
+        "SELECT code, name, liaison, population FROM ref_regions WHERE vintage = $1 AND code = $2",
+    )
+    .bind(vintage)
+    .bind(code)
+    .fetch_optional(db.pool())
+    .await?;
     row.as_ref().map(region).transpose().map_err(Into::into)
 }
 
-pub async fn epci_members(db: &Db, vintage: i64, siren: &str) -> Result<Vec<CommuneRow>, StorageError> {
+pub async fn epci_members(
+    db: &Db,
+    vintage: i64,
+    siren: &str,
+) -> Result<Vec<CommuneRow>, StorageError> {
     let rows = sqlx::query(&format!(
         "SELECT {COMMUNE_COLS} FROM ref_communes WHERE vintage = $1 AND epci_siren = $2 ORDER BY name"
     ))
@@ -358,9 +444,13 @@ pub async fn epci_members(db: &Db, vintage: i64, siren: &str) -> Result<Vec<Comm
     all(rows, commune)
 }
 
-pub async fn departements_of_region(db: &Db, vintage: i64, region: &str) -> Result<Vec<DepartementRow>, StorageError> {
+pub async fn departements_of_region(
+    db: &Db,
+    vintage: i64,
+    region: &str,
+) -> Result<Vec<DepartementRow>, StorageError> {
     let rows = sqlx::query(
-        "SELECT code, name, region_code, population FROM ref_departements WHERE vintage = $1 AND region_code = $2 ORDER BY code",
+        "SELECT code, name, liaison, region_code, population FROM ref_departements WHERE vintage = $1 AND region_code = $2 ORDER BY code",
     )
     .bind(vintage)
     .bind(region)

@@ -10,18 +10,54 @@ async fn exercise(db: &Db) {
     let mut conn = db.pool().acquire().await.unwrap();
     let (svc, created) = accounts::ensure_service(
         &mut conn,
-        &accounts::NewService { code: "pref-95", kind: "prefecture-departementale", name: "Préfecture du Val-d'Oise", territory_code: "95", region_code: Some("11") },
+        &accounts::NewService {
+            code: "pref-95",
+            kind: "prefecture-departementale",
+            name: "Préfecture du Val-d'Oise",
+            territory_code: "95",
+            region_code: Some("11"),
+        },
         "2021-06-01T07:00:00.000000Z",
     )
     .await
     .unwrap();
     assert!(created);
-    let id = accounts::insert_user(&mut conn, "a@example.fr", "A", "instructeur", Some(svc.id), "2021-06-01T07:00:00.000000Z").await.unwrap();
-    let dup = accounts::insert_user(&mut conn, "a@example.fr", "A", "instructeur", Some(svc.id), "2021-06-01T07:00:00.000000Z").await;
+    let id = accounts::insert_user(
+        &mut conn,
+        "a@example.fr",
+        "A",
+        "instructeur",
+        Some(svc.id),
+        "2021-06-01T07:00:00.000000Z",
+    )
+    .await
+    .unwrap();
+    let dup = accounts::insert_user(
+        &mut conn,
+        "a@example.fr",
+        "A",
+        "instructeur",
+        Some(svc.id),
+        "2021-06-01T07:00:00.000000Z",
+    )
+    .await;
     assert!(dup.unwrap_err().is_conflict());
     let u = accounts::find_user(&mut conn, id).await.unwrap().unwrap();
     assert_eq!(u.service_id, Some(svc.id));
-    let seq = audit::append(&mut conn, &audit::NewEntry { at: "t", actor: "cli", action: "x", object_type: "u", object_id: "1", before: None, after: Some("{}") }).await.unwrap();
+    let seq = audit::append(
+        &mut conn,
+        &audit::NewEntry {
+            at: "t",
+            actor: "cli",
+            action: "x",
+            object_type: "u",
+            object_id: "1",
+            before: None,
+            after: Some("{}"),
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(seq, 1);
     let p = audit::page(&mut conn, 0, 10).await.unwrap();
     assert_eq!(p.len(), 1);
@@ -39,11 +75,19 @@ async fn sqlite_round_trip() {
 
 #[tokio::test]
 async fn postgres_round_trip() {
-    let Ok(base) = std::env::var("GUICHET_TEST_PG_URL") else { return };
+    let Ok(base) = std::env::var("GUICHET_TEST_PG_URL") else {
+        return;
+    };
     let admin = Db::connect(&base, 1).await.unwrap();
     let name = format!("guichet_smoke_{}", std::process::id());
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(admin.pool()).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(admin.pool()).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(admin.pool())
+        .await
+        .unwrap();
     let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
     let db = Db::connect(&url, 2).await.unwrap();
     exercise(&db).await;

@@ -1,0 +1,38 @@
+//! Application errors. Each variant says in French what the user can do about it; internal
+//! causes are kept for the logs and never shown.
+
+use guichet_storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The input is wrong; the message says how.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("accès refusé")]
+    Forbidden,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("trop de tentatives : réessayez après {until}")]
+    TooManyAttempts {
+        until: String,
+        retry_after_secs: i64,
+    },
+    #[error("ressource indisponible : {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("erreur interne")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Storage(StorageError::from(e))
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,439 @@
+//! In-memory search over the referential: name (accent- and case-insensitive), INSEE code,
+//! SIREN or postcode, exact and prefix matches first, then larger populations.
+//!
+//! The referential is read-only between imports, so each instance keeps its own index and
+//! reloads it when `ref_imports` says another import happened (checked at most once a second),
+//! which keeps app servers stateless and in agreement.
+
+use crate::error::AppResult;
+use guichet_domain::text::fold;
+use guichet_domain::{CollectiviteKind, Vintage};
+use guichet_storage::referentiel::{self as store, ImportInfo, VintageData};
+use guichet_storage::Db;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub kind: CollectiviteKind,
+    /// INSEE code (commune), SIREN (EPCI), département or région code.
+    pub code: String,
+    pub name: String,
+    pub siren: Option<String>,
+    pub postcodes: Vec<String>,
+    pub population: i64,
+    pub departement: Option<(String, String)>,
+    pub vintage: Vintage,
+}
+
+#[derive(Debug)]
+struct Entry {
+    kind: CollectiviteKind,
+    code: String,
+    name: String,
+    folded: String,
+    siren: Option<String>,
+    postcodes: Vec<String>,
+    population: i64,
+    departement: Option<u16>,
+}
+
+/// The index of one vintage.
+#[derive(Debug, Default)]
+pub struct VintageIndex {
+    entries: Vec<Entry>,
+    departements: Vec<(String, String)>,
+}
+
+impl VintageIndex {
+    pub fn build(data: VintageData) -> Self {
+        let departements: Vec<(String, String)> = data
+            .departements
+            .iter()
+            .map(|d| (d.code.clone(), d.name.clone()))
+            .collect();
+        let dep_index: HashMap<&str, u16> = departements
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| (c.as_str(), i as u16))
+            .collect();
+        let mut entries = Vec::with_capacity(data.communes.len() + data.epci.len() + 130);
+        // EPCI: their main département is the one of most of their members.
+        let mut epci_deps: HashMap<&str, HashMap<u16, usize>> = HashMap::new();
+        for c in &data.communes {
+            if let (Some(e), Some(d)) = (
+                c.epci_siren.as_deref(),
+                dep_index.get(c.departement_code.as_str()),
+            ) {
+                *epci_deps.entry(e).or_default().entry(*d).or_default() += 1;
+            }
+        }
+        let epci_main: HashMap<String, u16> = epci_deps
+            .into_iter()
+            .filter_map(|(e, m)| {
+                m.into_iter()
+                    .max_by_key(|(_, n)| *n)
+                    .map(|(d, _)| (e.to_string(), d))
+            })
+            .collect();
+        for e in data.epci {
+            entries.push(Entry {
+                kind: CollectiviteKind::Epci,
+                folded: fold(&e.name),
+                departement: epci_main.get(&e.siren).copied(),
+                code: e.siren.clone(),
+                siren: Some(e.siren),
+                name: e.name,
+                postcodes: vec![],
+                population: e.population,
+            });
+        }
+        for c in data.communes {
+            entries.push(Entry {
+                kind: CollectiviteKind::Commune,
+                folded: fold(&c.name),
+                departement: dep_index.get(c.departement_code.as_str()).copied(),
+                code: c.insee,
+                name: c.name,
+                siren: c.siren,
+                postcodes: c.postcodes,
+                population: c.population,
+            });
+        }
+        for d in data.departements {
+            entries.push(Entry {
+                kind: CollectiviteKind::Departement,
+                folded: fold(&d.name),
+                departement: dep_index.get(d.code.as_str()).copied(),
+                code: d.code,
+                name: d.name,
+                siren: None,
+                postcodes: vec![],
+                population: d.population,
+            });
+        }
+        for r in data.regions {
+            entries.push(Entry {
+                kind: CollectiviteKind::Region,
+                folded: fold(&r.name),
+                departement: None,
+                code: r.code,
+                name: r.name,
+                siren: None,
+                postcodes: vec![],
+                population: r.population,
+            });
+        }
+        entries.shrink_to_fit();
+        VintageIndex {
+            entries,
+            departements,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Ranks: 0 code/SIREN/postcode exact, 1 name exact, 2 name prefix, 3 word prefix,
+    /// 4 code prefix, 5 substring. Ties: larger population first, then name.
+    fn rank(e: &Entry, q: &str, q_upper: &str, digits: bool) -> Option<u8> {
+        if digits || q.len() <= 5 {
+            if e.code == q_upper
+                || e.siren.as_deref() == Some(q)
+                || e.postcodes.iter().any(|p| p == q)
+            {
+                return Some(0);
+            }
+        }
+        if e.folded == q {
+            return Some(1);
+        }
+        if e.folded.starts_with(q) {
+            return Some(2);
+        }
+        if digits {
+            if q.len() >= 2
+                && (e.code.starts_with(q) || e.postcodes.iter().any(|p| p.starts_with(q)))
+                && e.kind == CollectiviteKind::Commune
+            {
+                return Some(4);
+            }
+            return None;
+        }
+        if let Some(pos) = memchr::memmem::find(e.folded.as_bytes(), q.as_bytes()) {
+            let word_start = pos == 0 || e.folded.as_bytes()[pos - 1] == b' ';
+            return Some(if word_start { 3 } else { 5 });
+        }
+        None
+    }
+
+    pub fn search(
+        &self,
+        query: &str,
+        kind: Option<CollectiviteKind>,
+        limit: usize,
+        vintage: Vintage,
+    ) -> Vec<Hit> {
+        let q = fold(query);
+        if q.is_empty() || limit == 0 {
+            return vec![];
+        }
+        let q_upper = q.to_ascii_uppercase();
+        let digits = q.chars().all(|c| c.is_ascii_digit());
+        let mut found: Vec<(u8, i64, usize)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| kind.is_none_or(|k| k == e.kind))
+            .filter_map(|(i, e)| Self::rank(e, &q, &q_upper, digits).map(|r| (r, -e.population, i)))
+            .collect();
+        let cmp = |a: &(u8, i64, usize), b: &(u8, i64, usize)| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then_with(|| self.entries[a.2].name.cmp(&self.entries[b.2].name))
+        };
+        if found.len() > limit {
+            found.select_nth_unstable_by(limit - 1, cmp);
+            found.truncate(limit);
+        }
+        found.sort_by(cmp);
+        found
+            .into_iter()
+            .map(|(_, _, i)| {
+                let e = &self.entries[i];
+                Hit {
+                    kind: e.kind,
+                    code: e.code.clone(),
+                    name: e.name.clone(),
+                    siren: e.siren.clone(),
+                    postcodes: e.postcodes.clone(),
+                    population: e.population,
+                    departement: e
+                        .departement
+                        .and_then(|d| self.departements.get(usize::from(d)).cloned()),
+                    vintage,
+                }
+            })
+            .collect()
+    }
+}
+
+#[derive(Default)]
+struct Loaded {
+    marker: Vec<(i64, String)>,
+    vintages: HashMap<Vintage, Arc<VintageIndex>>,
+}
+
+/// The shared search service: one index per imported vintage, reloaded after imports.
+#[derive(Clone)]
+pub struct SearchIndex {
+    loaded: Arc<RwLock<Loaded>>,
+    last_check: Arc<Mutex<Option<Instant>>>,
+    reload: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Default for SearchIndex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn marker(imports: &[ImportInfo]) -> Vec<(i64, String)> {
+    imports
+        .iter()
+        .map(|i| (i.vintage, i.imported_at.clone()))
+        .collect()
+}
+
+impl SearchIndex {
+    pub fn new() -> Self {
+        SearchIndex {
+            loaded: Arc::new(RwLock::new(Loaded::default())),
+            last_check: Arc::new(Mutex::new(None)),
+            reload: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Reloads if the database holds other imports than the ones indexed.
+    pub async fn refresh(&self, db: &Db) -> AppResult<()> {
+        let _guard = self.reload.lock().await;
+        let imports = store::imports(db).await?;
+        let current = marker(&imports);
+        let same = self
+            .loaded
+            .read()
+            .map(|l| l.marker == current)
+            .unwrap_or(false);
+        if same {
+            return Ok(());
+        }
+        let mut vintages = HashMap::new();
+        for i in &imports {
+            let Some(v) = u16::try_from(i.vintage)
+                .ok()
+                .and_then(|y| Vintage::from_year(y).ok())
+            else {
+                continue;
+            };
+            let data = store::load_vintage(db, i.vintage).await?;
+            vintages.insert(v, Arc::new(VintageIndex::build(data)));
+        }
+        let count: usize = vintages.values().map(|v| v.len()).sum();
+        if let Ok(mut l) = self.loaded.write() {
+            *l = Loaded {
+                marker: current,
+                vintages,
+            };
+        }
+        tracing::info!(
+            entrees = count,
+            "index de recherche des collectivités chargé"
+        );
+        Ok(())
+    }
+
+    async fn refresh_if_stale(&self, db: &Db) -> AppResult<()> {
+        let due = {
+            let mut last = self
+                .last_check
+                .lock()
+                .map_err(|_| anyhow::anyhow!("verrou empoisonné"))?;
+            let due = last.is_none_or(|t| t.elapsed() > Duration::from_secs(1));
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            self.refresh(db).await?;
+        }
+        Ok(())
+    }
+
+    pub fn vintages(&self) -> Vec<Vintage> {
+        let mut v: Vec<Vintage> = self
+            .loaded
+            .read()
+            .map(|l| l.vintages.keys().copied().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    pub fn vintage_index(&self, vintage: Vintage) -> Option<Arc<VintageIndex>> {
+        self.loaded
+            .read()
+            .ok()
+            .and_then(|l| l.vintages.get(&vintage).cloned())
+    }
+
+    pub async fn search(
+        &self,
+        db: &Db,
+        vintage: Vintage,
+        query: &str,
+        kind: Option<CollectiviteKind>,
+        limit: usize,
+    ) -> AppResult<Vec<Hit>> {
+        self.refresh_if_stale(db).await?;
+        Ok(self
+            .vintage_index(vintage)
+            .map(|idx| idx.search(query, kind, limit, vintage))
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guichet_storage::referentiel::{CommuneRow, DepartementRow, EpciRow};
+
+    fn commune(insee: &str, name: &str, pop: i64, cp: &str) -> CommuneRow {
+        CommuneRow {
+            insee: insee.into(),
+            name: name.into(),
+            departement_code: insee[..2].into(),
+            region_code: Some("11".into()),
+            postcodes: vec![cp.into()],
+            population: pop,
+            siren: None,
+            epci_siren: None,
+        }
+    }
+
+    fn index() -> VintageIndex {
+        VintageIndex::build(VintageData {
+            regions: vec![],
+            departements: vec![DepartementRow {
+                code: "95".into(),
+                name: "Val-d'Oise".into(),
+                liaison: 2,
+                region_code: "11".into(),
+                population: 0,
+            }],
+            communes: vec![
+                commune("95127", "Cergy", 65911, "95000"),
+                commune("95500", "Pontoise", 30000, "95000"),
+                commune("95572", "Saint-Ouen-l'Aumône", 24000, "95310"),
+                commune("95999", "Vauréal-lès-Cergy", 100, "95490"),
+            ],
+            epci: vec![EpciRow {
+                siren: "200035970".into(),
+                name: "CA de Cergy-Pontoise".into(),
+                epci_type: "CA".into(),
+                population: 200000,
+                population_source: None,
+            }],
+        })
+    }
+
+    #[test]
+    fn cergy_comes_first() {
+        let hits = index().search("cergy", None, 10, Vintage::Y2021);
+        let names: Vec<&str> = hits.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["Cergy", "CA de Cergy-Pontoise", "Vauréal-lès-Cergy"]
+        );
+        assert_eq!(
+            hits[0].departement,
+            Some(("95".into(), "Val-d'Oise".into()))
+        );
+    }
+
+    #[test]
+    fn accents_case_codes_and_postcodes() {
+        let idx = index();
+        assert_eq!(
+            idx.search("SAINT OUEN L AUMONE", None, 5, Vintage::Y2021)[0].code,
+            "95572"
+        );
+        assert_eq!(
+            idx.search("95127", None, 5, Vintage::Y2021)[0].name,
+            "Cergy"
+        );
+        assert_eq!(
+            idx.search("200035970", None, 5, Vintage::Y2021)[0].name,
+            "CA de Cergy-Pontoise"
+        );
+        let by_cp = idx.search("95000", None, 5, Vintage::Y2021);
+        assert_eq!(
+            by_cp.iter().map(|h| h.code.as_str()).collect::<Vec<_>>(),
+            ["95127", "95500"]
+        );
+        assert!(idx.search("   ", None, 5, Vintage::Y2021).is_empty());
+        assert_eq!(
+            idx.search("cergy", Some(CollectiviteKind::Epci), 5, Vintage::Y2021)
+                .len(),
+            1
+        );
+        assert_eq!(idx.search("cergy", None, 1, Vintage::Y2021).len(), 1);
+    }
+}

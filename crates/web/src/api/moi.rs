@@ -1,0 +1,67 @@
+//! The logged-in account.
+
+use crate::ctx::Ctx;
+use crate::error::{ApiError, Problem};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Serialize, ToSchema)]
+pub struct ServiceRef {
+    pub id: i64,
+    pub code: String,
+    pub nom: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CollectiviteRef {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub code: String,
+    pub nom: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Moi {
+    pub id: i64,
+    pub courriel: String,
+    pub nom: String,
+    /// demandeur, instructeur, coordinateur, administrateur, expert ou membre-comite
+    pub role: String,
+    pub service: Option<ServiceRef>,
+    pub collectivites: Vec<CollectiviteRef>,
+}
+
+/// Compte connecté
+#[utoipa::path(
+    get,
+    path = "/api/v1/moi",
+    tag = "comptes",
+    responses(
+        (status = 200, body = Moi),
+        (status = 401, body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn moi(ctx: Ctx) -> Result<Json<Moi>, ApiError> {
+    let u = ctx.api_user()?;
+    Ok(Json(Moi {
+        id: u.user.id,
+        courriel: u.user.email.clone(),
+        nom: u.user.display_name.clone(),
+        role: u.role.slug().into(),
+        service: u.service.as_ref().map(|s| ServiceRef {
+            id: s.id,
+            code: s.code.clone(),
+            nom: s.name.clone(),
+        }),
+        collectivites: u
+            .collectivites
+            .iter()
+            .map(|(r, nom)| CollectiviteRef {
+                kind: r.kind.slug().into(),
+                code: r.code.clone(),
+                nom: nom.clone(),
+            })
+            .collect(),
+    }))
+}

@@ -1,0 +1,115 @@
+//! Services (prefectures, national directorates), as far as the caller may see them.
+
+use crate::ctx::Ctx;
+use crate::error::extract::ApiPath;
+use crate::error::{ApiError, Problem};
+use axum::extract::State;
+use axum::Json;
+use guichet_app::accounts::service_scope;
+use guichet_app::App;
+use guichet_storage::accounts::ServiceRow;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Serialize, ToSchema)]
+pub struct Service {
+    pub id: i64,
+    pub code: String,
+    pub nom: String,
+    /// prefecture-departementale, prefecture-regionale ou direction-nationale
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Code du département, de la région ou de la direction
+    pub territoire: String,
+    pub region: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Membre {
+    pub id: i64,
+    pub nom: String,
+    pub courriel: String,
+    pub role: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ServiceDetails {
+    #[serde(flatten)]
+    pub service: Service,
+    pub membres: Vec<Membre>,
+}
+
+fn view(s: ServiceRow) -> Service {
+    Service {
+        id: s.id,
+        code: s.code,
+        nom: s.name,
+        kind: s.kind,
+        territoire: s.territory_code,
+        region: s.region_code,
+    }
+}
+
+/// Services visibles par le compte connecté
+#[utoipa::path(
+    get,
+    path = "/api/v1/services",
+    tag = "comptes",
+    responses(
+        (status = 200, body = [Service]),
+        (status = 401, body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn list(State(app): State<App>, ctx: Ctx) -> Result<Json<Vec<Service>>, ApiError> {
+    let u = ctx.api_user()?;
+    Ok(Json(
+        app.visible_services(&u.principal)
+            .await?
+            .into_iter()
+            .map(view)
+            .collect(),
+    ))
+}
+
+/// Un service et ses membres
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{id}",
+    tag = "comptes",
+    params(("id" = i64, Path, description = "Identifiant du service")),
+    responses(
+        (status = 200, body = ServiceDetails),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub async fn details(
+    State(app): State<App>,
+    ctx: Ctx,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<ServiceDetails>, ApiError> {
+    let u = ctx.api_user()?;
+    let s = app
+        .service(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("aucun service n° {id}")))?;
+    if !u.principal.can_view_service(&service_scope(&s)?) {
+        return Err(ApiError::forbidden());
+    }
+    let membres = app
+        .service_members(id)
+        .await?
+        .into_iter()
+        .map(|m| Membre {
+            id: m.id,
+            nom: m.display_name,
+            courriel: m.email,
+            role: m.role,
+        })
+        .collect();
+    Ok(Json(ServiceDetails {
+        service: view(s),
+        membres,
+    }))
+}

@@ -1,0 +1,128 @@
+//! National administration: all accounts, the audit log.
+
+use super::{render, require_user, PageResult};
+use crate::ctx::{paris_datetime, Ctx};
+use crate::error::PageError;
+use crate::layout::{Crumb, Layout};
+use askama::Template;
+use axum::extract::State;
+use guichet_app::App;
+use guichet_domain::Role;
+use guichet_storage::{audit, parse_ts};
+use std::collections::HashMap;
+
+pub struct UserLine {
+    pub name: String,
+    pub email: String,
+    pub role: &'static str,
+    pub service: String,
+    pub active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin_utilisateurs.html")]
+struct UsersTemplate {
+    layout: Layout,
+    users: Vec<UserLine>,
+}
+
+fn require_admin<'a>(
+    ctx: &'a Ctx,
+    path: &str,
+) -> Result<&'a guichet_app::accounts::UserView, PageError> {
+    let u = require_user(ctx, path)?;
+    if u.role != Role::Administrateur {
+        return Err(PageError::forbidden());
+    }
+    Ok(u)
+}
+
+pub async fn users(State(app): State<App>, ctx: Ctx) -> PageResult {
+    require_admin(&ctx, "/admin/utilisateurs")?;
+    let services: HashMap<i64, String> = app
+        .services()
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect();
+    let users = app
+        .users()
+        .await?
+        .into_iter()
+        .map(|u| UserLine {
+            role: Role::parse(&u.role).map(Role::label).unwrap_or("inconnu"),
+            service: u
+                .service_id
+                .and_then(|id| services.get(&id).cloned())
+                .unwrap_or_else(|| "—".into()),
+            active: u.password_hash.is_some() && u.disabled_at.is_none(),
+            name: u.display_name,
+            email: u.email,
+        })
+        .collect();
+    render(&UsersTemplate {
+        layout: Layout::new(
+            &ctx,
+            &app,
+            "/admin/utilisateurs",
+            vec![
+                Crumb::link("Accueil", "/"),
+                Crumb::link("Mon espace", "/espace"),
+                Crumb::here("Comptes"),
+            ],
+        ),
+        users,
+    })
+}
+
+pub struct EntryLine {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub object: String,
+    pub hash: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin_journal.html")]
+struct JournalTemplate {
+    layout: Layout,
+    entries: Vec<EntryLine>,
+}
+
+pub async fn journal(State(app): State<App>, ctx: Ctx) -> PageResult {
+    require_admin(&ctx, "/admin/journal")?;
+    let mut conn = app
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(guichet_app::Error::from)?;
+    let entries = audit::latest(&mut conn, 200)
+        .await
+        .map_err(guichet_app::Error::from)?
+        .into_iter()
+        .map(|e| EntryLine {
+            seq: e.seq,
+            at: parse_ts(&e.at).map(paris_datetime).unwrap_or(e.at),
+            actor: e.actor,
+            action: e.action,
+            object: format!("{} {}", e.object_type, e.object_id),
+            hash: e.hash[..12].to_string(),
+        })
+        .collect();
+    render(&JournalTemplate {
+        layout: Layout::new(
+            &ctx,
+            &app,
+            "/admin/journal",
+            vec![
+                Crumb::link("Accueil", "/"),
+                Crumb::link("Mon espace", "/espace"),
+                Crumb::here("Journal d’audit"),
+            ],
+        ),
+        entries,
+    })
+}

@@ -1,0 +1,214 @@
+//! Public collectivité search (works without JavaScript; the autocomplete improves it) and the
+//! public page of each collectivité.
+
+use super::{render, thousands, PageResult};
+use crate::ctx::Ctx;
+use crate::error::extract::{PagePath, PageQuery};
+use crate::error::PageError;
+use crate::layout::{Crumb, Layout};
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use guichet_app::referentiel::search::Hit;
+use guichet_app::{referentiel, App};
+use guichet_domain::{CollectiviteKind, CollectiviteRef, Vintage};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    millesime: Option<String>,
+}
+
+pub struct HitLine {
+    pub name: String,
+    pub kind: &'static str,
+    pub code: String,
+    pub detail: String,
+    pub href: String,
+}
+
+pub fn hit_line(h: &Hit) -> HitLine {
+    let mut detail = Vec::new();
+    if let Some((code, name)) = &h.departement {
+        detail.push(format!("{name} ({code})"));
+    }
+    if !h.postcodes.is_empty() {
+        detail.push(h.postcodes.join(", "));
+    }
+    detail.push(format!("{} habitants", thousands(h.population)));
+    HitLine {
+        name: h.name.clone(),
+        kind: h.kind.label(),
+        code: h.code.clone(),
+        detail: detail.join(" · "),
+        href: format!(
+            "/collectivites/{}/{}?millesime={}",
+            h.kind, h.code, h.vintage
+        ),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/collectivites.html")]
+struct SearchTemplate {
+    layout: Layout,
+    q: String,
+    vintage: u16,
+    vintages: Vec<u16>,
+    hits: Vec<HitLine>,
+    searched: bool,
+    empty_referential: bool,
+}
+
+async fn pick_vintage(app: &App, requested: Option<&str>) -> Result<Vintage, PageError> {
+    match requested.filter(|s| !s.is_empty()) {
+        Some(s) => {
+            Vintage::parse(s).map_err(|e| PageError::new(StatusCode::BAD_REQUEST, e.to_string()))
+        }
+        None => Ok(app.vintage_in_force().await?),
+    }
+}
+
+pub async fn search(
+    State(app): State<App>,
+    ctx: Ctx,
+    PageQuery(q): PageQuery<SearchQuery>,
+) -> PageResult {
+    let vintage = pick_vintage(&app, q.millesime.as_deref()).await?;
+    let query = q.q.chars().take(100).collect::<String>();
+    let hits = if query.trim().is_empty() {
+        vec![]
+    } else {
+        app.search
+            .search(&app.db, vintage, &query, None, 20)
+            .await?
+    };
+    let vintages: Vec<u16> = referentiel::available_vintages(&app.db)
+        .await?
+        .iter()
+        .map(|v| v.year())
+        .collect();
+    render(&SearchTemplate {
+        layout: Layout::new(
+            &ctx,
+            &app,
+            "/collectivites",
+            vec![Crumb::link("Accueil", "/"), Crumb::here("Collectivités")],
+        ),
+        searched: !query.trim().is_empty(),
+        q: query,
+        vintage: vintage.year(),
+        empty_referential: vintages.is_empty(),
+        vintages,
+        hits: hits.iter().map(hit_line).collect(),
+    })
+}
+
+pub struct PopulationLine {
+    pub vintage: u16,
+    pub population: String,
+}
+
+pub struct MemberLine {
+    pub name: String,
+    pub href: String,
+    pub population: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/collectivite.html")]
+struct CollectiviteTemplate {
+    layout: Layout,
+    name: String,
+    kind: &'static str,
+    code_label: &'static str,
+    code: String,
+    siren: Option<String>,
+    postcodes: String,
+    departement: Option<(String, String)>,
+    region: Option<(String, String)>,
+    epci: Option<(String, String)>,
+    populations: Vec<PopulationLine>,
+    population_note: &'static str,
+    members: Vec<MemberLine>,
+    vintage: u16,
+    space_href: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct PageVintage {
+    #[serde(default)]
+    millesime: Option<String>,
+}
+
+pub async fn page(
+    State(app): State<App>,
+    ctx: Ctx,
+    PagePath((kind, code)): PagePath<(String, String)>,
+    PageQuery(q): PageQuery<PageVintage>,
+) -> PageResult {
+    let r = CollectiviteKind::parse(&kind)
+        .ok()
+        .and_then(|k| CollectiviteRef::new(k, &code).ok())
+        .ok_or_else(PageError::not_found)?;
+    let vintage = pick_vintage(&app, q.millesime.as_deref()).await?;
+    let d = referentiel::details(&app.db, vintage, &r).await?;
+    let space_href = ctx
+        .user()
+        .filter(|u| u.principal.can_view_collectivite(&r, &d.footprint))
+        .map(|_| format!("/espace/collectivites/{}/{}", r.kind, r.code));
+    let path = format!("/collectivites/{}/{}", r.kind, r.code);
+    render(&CollectiviteTemplate {
+        layout: Layout::new(
+            &ctx,
+            &app,
+            &path,
+            vec![
+                Crumb::link("Accueil", "/"),
+                Crumb::link("Collectivités", "/collectivites"),
+                Crumb::here(d.name.clone()),
+            ],
+        ),
+        kind: r.kind.label(),
+        code_label: match r.kind {
+            CollectiviteKind::Commune => "Code INSEE",
+            CollectiviteKind::Epci => "SIREN",
+            CollectiviteKind::Departement => "Code du département",
+            CollectiviteKind::Region => "Code de la région",
+        },
+        code: r.code.clone(),
+        siren: d.siren.clone().filter(|_| r.kind != CollectiviteKind::Epci),
+        postcodes: d.postcodes.join(", "),
+        departement: d.departement.clone(),
+        region: d.region.clone(),
+        epci: d.epci.clone(),
+        populations: d
+            .populations
+            .iter()
+            .map(|(v, p)| PopulationLine {
+                vintage: *v,
+                population: thousands(*p),
+            })
+            .collect(),
+        population_note: if r.kind == CollectiviteKind::Commune {
+            "Population municipale publiée pour chaque millésime du référentiel."
+        } else {
+            "Somme des populations des communes membres, pour chaque millésime du référentiel."
+        },
+        members: d
+            .members
+            .iter()
+            .map(|(insee, name, pop)| MemberLine {
+                name: name.clone(),
+                href: format!("/collectivites/commune/{insee}?millesime={}", d.vintage),
+                population: thousands(*pop),
+            })
+            .collect(),
+        vintage: d.vintage,
+        name: d.name,
+        space_href,
+    })
+}

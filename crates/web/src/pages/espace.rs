@@ -1,0 +1,291 @@
+//! "Mon espace" and the scoped pages behind it: a service and its members, a collectivité's
+//! private space. Access is decided by the domain's rules on every read, not by menus.
+
+use super::{render, require_user, PageResult};
+use crate::ctx::Ctx;
+use crate::error::extract::PagePath;
+use crate::error::PageError;
+use crate::layout::{Crumb, Layout};
+use askama::Template;
+use axum::extract::State;
+use guichet_app::accounts::service_scope;
+use guichet_app::{referentiel, App};
+use guichet_domain::{CollectiviteKind, CollectiviteRef, Role, ServiceKind};
+use guichet_storage::accounts::{ServiceRow, UserRow};
+
+pub struct ServiceLine {
+    pub id: i64,
+    pub name: String,
+    pub kind: &'static str,
+    pub territory: String,
+}
+
+pub struct CollectiviteLine {
+    pub name: String,
+    pub kind: &'static str,
+    pub space_href: String,
+    pub public_href: String,
+}
+
+pub struct MemberLine {
+    pub name: String,
+    pub email: String,
+    pub role: &'static str,
+    pub active: bool,
+}
+
+fn kind_label(kind: &str) -> &'static str {
+    ServiceKind::from_slug(kind)
+        .map(ServiceKind::label)
+        .unwrap_or("Service")
+}
+
+fn service_line(s: &ServiceRow) -> ServiceLine {
+    ServiceLine {
+        id: s.id,
+        name: s.name.clone(),
+        kind: kind_label(&s.kind),
+        territory: s.territory_code.clone(),
+    }
+}
+
+fn member_line(u: &UserRow) -> MemberLine {
+    MemberLine {
+        name: u.display_name.clone(),
+        email: u.email.clone(),
+        role: Role::parse(&u.role).map(Role::label).unwrap_or("inconnu"),
+        active: u.password_hash.is_some() && u.disabled_at.is_none(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/espace.html")]
+struct EspaceTemplate {
+    layout: Layout,
+    name: String,
+    email: String,
+    role_label: &'static str,
+    is_admin: bool,
+    is_demandeur: bool,
+    service: Option<ServiceLine>,
+    territory: Option<String>,
+    collectivites: Vec<CollectiviteLine>,
+    services: Vec<ServiceLine>,
+}
+
+/// Describes what a service covers, from the referential.
+async fn territory_of(app: &App, s: &ServiceRow) -> Result<String, PageError> {
+    let v = i64::from(app.vintage_in_force().await?.year());
+    use guichet_storage::referentiel as r;
+    Ok(match ServiceKind::from_slug(&s.kind) {
+        Some(ServiceKind::PrefectureDepartementale) => {
+            let dep = r::find_departement(&app.db, v, &s.territory_code)
+                .await
+                .map_err(guichet_app::Error::from)?;
+            let reg = match &s.region_code {
+                Some(code) => r::find_region(&app.db, v, code)
+                    .await
+                    .map_err(guichet_app::Error::from)?,
+                None => None,
+            };
+            format!(
+                "Département : {} ({}){}",
+                dep.map(|d| d.name).unwrap_or_default(),
+                s.territory_code,
+                reg.map(|g| format!(", région {}", g.name))
+                    .unwrap_or_default()
+            )
+        }
+        Some(ServiceKind::PrefectureRegionale) => {
+            let reg = r::find_region(&app.db, v, &s.territory_code)
+                .await
+                .map_err(guichet_app::Error::from)?;
+            let deps = r::departements_of_region(&app.db, v, &s.territory_code)
+                .await
+                .map_err(guichet_app::Error::from)?;
+            format!(
+                "Région : {} ({}) – départements : {}",
+                reg.map(|g| g.name).unwrap_or_default(),
+                s.territory_code,
+                deps.iter()
+                    .map(|d| format!("{} ({})", d.name, d.code))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+        _ => "Compétence nationale".to_string(),
+    })
+}
+
+pub async fn page(State(app): State<App>, ctx: Ctx) -> PageResult {
+    let u = require_user(&ctx, "/espace")?;
+    let (service, territory) = match &u.service {
+        Some(s) => (Some(service_line(s)), Some(territory_of(&app, s).await?)),
+        None => (None, None),
+    };
+    let services = if matches!(u.role, Role::Coordinateur | Role::Administrateur) {
+        app.visible_services(&u.principal)
+            .await?
+            .iter()
+            .map(service_line)
+            .collect()
+    } else {
+        vec![]
+    };
+    let collectivites = u
+        .collectivites
+        .iter()
+        .map(|(r, name)| CollectiviteLine {
+            name: name.clone(),
+            kind: r.kind.label(),
+            space_href: format!("/espace/collectivites/{}/{}", r.kind, r.code),
+            public_href: format!("/collectivites/{}/{}", r.kind, r.code),
+        })
+        .collect();
+    render(&EspaceTemplate {
+        layout: Layout::new(
+            &ctx,
+            &app,
+            "/espace",
+            vec![Crumb::link("Accueil", "/"), Crumb::here("Mon espace")],
+        ),
+        name: u.user.display_name.clone(),
+        email: u.user.email.clone(),
+        role_label: u.role.label(),
+        is_admin: u.role == Role::Administrateur,
+        is_demandeur: u.role == Role::Demandeur,
+        service,
+        territory,
+        collectivites,
+        services,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "pages/services.html")]
+struct ServicesTemplate {
+    layout: Layout,
+    services: Vec<ServiceLine>,
+}
+
+pub async fn services(State(app): State<App>, ctx: Ctx) -> PageResult {
+    let u = require_user(&ctx, "/espace/services")?;
+    if u.role == Role::Demandeur {
+        return Err(PageError::forbidden());
+    }
+    let services = app
+        .visible_services(&u.principal)
+        .await?
+        .iter()
+        .map(service_line)
+        .collect();
+    render(&ServicesTemplate {
+        layout: Layout::new(
+            &ctx,
+            &app,
+            "/espace/services",
+            vec![
+                Crumb::link("Accueil", "/"),
+                Crumb::link("Mon espace", "/espace"),
+                Crumb::here("Services"),
+            ],
+        ),
+        services,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "pages/service.html")]
+struct ServiceTemplate {
+    layout: Layout,
+    service: ServiceLine,
+    territory: String,
+    members: Vec<MemberLine>,
+}
+
+pub async fn service(State(app): State<App>, ctx: Ctx, PagePath(id): PagePath<i64>) -> PageResult {
+    let path = format!("/espace/services/{id}");
+    let u = require_user(&ctx, &path)?;
+    let s = app.service(id).await?.ok_or_else(PageError::not_found)?;
+    if !u.principal.can_view_service(&service_scope(&s)?) {
+        return Err(PageError::forbidden());
+    }
+    let members = app
+        .service_members(id)
+        .await?
+        .iter()
+        .map(member_line)
+        .collect();
+    let territory = territory_of(&app, &s).await?;
+    render(&ServiceTemplate {
+        layout: Layout::new(
+            &ctx,
+            &app,
+            &path,
+            vec![
+                Crumb::link("Accueil", "/"),
+                Crumb::link("Mon espace", "/espace"),
+                Crumb::here(s.name.clone()),
+            ],
+        ),
+        service: service_line(&s),
+        territory,
+        members,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "pages/espace_collectivite.html")]
+struct CollectiviteSpaceTemplate {
+    layout: Layout,
+    name: String,
+    kind: &'static str,
+    public_href: String,
+    members: Vec<MemberLine>,
+}
+
+pub async fn collectivite(
+    State(app): State<App>,
+    ctx: Ctx,
+    PagePath((kind, code)): PagePath<(String, String)>,
+) -> PageResult {
+    let path = format!("/espace/collectivites/{kind}/{code}");
+    let u = require_user(&ctx, &path)?;
+    let r = CollectiviteKind::parse(&kind)
+        .ok()
+        .and_then(|k| CollectiviteRef::new(k, &code).ok())
+        .ok_or_else(PageError::not_found)?;
+    let vintage = app.vintage_in_force().await?;
+    let footprint = referentiel::footprint(&app.db, vintage, &r)
+        .await?
+        .ok_or_else(PageError::not_found)?;
+    if !u.principal.can_view_collectivite(&r, &footprint) {
+        return Err(PageError::forbidden());
+    }
+    let name = app
+        .collectivite_name(vintage, &r)
+        .await?
+        .unwrap_or_else(|| r.to_string());
+    let members = app
+        .collectivite_members(&r)
+        .await?
+        .iter()
+        .map(member_line)
+        .collect();
+    render(&CollectiviteSpaceTemplate {
+        layout: Layout::new(
+            &ctx,
+            &app,
+            &path,
+            vec![
+                Crumb::link("Accueil", "/"),
+                Crumb::link("Mon espace", "/espace"),
+                Crumb::here(name.clone()),
+            ],
+        ),
+        kind: r.kind.label(),
+        public_href: format!("/collectivites/{}/{}", r.kind, r.code),
+        name,
+        members,
+    })
+}

@@ -1,0 +1,229 @@
+//! Cross-cutting protections: security headers, the CSRF guard and body size limit on forms,
+//! and the rendering of DSFR error pages.
+
+use crate::ctx::Ctx;
+use crate::error::{ApiError, ErrorPage, PageError};
+use crate::layout::Layout;
+use askama::Template;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use guichet_app::App;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// Largest form body accepted (uploads will have their own routes and limits).
+pub const FORM_LIMIT: usize = 256 * 1024;
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; \
+connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
+pub async fn headers(State(app): State<App>, req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "referrer-policy",
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+    );
+    if app.config.secure_cookies() {
+        h.insert(
+            "strict-transport-security",
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        );
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/")
+}
+
+fn state_changing(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn too_large(api: bool) -> Response {
+    let msg = format!(
+        "le contenu envoyé dépasse la taille autorisée ({} Ko)",
+        FORM_LIMIT / 1024
+    );
+    if api {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, msg).into_response()
+    } else {
+        PageError::new(StatusCode::PAYLOAD_TOO_LARGE, msg).into_response()
+    }
+}
+
+/// Every state-changing request to a page must be a form carrying the CSRF token of the
+/// session (or, before login, of the anonymous cookie). The body is read here, within the size
+/// limit, and handed on unchanged.
+pub async fn csrf_guard(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let api = is_api(&path);
+    if !state_changing(req.method()) {
+        return next.run(req).await;
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > FORM_LIMIT) {
+        return too_large(api);
+    }
+    if api {
+        // The API has no state-changing routes yet; when it does, they will authenticate with
+        // tokens rather than cookies.
+        return ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "méthode non autorisée sur cette ressource",
+        )
+        .into_response();
+    }
+    let Some(ctx) = req.extensions().get::<Arc<Ctx>>().cloned() else {
+        return PageError::status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
+    };
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return PageError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "ce formulaire doit être envoyé depuis la page du site",
+        )
+        .into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let bytes: Bytes = match axum::body::to_bytes(body, FORM_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => return too_large(false),
+    };
+    let sent = url::form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.into_owned());
+    let valid = sent.is_some_and(|s| {
+        !ctx.csrf.is_empty() && bool::from(s.as_bytes().ct_eq(ctx.csrf.as_bytes()))
+    });
+    if !valid {
+        tracing::warn!(chemin = %path, "jeton CSRF absent ou invalide");
+        return PageError::new(
+            StatusCode::FORBIDDEN,
+            "le formulaire a expiré ou ne provient pas de ce site : rechargez la page et recommencez",
+        )
+        .into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+#[derive(Template)]
+#[template(path = "pages/erreur.html")]
+struct ErrorTemplate {
+    layout: Layout,
+    status: u16,
+    title: &'static str,
+    lead: &'static str,
+    message: Option<String>,
+}
+
+fn error_texts(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        400 => ("Requête invalide", "La demande envoyée n’a pas pu être comprise."),
+        401 => ("Connexion nécessaire", "Connectez-vous pour accéder à cette page."),
+        403 => ("Accès refusé", "Vous n’avez pas accès à cette page avec votre compte."),
+        404 => (
+            "Page non trouvée",
+            "La page que vous cherchez est introuvable. Excusez-nous pour la gêne occasionnée.",
+        ),
+        405 => ("Méthode non autorisée", "Cette adresse ne s’utilise pas de cette façon."),
+        409 | 410 => ("Action impossible", "Cette action ne peut pas être menée à son terme."),
+        413 => ("Envoi trop volumineux", "Le contenu envoyé dépasse la taille autorisée."),
+        415 => ("Envoi non reconnu", "Le contenu envoyé n’a pas le format attendu."),
+        429 => ("Trop de tentatives", "Trop de demandes ont été faites en peu de temps."),
+        503 => ("Service indisponible", "Le service est momentanément indisponible."),
+        _ => (
+            "Erreur inattendue",
+            "Désolé, le service rencontre un problème, nous travaillons pour le résoudre le plus rapidement possible.",
+        ),
+    }
+}
+
+/// Turns error markers (and bare 404/405 from routing) into DSFR error pages for HTML routes.
+pub async fn render_errors(State(app): State<App>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let ctx = req.extensions().get::<Arc<Ctx>>().cloned();
+    let response = next.run(req).await;
+    let status = response.status();
+    let marker = response.extensions().get::<ErrorPage>().cloned();
+    let bare_error = (status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED)
+        && !response.headers().contains_key(header::CONTENT_TYPE);
+    if marker.is_none() && !bare_error {
+        return response;
+    }
+    if is_api(&path) {
+        let detail = marker
+            .and_then(|m| m.message)
+            .unwrap_or_else(|| problem_default(status));
+        return ApiError::new(status, detail).into_response();
+    }
+    let Some(ctx) = ctx else { return response };
+    let (title, lead) = error_texts(status);
+    let message = marker.and_then(|m| m.message).map(|m| capitalise(&m));
+    let page = ErrorTemplate {
+        layout: Layout::new(&ctx, &app, &path, vec![]),
+        status: status.as_u16(),
+        title,
+        lead,
+        message,
+    };
+    let mut out = match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(erreur = %e, "rendu de la page d’erreur");
+            (status, "Erreur").into_response()
+        }
+    };
+    for (k, v) in response.headers() {
+        if k == header::SET_COOKIE || k == header::RETRY_AFTER || k == header::LOCATION {
+            out.headers_mut().append(k, v.clone());
+        }
+    }
+    out
+}
+
+fn problem_default(status: StatusCode) -> String {
+    match status.as_u16() {
+        404 => "aucune ressource à cette adresse".into(),
+        405 => "méthode non autorisée sur cette ressource".into(),
+        _ => crate::error::problem_slug(status).1.to_lowercase(),
+    }
+}
+
+pub fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
