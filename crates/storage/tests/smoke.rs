@@ -1,94 +1,81 @@
-//! Migrations and a round trip through the query layer on SQLite (and PostgreSQL when
-//! GUICHET_TEST_PG_URL names a server).
+//! Migrations and a round trip through the query layer, on the backend the suite runs against.
 
 use guichet_storage::{accounts, audit, Db};
 
-async fn exercise(db: &Db) {
-    db.migrate().await.unwrap();
+#[tokio::test]
+async fn migrations_apply_once_and_queries_round_trip() {
+    let dir = guichet_testkit::temp_dir();
+    let db = Db::connect(&guichet_testkit::fresh_database_url(&dir).await, 2)
+        .await
+        .unwrap();
+    assert!(!db.migrate().await.unwrap().is_empty());
     // Idempotent: a second run applies nothing.
     assert!(db.migrate().await.unwrap().is_empty());
     let mut conn = db.pool().acquire().await.unwrap();
-    let (svc, created) = accounts::ensure_service(
-        &mut conn,
-        &accounts::NewService {
-            code: "pref-95",
-            kind: "prefecture-departementale",
-            name: "Préfecture du Val-d'Oise",
-            territory_code: "95",
-            region_code: Some("11"),
-        },
-        "2021-06-01T07:00:00.000000Z",
-    )
-    .await
-    .unwrap();
+    let now = "2021-06-01T07:00:00.000000Z";
+    let new = accounts::NewService {
+        code: "pref-95",
+        kind: "prefecture-departementale",
+        name: "Préfecture du Val-d'Oise",
+        territory_code: "95",
+        region_code: Some("11"),
+    };
+    let (svc, created) = accounts::ensure_service(&mut conn, &new, now)
+        .await
+        .unwrap();
     assert!(created);
+    let (again, created) = accounts::ensure_service(&mut conn, &new, now)
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.id, svc.id);
     let id = accounts::insert_user(
         &mut conn,
-        "a@example.fr",
+        "a@exemple.fr",
         "A",
         "instructeur",
         Some(svc.id),
-        "2021-06-01T07:00:00.000000Z",
+        now,
     )
     .await
     .unwrap();
     let dup = accounts::insert_user(
         &mut conn,
-        "a@example.fr",
+        "a@exemple.fr",
         "A",
         "instructeur",
         Some(svc.id),
-        "2021-06-01T07:00:00.000000Z",
+        now,
     )
     .await;
     assert!(dup.unwrap_err().is_conflict());
     let u = accounts::find_user(&mut conn, id).await.unwrap().unwrap();
     assert_eq!(u.service_id, Some(svc.id));
-    let seq = audit::append(
-        &mut conn,
-        &audit::NewEntry {
-            at: "t",
+    for n in 1..=3 {
+        let entry = audit::NewEntry {
+            at: now,
             actor: "cli",
-            action: "x",
-            object_type: "u",
+            action: "essai",
+            object_type: "utilisateur",
             object_id: "1",
             before: None,
             after: Some("{}"),
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(seq, 1);
-    let p = audit::page(&mut conn, 0, 10).await.unwrap();
-    assert_eq!(p.len(), 1);
-    assert_eq!(p[0].computed_hash(), p[0].hash);
+        };
+        assert_eq!(audit::append(&mut conn, &entry).await.unwrap(), n);
+    }
+    let page = audit::page(&mut conn, 0, 10).await.unwrap();
+    assert_eq!(page.len(), 3);
+    assert_eq!(page[1].prev_hash, page[0].hash);
+    assert!(page.iter().all(|r| r.computed_hash() == r.hash));
 }
 
 #[tokio::test]
-async fn sqlite_round_trip() {
-    let dir = std::env::temp_dir().join(format!("guichet-smoke-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let url = format!("sqlite://{}/db.sqlite", dir.display());
-    let db = Db::connect(&url, 2).await.unwrap();
-    exercise(&db).await;
-}
-
-#[tokio::test]
-async fn postgres_round_trip() {
-    let Ok(base) = std::env::var("GUICHET_TEST_PG_URL") else {
-        return;
-    };
-    let admin = Db::connect(&base, 1).await.unwrap();
-    let name = format!("guichet_smoke_{}", std::process::id());
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(admin.pool())
+async fn a_malformed_url_is_explained() {
+    let e = Db::connect("pas une url", 1).await.unwrap_err().to_string();
+    assert!(e.contains("DATABASE_URL invalide"), "{e}");
+    let e = Db::connect("mysql://localhost/x", 1)
         .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(admin.pool())
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
-    let db = Db::connect(&url, 2).await.unwrap();
-    exercise(&db).await;
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("non pris en charge"), "{e}");
 }

@@ -1,0 +1,208 @@
+//! `spawn_app()` and helpers for talking to it.
+
+use chrono::TimeZone;
+use guichet_app::audit::Actor;
+use guichet_app::clock::Clock;
+use guichet_app::config::Config;
+use guichet_app::App;
+use guichet_domain::access::ServiceTarget;
+use guichet_domain::{CollectiviteRef, Role, Vintage};
+use std::path::PathBuf;
+
+pub const PASSWORD: &str = "une phrase de passe correcte";
+
+pub struct TestApp {
+    pub base: String,
+    pub app: App,
+    pub client: reqwest::Client,
+    pub data_dir: PathBuf,
+}
+
+pub fn fixtures_npm_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node_modules")
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client HTTP")
+}
+
+/// Starts Guichet with the fixture referential (a subset of both vintages) and the clock at
+/// 1 June 2021, 09:00 in Paris.
+pub async fn spawn_app() -> TestApp {
+    spawn_with_npm_dir(fixtures_npm_dir()).await
+}
+
+pub async fn spawn_with_npm_dir(npm_dir: PathBuf) -> TestApp {
+    let data_dir = guichet_testkit::temp_dir();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("port");
+    let addr = listener.local_addr().expect("adresse");
+    let mut config = Config::defaults(&data_dir);
+    config.database_url = guichet_testkit::fresh_database_url(&data_dir).await;
+    config.npm_dir = npm_dir;
+    config.bind = addr.to_string();
+    config.base_url = format!("http://{addr}");
+    config.db_max_connections = 4;
+    let clock = Clock::starting_at(chrono::Utc.with_ymd_and_hms(2021, 6, 1, 7, 0, 0).unwrap());
+    let app = App::start(config, clock).await.expect("démarrage");
+    for v in Vintage::ALL {
+        app.import_vintage(v, Actor::Cli, &|_, _| {})
+            .await
+            .expect("import du référentiel");
+    }
+    let server = app.clone();
+    tokio::spawn(async move { guichet_web::serve_on(listener, server).await });
+    TestApp {
+        base: format!("http://{addr}"),
+        app,
+        client: client(),
+        data_dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn get_with(&self, client: &reqwest::Client, path: &str) -> reqwest::Response {
+        client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// Creates an account with a known password; returns its email.
+    pub async fn user(
+        &self,
+        email: &str,
+        role: Role,
+        service: Option<&str>,
+        collectivites: &[&str],
+    ) -> String {
+        let (id, _) = self
+            .app
+            .create_user(
+                guichet_app::accounts::NewUser {
+                    email: email.into(),
+                    display_name: format!("Personne {email}"),
+                    role,
+                    service: service.map(|s| ServiceTarget::parse(s).expect("territoire")),
+                    collectivites: collectivites
+                        .iter()
+                        .map(|c| CollectiviteRef::parse(c).expect("collectivité"))
+                        .collect(),
+                },
+                Actor::Cli,
+            )
+            .await
+            .expect("création du compte");
+        self.app
+            .set_password(id, PASSWORD, Actor::Cli)
+            .await
+            .expect("mot de passe");
+        email.to_string()
+    }
+
+    /// Reads the CSRF token from a page's forms.
+    pub async fn csrf(&self, client: &reqwest::Client, path: &str) -> String {
+        let html = client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET")
+            .text()
+            .await
+            .expect("corps");
+        csrf_in(&html).unwrap_or_else(|| panic!("pas de jeton CSRF sur {path}"))
+    }
+
+    pub async fn post_form(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        client
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Logs in with a new browser-like client and returns it.
+    pub async fn login_as(&self, email: &str) -> reqwest::Client {
+        let c = client();
+        let r = self.login_with(&c, email, PASSWORD).await;
+        assert_eq!(r.status(), 303, "connexion de {email}");
+        c
+    }
+
+    pub async fn login_with(
+        &self,
+        c: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let csrf = self.csrf(c, "/connexion").await;
+        self.post_form(
+            c,
+            "/connexion",
+            &[
+                ("csrf", &csrf),
+                ("email", email),
+                ("password", password),
+                ("suite", "/espace"),
+            ],
+        )
+        .await
+    }
+
+    /// The emails written to disk (no SMTP in tests), oldest first.
+    pub fn emails(&self) -> Vec<String> {
+        let dir = self.data_dir.join("courriels");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).expect("courriel"))
+            .collect()
+    }
+
+    /// The one-time link in the last email sent to `to`.
+    pub fn last_link_to(&self, to: &str) -> String {
+        let mail = self
+            .emails()
+            .into_iter()
+            .rev()
+            .find(|m| m.contains(to))
+            .unwrap_or_else(|| panic!("aucun courriel pour {to}"));
+        // Undo quoted-printable soft breaks should a transport have used them.
+        let mail = mail
+            .replace("=\r\n", "")
+            .replace("=\n", "")
+            .replace("=3D", "=");
+        let start = mail.find(&self.base).expect("lien dans le courriel");
+        mail[start..]
+            .split_whitespace()
+            .next()
+            .expect("lien")
+            .to_string()
+    }
+}
+
+pub fn csrf_in(html: &str) -> Option<String> {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_string())
+}

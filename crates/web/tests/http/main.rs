@@ -1,0 +1,10 @@
+//! HTTP integration tests: each test starts the real application on a random port with a fresh
+//! database (SQLite, or PostgreSQL with GUICHET_TEST_DATABASE=postgres) and talks to it as a
+//! browser or an API client would.
+
+mod api;
+mod auth;
+mod common;
+mod matrix;
+mod pages;
+mod referentiel_reel;

@@ -1,0 +1,135 @@
+use crate::common::spawn_app;
+
+#[tokio::test]
+async fn the_home_page_presents_the_programme_in_french_with_the_dsfr() {
+    let t = spawn_app().await;
+    let r = t.get("/").await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    for expected in [
+        "<html lang=\"fr\"",
+        "République<br>Française",
+        "Transformation numérique des collectivités territoriales",
+        "axe3.v1.dematads",
+        "Axe 2 : appels à projets nationaux",
+        "href=\"#contenu\"",
+        "/dsfr/dsfr.min.css",
+        "Horloge simulée : nous sommes le 1 juin 2021 à 09:",
+    ] {
+        assert!(html.contains(expected), "absent : {expected}");
+    }
+    assert!(!html.contains("<script>"), "aucun script en ligne");
+    assert!(!html.contains("style=\""), "aucun style en ligne");
+}
+
+#[tokio::test]
+async fn pages_carry_security_headers() {
+    let t = spawn_app().await;
+    let r = t.get("/").await;
+    let h = r.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "strict-origin-when-cross-origin");
+    assert!(
+        h.get("strict-transport-security").is_none(),
+        "pas de HSTS sans TLS"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_page_gets_the_dsfr_404_in_french() {
+    let t = spawn_app().await;
+    let r = t.get("/nulle-part").await;
+    assert_eq!(r.status(), 404);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Page non trouvée") && html.contains("fr-header"),
+        "{html}"
+    );
+    let r = t.get("/collectivites/commune/00000").await;
+    assert_eq!(r.status(), 404);
+    let r = t.get("/espace/services/pas-un-nombre").await;
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn the_public_page_of_a_commune_shows_both_vintages() {
+    let t = spawn_app().await;
+    let html = t
+        .get("/collectivites/commune/95127")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<h1>Cergy</h1>"));
+    assert!(html.contains("65\u{202f}911"), "population 2021");
+    assert!(html.contains("70\u{202f}906"), "population 2026");
+    assert!(
+        html.contains("Val-d&#x27;Oise") || html.contains("Val-d&#39;Oise"),
+        "département"
+    );
+    assert!(html.contains("CA de Cergy-Pontoise"), "EPCI");
+    assert!(html.contains("Île-de-France"), "région");
+    let epci = t
+        .get("/collectivites/epci/249500109")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(epci.contains("Communes membres (13)"), "{epci}");
+    let bad = t.get("/collectivites/commune/95127?millesime=1999").await;
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("Millésime inconnu"));
+}
+
+#[tokio::test]
+async fn the_search_page_works_without_javascript() {
+    let t = spawn_app().await;
+    let html = t.get("/collectivites?q=CERGY").await.text().await.unwrap();
+    let cergy = html.find(">Cergy</a>").expect("Cergy trouvée");
+    let ca = html
+        .find(">CA de Cergy-Pontoise</a>")
+        .expect("l’agglomération aussi");
+    assert!(cergy < ca, "la commune d’abord");
+    let none = t.get("/collectivites?q=zzzzzz").await.text().await.unwrap();
+    assert!(none.contains("Aucune collectivité ne correspond"));
+}
+
+#[tokio::test]
+async fn dsfr_assets_are_served_with_cache_validation() {
+    let t = spawn_app().await;
+    let r = t.get("/dsfr/dsfr.min.css").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/css");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age="));
+    let again = t
+        .client
+        .get(t.url("/dsfr/dsfr.min.css"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(t.get("/static/autocomplete.js").await.status(), 200);
+    assert_eq!(t.get("/dsfr/../Cargo.toml").await.status(), 404);
+}
+
+#[tokio::test]
+async fn mon_espace_sends_anonymous_visitors_to_login_and_back() {
+    let t = spawn_app().await;
+    let r = t.get("/espace/services").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/connexion?suite=%2Fespace%2Fservices"
+    );
+}
