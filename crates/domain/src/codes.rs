@@ -35,7 +35,7 @@ fn luhn_ok(digits: &str) -> bool {
         }
         sum += d;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 macro_rules! string_newtype {
@@ -141,7 +141,10 @@ impl Siret {
         let checksum_ok = digits_ok
             && (luhn_ok(&s)
                 || (s.starts_with("356000000")
-                    && s.chars().filter_map(|c| c.to_digit(10)).sum::<u32>() % 5 == 0));
+                    && s.chars()
+                        .filter_map(|c| c.to_digit(10))
+                        .sum::<u32>()
+                        .is_multiple_of(5)));
         if checksum_ok {
             Ok(Self(s))
         } else {

@@ -33,6 +33,19 @@ impl Cents {
         self.0
     }
 
+    /// Whole amounts without cents (`88 000 000 €`), others as `Display`.
+    pub fn to_short_string(self) -> String {
+        if self.0 % 100 == 0 {
+            let sign = if self.0 < 0 { "-" } else { "" };
+            format!(
+                "{sign}{}\u{a0}€",
+                crate::text::group_thousands((self.0 / 100).unsigned_abs())
+            )
+        } else {
+            self.to_string()
+        }
+    }
+
     pub fn checked_add(self, other: Cents) -> Result<Cents, MoneyError> {
         self.0
             .checked_add(other.0)
@@ -103,14 +116,7 @@ impl fmt::Display for Cents {
         let abs = self.0.unsigned_abs();
         let euros = abs / 100;
         let cents = abs % 100;
-        let digits = euros.to_string();
-        let mut grouped = String::new();
-        for (i, ch) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                grouped.push('\u{202f}');
-            }
-            grouped.push(ch);
-        }
+        let grouped = crate::text::group_thousands(euros);
         if negative {
             write!(f, "-")?;
         }

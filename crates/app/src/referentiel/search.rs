@@ -144,13 +144,9 @@ impl VintageIndex {
     /// Ranks: 0 code/SIREN/postcode exact, 1 name exact, 2 name prefix, 3 word prefix,
     /// 4 code prefix, 5 substring. Ties: larger population first, then name.
     fn rank(e: &Entry, q: &str, q_upper: &str, digits: bool) -> Option<u8> {
-        if digits || q.len() <= 5 {
-            if e.code == q_upper
-                || e.siren.as_deref() == Some(q)
-                || e.postcodes.iter().any(|p| p == q)
-            {
-                return Some(0);
-            }
+        if e.code == q_upper || e.siren.as_deref() == Some(q) || e.postcodes.iter().any(|p| p == q)
+        {
+            return Some(0);
         }
         if e.folded == q {
             return Some(1);

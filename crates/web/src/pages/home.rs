@@ -49,7 +49,7 @@ pub async fn page(State(app): State<App>, ctx: Ctx) -> PageResult {
         .iter()
         .map(|a| AxisView {
             name: a.name.clone(),
-            envelope: a.envelope.map(|c| c.to_string()),
+            envelope: a.envelope.map(|c| c.to_short_string()),
             pilot: a.pilot.clone(),
             measures: a
                 .measures
@@ -73,7 +73,7 @@ pub async fn page(State(app): State<App>, ctx: Ctx) -> PageResult {
     render(&HomeTemplate {
         layout: Layout::new(&ctx, &app, "/", vec![]),
         fund: p.fund.clone(),
-        envelope: p.envelope.to_string(),
+        envelope: p.envelope.to_short_string(),
         axes,
         logged_in: ctx.user().is_some(),
     })

@@ -27,18 +27,11 @@ pub fn require_user<'a>(ctx: &'a Ctx, path: &str) -> Result<&'a UserView, PageEr
 
 /// French grouping of thousands: 65 911.
 pub fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    if n < 0 {
-        out.push('-');
-    }
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push('\u{202f}');
-        }
-        out.push(ch);
-    }
-    out
+    let sign = if n < 0 { "-" } else { "" };
+    format!(
+        "{sign}{}",
+        guichet_domain::text::group_thousands(n.unsigned_abs())
+    )
 }
 
 #[cfg(test)]
