@@ -205,7 +205,10 @@ impl App {
         let link = self
             .issue_token_link(id, TokenPurpose::FirstPassword)
             .await?;
-        self.mailer
+        // The account exists now: a mail failure must not hide it. The caller still gets the
+        // link (the CLI prints it) and the failure is logged.
+        let sent = self
+            .mailer
             .send(
                 &email,
                 "Votre compte Guichet",
@@ -216,7 +219,10 @@ impl App {
                     new.role.label()
                 ),
             )
-            .await?;
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(compte = id, erreur = %e, "courriel de création de compte non envoyé ; le lien reste valable");
+        }
         Ok((id, link))
     }
 

@@ -91,6 +91,7 @@ impl App {
         progress: &Progress<'_>,
     ) -> AppResult<ImportReport> {
         let (data_dir, source) = import::locate(&self.config.npm_dir, vintage)?;
+        let started = std::time::Instant::now();
         let data = tokio::task::spawn_blocking(move || import::read_vintage(&data_dir))
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))??;
@@ -102,6 +103,7 @@ impl App {
             communes: data.communes.len(),
             epci: data.epci.len(),
         };
+        let read = started.elapsed();
         let total = report.total_rows() as u64;
         let done = std::sync::atomic::AtomicU64::new(0);
         let tick = |n: u64| {
@@ -118,6 +120,12 @@ impl App {
         )
         .await?;
         drop(data);
+        tracing::info!(
+            millesime = %vintage,
+            lecture_ms = read.as_millis() as u64,
+            ecriture_ms = (started.elapsed() - read).as_millis() as u64,
+            "référentiel importé"
+        );
         let mut conn = self.db.pool().acquire().await?;
         audit::record(
             &mut conn,

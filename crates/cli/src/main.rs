@@ -174,8 +174,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let created = app.load_demo().await?;
                 tracing::info!(comptes_crees = created, "données de démonstration prêtes");
             }
-            app.search.refresh(&app.db).await?;
-            release_free_memory();
+            // The search index loads in the background: the server answers (and /readyz says
+            // ready) at once; a search arriving before the index is built waits for it.
+            let warm = app.clone();
+            tokio::spawn(async move {
+                if let Err(e) = warm.search.refresh(&warm.db).await {
+                    tracing::error!(erreur = %e, "chargement de l’index de recherche");
+                }
+            });
             guichet_web::serve(app).await?;
         }
         Command::Migrate => {
@@ -269,14 +275,4 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Hands memory freed after start-up work (demo import, index build) back to the system, so that
-/// the idle server's resident size reflects what it keeps.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap pages; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }

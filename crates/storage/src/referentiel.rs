@@ -74,7 +74,10 @@ enum V<'a> {
     Owned(String),
 }
 
-const ROWS_PER_STATEMENT: usize = 500;
+/// Rows per INSERT. Measured on the 2021 vintage (SQLite, release): 500 rows per statement took
+/// 2.4 s to write, 100 took 0.6 s, 50 and 25 took 0.42 s (binding cost grows faster than
+/// linearly with the parameter count), so 50 it is.
+const ROWS_PER_STATEMENT: usize = 50;
 
 /// Inserts rows in multi-row statements, reporting progress after each chunk.
 async fn insert_rows<'a>(

@@ -28,23 +28,81 @@ pub struct Hit {
     pub vintage: Vintage,
 }
 
+/// A slice of the index's text buffer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// One searchable collectivité. Its strings live in the index's single text buffer: both
+/// vintages' ~73,000 entries then take a few large allocations instead of hundreds of thousands
+/// of small ones, which keeps the idle server small and its heap unfragmented.
 #[derive(Debug)]
 struct Entry {
     kind: CollectiviteKind,
-    code: String,
-    name: String,
-    folded: String,
-    siren: Option<String>,
-    postcodes: Vec<String>,
-    population: i64,
     departement: Option<u16>,
+    population: i64,
+    code: Span,
+    name: Span,
+    folded: Span,
+    /// Empty when unknown.
+    siren: Span,
+    /// Space-separated.
+    postcodes: Span,
 }
 
 /// The index of one vintage.
 #[derive(Debug, Default)]
 pub struct VintageIndex {
+    text: String,
     entries: Vec<Entry>,
     departements: Vec<(String, String)>,
+}
+
+struct Builder {
+    text: String,
+    entries: Vec<Entry>,
+}
+
+impl Builder {
+    fn span(&mut self, s: &str) -> Span {
+        let start = self.text.len() as u32;
+        self.text.push_str(s);
+        Span {
+            start,
+            len: s.len() as u32,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        kind: CollectiviteKind,
+        code: &str,
+        name: &str,
+        siren: Option<&str>,
+        postcodes: &[String],
+        population: i64,
+        departement: Option<u16>,
+    ) {
+        let code = self.span(code);
+        let folded = fold(name);
+        let folded = self.span(&folded);
+        let name = self.span(name);
+        let siren = self.span(siren.unwrap_or_default());
+        let postcodes = self.span(&postcodes.join(" "));
+        self.entries.push(Entry {
+            kind,
+            departement,
+            population,
+            code,
+            name,
+            folded,
+            siren,
+            postcodes,
+        });
+    }
 }
 
 impl VintageIndex {
@@ -59,7 +117,12 @@ impl VintageIndex {
             .enumerate()
             .map(|(i, (c, _))| (c.as_str(), i as u16))
             .collect();
-        let mut entries = Vec::with_capacity(data.communes.len() + data.epci.len() + 130);
+        let count =
+            data.communes.len() + data.epci.len() + data.departements.len() + data.regions.len();
+        let mut b = Builder {
+            text: String::with_capacity(count * 64),
+            entries: Vec::with_capacity(count),
+        };
         // EPCI: their main département is the one of most of their members.
         let mut epci_deps: HashMap<&str, HashMap<u16, usize>> = HashMap::new();
         for c in &data.communes {
@@ -70,67 +133,73 @@ impl VintageIndex {
                 *epci_deps.entry(e).or_default().entry(*d).or_default() += 1;
             }
         }
-        let epci_main: HashMap<String, u16> = epci_deps
+        let epci_main: HashMap<&str, u16> = epci_deps
             .into_iter()
-            .filter_map(|(e, m)| {
-                m.into_iter()
-                    .max_by_key(|(_, n)| *n)
-                    .map(|(d, _)| (e.to_string(), d))
-            })
+            .filter_map(|(e, m)| m.into_iter().max_by_key(|(_, n)| *n).map(|(d, _)| (e, d)))
             .collect();
-        for e in data.epci {
-            entries.push(Entry {
-                kind: CollectiviteKind::Epci,
-                folded: fold(&e.name),
-                departement: epci_main.get(&e.siren).copied(),
-                code: e.siren.clone(),
-                siren: Some(e.siren),
-                name: e.name,
-                postcodes: vec![],
-                population: e.population,
-            });
+        for e in &data.epci {
+            let dep = epci_main.get(e.siren.as_str()).copied();
+            b.push(
+                CollectiviteKind::Epci,
+                &e.siren,
+                &e.name,
+                Some(&e.siren),
+                &[],
+                e.population,
+                dep,
+            );
         }
-        for c in data.communes {
-            entries.push(Entry {
-                kind: CollectiviteKind::Commune,
-                folded: fold(&c.name),
-                departement: dep_index.get(c.departement_code.as_str()).copied(),
-                code: c.insee,
-                name: c.name,
-                siren: c.siren,
-                postcodes: c.postcodes,
-                population: c.population,
-            });
+        for c in &data.communes {
+            let dep = dep_index.get(c.departement_code.as_str()).copied();
+            b.push(
+                CollectiviteKind::Commune,
+                &c.insee,
+                &c.name,
+                c.siren.as_deref(),
+                &c.postcodes,
+                c.population,
+                dep,
+            );
         }
-        for d in data.departements {
-            entries.push(Entry {
-                kind: CollectiviteKind::Departement,
-                folded: fold(&d.name),
-                departement: dep_index.get(d.code.as_str()).copied(),
-                code: d.code,
-                name: d.name,
-                siren: None,
-                postcodes: vec![],
-                population: d.population,
-            });
+        for d in &data.departements {
+            let dep = dep_index.get(d.code.as_str()).copied();
+            b.push(
+                CollectiviteKind::Departement,
+                &d.code,
+                &d.name,
+                None,
+                &[],
+                d.population,
+                dep,
+            );
         }
-        for r in data.regions {
-            entries.push(Entry {
-                kind: CollectiviteKind::Region,
-                folded: fold(&r.name),
-                departement: None,
-                code: r.code,
-                name: r.name,
-                siren: None,
-                postcodes: vec![],
-                population: r.population,
-            });
+        for r in &data.regions {
+            b.push(
+                CollectiviteKind::Region,
+                &r.code,
+                &r.name,
+                None,
+                &[],
+                r.population,
+                None,
+            );
         }
-        entries.shrink_to_fit();
+        drop(epci_main);
+        drop(data);
+        b.text.shrink_to_fit();
+        b.entries.shrink_to_fit();
         VintageIndex {
-            entries,
+            text: b.text,
+            entries: b.entries,
             departements,
         }
+    }
+
+    fn s(&self, span: Span) -> &str {
+        let start = span.start as usize;
+        self.text
+            .get(start..start + span.len as usize)
+            .unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
@@ -143,28 +212,30 @@ impl VintageIndex {
 
     /// Ranks: 0 code/SIREN/postcode exact, 1 name exact, 2 name prefix, 3 word prefix,
     /// 4 code prefix, 5 substring. Ties: larger population first, then name.
-    fn rank(e: &Entry, q: &str, q_upper: &str, digits: bool) -> Option<u8> {
-        if e.code == q_upper || e.siren.as_deref() == Some(q) || e.postcodes.iter().any(|p| p == q)
-        {
+    fn rank(&self, e: &Entry, q: &str, q_upper: &str, digits: bool) -> Option<u8> {
+        let code = self.s(e.code);
+        let folded = self.s(e.folded);
+        let mut postcodes = self.s(e.postcodes).split(' ').filter(|p| !p.is_empty());
+        if code == q_upper || self.s(e.siren) == q || postcodes.clone().any(|p| p == q) {
             return Some(0);
         }
-        if e.folded == q {
+        if folded == q {
             return Some(1);
         }
-        if e.folded.starts_with(q) {
+        if folded.starts_with(q) {
             return Some(2);
         }
         if digits {
             if q.len() >= 2
-                && (e.code.starts_with(q) || e.postcodes.iter().any(|p| p.starts_with(q)))
                 && e.kind == CollectiviteKind::Commune
+                && (code.starts_with(q) || postcodes.any(|p| p.starts_with(q)))
             {
                 return Some(4);
             }
             return None;
         }
-        if let Some(pos) = memchr::memmem::find(e.folded.as_bytes(), q.as_bytes()) {
-            let word_start = pos == 0 || e.folded.as_bytes()[pos - 1] == b' ';
+        if let Some(pos) = memchr::memmem::find(folded.as_bytes(), q.as_bytes()) {
+            let word_start = pos == 0 || folded.as_bytes()[pos - 1] == b' ';
             return Some(if word_start { 3 } else { 5 });
         }
         None
@@ -188,12 +259,16 @@ impl VintageIndex {
             .iter()
             .enumerate()
             .filter(|(_, e)| kind.is_none_or(|k| k == e.kind))
-            .filter_map(|(i, e)| Self::rank(e, &q, &q_upper, digits).map(|r| (r, -e.population, i)))
+            .filter_map(|(i, e)| {
+                self.rank(e, &q, &q_upper, digits)
+                    .map(|r| (r, -e.population, i))
+            })
             .collect();
         let cmp = |a: &(u8, i64, usize), b: &(u8, i64, usize)| {
-            (a.0, a.1)
-                .cmp(&(b.0, b.1))
-                .then_with(|| self.entries[a.2].name.cmp(&self.entries[b.2].name))
+            (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
+                self.s(self.entries[a.2].name)
+                    .cmp(self.s(self.entries[b.2].name))
+            })
         };
         if found.len() > limit {
             found.select_nth_unstable_by(limit - 1, cmp);
@@ -206,10 +281,16 @@ impl VintageIndex {
                 let e = &self.entries[i];
                 Hit {
                     kind: e.kind,
-                    code: e.code.clone(),
-                    name: e.name.clone(),
-                    siren: e.siren.clone(),
-                    postcodes: e.postcodes.clone(),
+                    code: self.s(e.code).to_string(),
+                    name: self.s(e.name).to_string(),
+                    siren: Some(self.s(e.siren))
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string),
+                    postcodes: self
+                        .s(e.postcodes)
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect(),
                     population: e.population,
                     departement: e
                         .departement
@@ -288,6 +369,7 @@ impl SearchIndex {
                 vintages,
             };
         }
+        release_free_memory();
         tracing::info!(
             entrees = count,
             "index de recherche des collectivités chargé"
@@ -343,6 +425,16 @@ impl SearchIndex {
             .vintage_index(vintage)
             .map(|idx| idx.search(query, kind, limit, vintage))
             .unwrap_or_default())
+    }
+}
+
+/// Hands the memory freed after building an index (the rows read from the database, the old
+/// index) back to the system, so that the resident size reflects what the server keeps.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the system; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

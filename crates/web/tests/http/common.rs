@@ -37,6 +37,12 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with_npm_dir(npm_dir: PathBuf) -> TestApp {
+    spawn_with(move |config| config.npm_dir = npm_dir).await
+}
+
+/// Like `spawn_app()`, but `tweak` may change the configuration (SMTP settings, say) just before
+/// the application starts.
+pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = guichet_testkit::temp_dir();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -44,10 +50,11 @@ pub async fn spawn_with_npm_dir(npm_dir: PathBuf) -> TestApp {
     let addr = listener.local_addr().expect("adresse");
     let mut config = Config::defaults(&data_dir);
     config.database_url = guichet_testkit::fresh_database_url(&data_dir).await;
-    config.npm_dir = npm_dir;
+    config.npm_dir = fixtures_npm_dir();
     config.bind = addr.to_string();
     config.base_url = format!("http://{addr}");
     config.db_max_connections = 4;
+    tweak(&mut config);
     let clock = Clock::starting_at(chrono::Utc.with_ymd_and_hms(2021, 6, 1, 7, 0, 0).unwrap());
     let app = App::start(config, clock).await.expect("démarrage");
     for v in Vintage::ALL {

@@ -5,6 +5,8 @@
 mod api;
 mod auth;
 mod common;
+mod courriel_smtp;
+mod instances;
 mod matrix;
 mod pages;
 mod referentiel_reel;
