@@ -437,3 +437,46 @@ async fn a_first_password_link_from_account_creation_opens_the_account() {
         303
     );
 }
+
+#[tokio::test]
+async fn logins_are_throttled_per_address_across_accounts() {
+    let t = spawn_app().await;
+    let email = t
+        .user(
+            "agent@cergy.test",
+            Role::Demandeur,
+            None,
+            &["commune:95127"],
+        )
+        .await;
+    let c = client();
+    // Fifty failures spread over many accounts from one address lock that address.
+    for i in 0..50 {
+        let r = t
+            .login_with(
+                &c,
+                &format!("inconnu{i}@exemple.fr"),
+                "mauvais mot de passe",
+            )
+            .await;
+        assert_eq!(r.status(), 401, "tentative {i}");
+    }
+    let r = t.login_with(&c, &email, PASSWORD).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.text().await.unwrap().contains("Trop de tentatives"));
+}
+
+#[tokio::test]
+async fn behind_https_cookies_are_secure_and_hsts_is_sent() {
+    let t = crate::common::spawn_with(|c| c.base_url = "https://guichet.exemple.fr".into()).await;
+    let r = t.get("/connexion").await;
+    assert!(r.headers()["strict-transport-security"]
+        .to_str()
+        .unwrap()
+        .contains("max-age="));
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+}

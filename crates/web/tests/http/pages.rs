@@ -133,3 +133,24 @@ async fn mon_espace_sends_anonymous_visitors_to_login_and_back() {
         "/connexion?suite=%2Fespace%2Fservices"
     );
 }
+
+#[tokio::test]
+async fn the_demo_data_loads_once_and_its_accounts_log_in() {
+    let t = spawn_app().await;
+    let created = t.app.load_demo().await.unwrap();
+    assert_eq!(created, guichet_app::demo::DEMO_ACCOUNTS.len());
+    assert_eq!(t.app.load_demo().await.unwrap(), 0, "idempotent");
+    let services = t.app.services().await.unwrap();
+    assert_eq!(services.len(), guichet_app::demo::DEMO_SERVICES.len());
+    let c = crate::common::client();
+    let r = t
+        .login_with(
+            &c,
+            "instruction.95@demo.guichet.test",
+            guichet_app::demo::DEMO_PASSWORD,
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let html = t.get_with(&c, "/espace").await.text().await.unwrap();
+    assert!(html.contains("Dominique Exemple"));
+}
