@@ -154,3 +154,26 @@ async fn the_demo_data_loads_once_and_its_accounts_log_in() {
     let html = t.get_with(&c, "/espace").await.text().await.unwrap();
     assert!(html.contains("Dominique Exemple"));
 }
+
+#[tokio::test]
+async fn an_internal_error_shows_a_reference_and_no_internals() {
+    let t = spawn_app().await;
+    t.app.db.close().await;
+    let r = t.get("/collectivites/commune/95127").await;
+    assert_eq!(r.status(), 500);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Erreur inattendue") && html.contains("Une erreur est survenue (réf. "),
+        "{html}"
+    );
+    for leak in ["sqlx", "pool", "PoolClosed", "database"] {
+        assert!(!html.contains(leak), "fuite : {leak}");
+    }
+    let r = t.get("/api/v1/collectivites/commune/95127").await;
+    assert_eq!(r.status(), 500);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("une erreur est survenue (réf. "));
+}
