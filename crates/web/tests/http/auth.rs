@@ -1,17 +1,10 @@
-use crate::common::{client, spawn_app, PASSWORD};
+use crate::common::{client, session_cookie, spawn_app, PASSWORD};
 use guichet_domain::Role;
 
 #[tokio::test]
 async fn an_agent_logs_in_and_reaches_mon_espace() {
     let t = spawn_app().await;
-    let email = t
-        .user(
-            "agent@cergy.test",
-            Role::Demandeur,
-            None,
-            &["commune:95127"],
-        )
-        .await;
+    let email = t.applicant().await;
     let c = client();
     let r = t.login_with(&c, &email, PASSWORD).await;
     assert_eq!(r.status(), 303);
@@ -39,14 +32,7 @@ async fn an_agent_logs_in_and_reaches_mon_espace() {
 #[tokio::test]
 async fn a_wrong_password_gets_a_french_message_and_no_session() {
     let t = spawn_app().await;
-    let email = t
-        .user(
-            "agent@cergy.test",
-            Role::Demandeur,
-            None,
-            &["commune:95127"],
-        )
-        .await;
+    let email = t.applicant().await;
     let c = client();
     let r = t.login_with(&c, &email, "pas le bon mot de passe").await;
     assert_eq!(r.status(), 401);
@@ -66,14 +52,7 @@ async fn a_wrong_password_gets_a_french_message_and_no_session() {
 #[tokio::test]
 async fn logins_are_throttled_per_account_after_five_failures() {
     let t = spawn_app().await;
-    let email = t
-        .user(
-            "agent@cergy.test",
-            Role::Demandeur,
-            None,
-            &["commune:95127"],
-        )
-        .await;
+    let email = t.applicant().await;
     let c = client();
     for _ in 0..5 {
         assert_eq!(
@@ -99,28 +78,12 @@ async fn logins_are_throttled_per_account_after_five_failures() {
 #[tokio::test]
 async fn the_session_changes_at_login_and_ends_at_logout() {
     let t = spawn_app().await;
-    let email = t
-        .user(
-            "agent@cergy.test",
-            Role::Demandeur,
-            None,
-            &["commune:95127"],
-        )
-        .await;
+    let email = t.applicant().await;
     let c = client();
     let first = t.login_with(&c, &email, PASSWORD).await;
-    let token = |r: &reqwest::Response| {
-        r.headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("guichet_session="))
-            .map(|v| v.split(';').next().unwrap().to_string())
-            .unwrap()
-    };
-    let first_token = token(&first);
+    let first_token = session_cookie(&first);
     let second = t.login_with(&c, &email, PASSWORD).await;
-    let second_token = token(&second);
+    let second_token = session_cookie(&second);
     assert_ne!(first_token, second_token);
     // The first session was closed by the second login.
     let old = client();
@@ -147,14 +110,7 @@ async fn the_session_changes_at_login_and_ends_at_logout() {
 #[tokio::test]
 async fn a_forged_or_missing_csrf_token_is_refused() {
     let t = spawn_app().await;
-    let email = t
-        .user(
-            "agent@cergy.test",
-            Role::Demandeur,
-            None,
-            &["commune:95127"],
-        )
-        .await;
+    let email = t.applicant().await;
     let c = client();
     let _ = t.csrf(&c, "/connexion").await;
     let r = t
@@ -223,14 +179,7 @@ async fn a_ten_megabyte_form_is_refused_without_harm() {
 #[tokio::test]
 async fn a_password_reset_link_works_once_and_expires() {
     let t = spawn_app().await;
-    let email = t
-        .user(
-            "agent@cergy.test",
-            Role::Demandeur,
-            None,
-            &["commune:95127"],
-        )
-        .await;
+    let email = t.applicant().await;
     let c = client();
     let csrf = t.csrf(&c, "/mot-de-passe/oublie").await;
     let r = t
@@ -368,14 +317,7 @@ async fn a_reset_request_for_an_unknown_address_reveals_nothing() {
 #[tokio::test]
 async fn login_never_redirects_off_site() {
     let t = spawn_app().await;
-    let email = t
-        .user(
-            "agent@cergy.test",
-            Role::Demandeur,
-            None,
-            &["commune:95127"],
-        )
-        .await;
+    let email = t.applicant().await;
     let c = client();
     let csrf = t.csrf(&c, "/connexion").await;
     let r = t
@@ -441,14 +383,7 @@ async fn a_first_password_link_from_account_creation_opens_the_account() {
 #[tokio::test]
 async fn logins_are_throttled_per_address_across_accounts() {
     let t = spawn_app().await;
-    let email = t
-        .user(
-            "agent@cergy.test",
-            Role::Demandeur,
-            None,
-            &["commune:95127"],
-        )
-        .await;
+    let email = t.applicant().await;
     let c = client();
     // Fifty failures spread over many accounts from one address lock that address.
     for i in 0..50 {

@@ -207,6 +207,42 @@ impl TestApp {
     }
 }
 
+/// The `name=value` of the session cookie a response sets.
+pub fn session_cookie(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("guichet_session="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .expect("cookie de session")
+}
+
+impl TestApp {
+    /// An applicant agent of Cergy, with the known password.
+    pub async fn applicant(&self) -> String {
+        self.user(
+            "agent@cergy.test",
+            Role::Demandeur,
+            None,
+            &["commune:95127"],
+        )
+        .await
+    }
+
+    /// Asks for a password reset through the form, from a fresh browser.
+    pub async fn ask_for_reset(&self, email: &str) -> reqwest::Response {
+        let c = client();
+        let csrf = self.csrf(&c, "/mot-de-passe/oublie").await;
+        self.post_form(
+            &c,
+            "/mot-de-passe/oublie",
+            &[("csrf", &csrf), ("email", email)],
+        )
+        .await
+    }
+}
+
 pub fn csrf_in(html: &str) -> Option<String> {
     let marker = "name=\"csrf\" value=\"";
     let start = html.find(marker)? + marker.len();

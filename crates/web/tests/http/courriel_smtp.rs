@@ -1,6 +1,6 @@
 //! Outgoing mail through SMTP: a tiny SMTP sink inside the test stands for the relay.
 
-use crate::common::{client, spawn_with, TestApp};
+use crate::common::{spawn_with, TestApp};
 use guichet_app::config::{SmtpConfig, SmtpTls};
 use guichet_domain::Role;
 use std::sync::{Arc, Mutex};
@@ -186,17 +186,6 @@ fn smtp_on(port: u16) -> SmtpConfig {
 }
 
 /// Asks for a password reset through the form, as a visitor would.
-async fn ask_for_reset(t: &TestApp, email: &str) -> reqwest::Response {
-    let c = client();
-    let csrf = t.csrf(&c, "/mot-de-passe/oublie").await;
-    t.post_form(
-        &c,
-        "/mot-de-passe/oublie",
-        &[("csrf", &csrf), ("email", email)],
-    )
-    .await
-}
-
 fn eml_files(t: &TestApp) -> usize {
     std::fs::read_dir(t.data_dir.join("courriels"))
         .map(|d| d.count())
@@ -222,7 +211,7 @@ async fn a_reset_link_goes_out_by_smtp_when_configured() {
     assert_eq!(before.len(), 1, "{before:?}");
     assert!(before[0].text().contains("Un compte Guichet"));
 
-    let r = ask_for_reset(&t, &email).await;
+    let r = t.ask_for_reset(&email).await;
     assert_eq!(r.status(), 200);
     assert!(r
         .text()
@@ -251,7 +240,7 @@ async fn a_reset_link_goes_out_by_smtp_when_configured() {
     assert_eq!(t.get(&path).await.status(), 200, "{path}");
 
     // An address without an account sends nothing, with the same answer.
-    let r = ask_for_reset(&t, "personne@nulle.part").await;
+    let r = t.ask_for_reset("personne@nulle.part").await;
     assert_eq!(r.status(), 200);
     assert_eq!(sink.messages().len(), 2);
 }
@@ -279,7 +268,7 @@ async fn an_unreachable_smtp_relay_gets_a_french_error_page() {
         "le port SMTP doit être fermé"
     );
 
-    let r = ask_for_reset(&t, &email).await;
+    let r = t.ask_for_reset(&email).await;
     assert_eq!(r.status(), 503);
     assert!(r.headers()["content-type"]
         .to_str()

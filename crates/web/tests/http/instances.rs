@@ -1,9 +1,8 @@
 //! Two application servers on one database: sessions and the referential live in the database,
 //! so either instance can serve any request.
 
-use crate::common::{client, spawn_app, TestApp, PASSWORD};
+use crate::common::{client, session_cookie, spawn_app, TestApp, PASSWORD};
 use guichet_app::App;
-use guichet_domain::Role;
 use serde_json::Value;
 
 /// Starts a second instance on the first one's database (same configuration and clock, another
@@ -34,16 +33,6 @@ async fn second_instance(first: &TestApp) -> TestApp {
 }
 
 /// The `guichet_session=…` pair set by a response.
-fn session_cookie(r: &reqwest::Response) -> String {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("guichet_session="))
-        .map(|v| v.split(';').next().unwrap().to_string())
-        .expect("cookie de session")
-}
-
 #[tokio::test]
 async fn two_instances_on_one_database_share_sessions_and_referential() {
     let one = spawn_app().await;
@@ -53,14 +42,7 @@ async fn two_instances_on_one_database_share_sessions_and_referential() {
     let two = second_instance(&one).await;
     assert_eq!(two.app.config.database_url, one.app.config.database_url);
     assert_ne!(two.base, one.base);
-    let email = one
-        .user(
-            "agent@cergy.test",
-            Role::Demandeur,
-            None,
-            &["commune:95127"],
-        )
-        .await;
+    let email = one.applicant().await;
 
     // Log in on instance 1.
     let browser = client();
