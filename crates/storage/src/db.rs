@@ -1,3 +1,5 @@
+//! Connecting to SQLite or PostgreSQL behind one pool type, with each engine's settings.
+
 use crate::error::StorageError;
 use crate::migrations;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

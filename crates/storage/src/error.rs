@@ -1,3 +1,5 @@
+//! Storage errors, with the unique-violation mapping declared once.
+
 use sqlx::error::ErrorKind;
 
 /// Storage failures. Messages are French because operators and users read them; database

@@ -461,3 +461,46 @@ pub async fn departements_of_region(
     .await?;
     all(rows, departement)
 }
+
+/// A département with the size of what it holds, for the spaces of its prefectures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepartementSummary {
+    pub code: String,
+    pub name: String,
+    pub population: i64,
+    pub communes: i64,
+    pub epci: i64,
+}
+
+/// The départements of a région (or one département), with their commune and EPCI counts.
+pub async fn departement_summaries(
+    db: &Db,
+    vintage: i64,
+    region: Option<&str>,
+    departement: Option<&str>,
+) -> Result<Vec<DepartementSummary>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT d.code, d.name, d.population, \
+         (SELECT COUNT(*) FROM ref_communes c WHERE c.vintage = d.vintage AND c.departement_code = d.code) AS communes, \
+         (SELECT COUNT(DISTINCT c.epci_siren) FROM ref_communes c \
+            WHERE c.vintage = d.vintage AND c.departement_code = d.code AND c.epci_siren IS NOT NULL) AS epci \
+         FROM ref_departements d WHERE d.vintage = $1 AND (d.region_code = $2 OR d.code = $3) ORDER BY d.code",
+    )
+    .bind(vintage)
+    .bind(region.unwrap_or_default())
+    .bind(departement.unwrap_or_default())
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DepartementSummary {
+                code: r.try_get("code")?,
+                name: r.try_get("name")?,
+                population: r.try_get("population")?,
+                communes: r.try_get("communes")?,
+                epci: r.try_get("epci")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}

@@ -1,3 +1,5 @@
+//! The stored form of instants.
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 /// Fixed-width UTC timestamp text: sorts and compares like the instant it denotes.

@@ -1,7 +1,7 @@
 //! "Mon espace" and the scoped pages behind it: a service and its members, a collectivité's
 //! private space. Access is decided by the domain's rules on every read, not by menus.
 
-use super::{render, require_user, PageResult};
+use super::{render, require_user, thousands, PageResult};
 use crate::ctx::Ctx;
 use crate::error::extract::PagePath;
 use crate::error::PageError;
@@ -58,6 +58,47 @@ fn member_line(u: &UserRow) -> MemberLine {
     }
 }
 
+pub struct TerritoryLine {
+    pub code: String,
+    pub name: String,
+    pub communes: String,
+    pub epci: String,
+    pub population: String,
+}
+
+/// The départements a service covers, with what they hold (empty for national services).
+async fn territory_lines(
+    app: &App,
+    s: &ServiceRow,
+) -> Result<(u16, Vec<TerritoryLine>), PageError> {
+    let vintage = app.vintage_in_force().await?.year();
+    let (region, dep) = match ServiceKind::from_slug(&s.kind) {
+        Some(ServiceKind::PrefectureDepartementale) => (None, Some(s.territory_code.as_str())),
+        Some(ServiceKind::PrefectureRegionale) => (Some(s.territory_code.as_str()), None),
+        _ => return Ok((vintage, vec![])),
+    };
+    let rows = guichet_storage::referentiel::departement_summaries(
+        &app.db,
+        i64::from(vintage),
+        region,
+        dep,
+    )
+    .await
+    .map_err(guichet_app::Error::from)?;
+    Ok((
+        vintage,
+        rows.into_iter()
+            .map(|d| TerritoryLine {
+                code: d.code,
+                name: d.name,
+                communes: thousands(d.communes),
+                epci: thousands(d.epci),
+                population: thousands(d.population),
+            })
+            .collect(),
+    ))
+}
+
 #[derive(Template)]
 #[template(path = "pages/espace.html")]
 struct EspaceTemplate {
@@ -71,6 +112,8 @@ struct EspaceTemplate {
     territory: Option<String>,
     collectivites: Vec<CollectiviteLine>,
     services: Vec<ServiceLine>,
+    departements: Vec<TerritoryLine>,
+    vintage: u16,
 }
 
 /// Describes what a service covers, from the referential.
@@ -123,6 +166,10 @@ pub async fn page(State(app): State<App>, ctx: Ctx) -> PageResult {
         Some(s) => (Some(service_line(s)), Some(territory_of(&app, s).await?)),
         None => (None, None),
     };
+    let (vintage, departements) = match &u.service {
+        Some(s) => territory_lines(&app, s).await?,
+        None => (app.vintage_in_force().await?.year(), vec![]),
+    };
     let services = if matches!(u.role, Role::Coordinateur | Role::Administrateur) {
         app.visible_services(&u.principal)
             .await?
@@ -158,6 +205,8 @@ pub async fn page(State(app): State<App>, ctx: Ctx) -> PageResult {
         territory,
         collectivites,
         services,
+        departements,
+        vintage,
     })
 }
 

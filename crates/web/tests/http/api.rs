@@ -1,3 +1,5 @@
+//! JSON API: search, details, problems, OpenAPI, probes.
+
 use crate::common::spawn_app;
 use guichet_domain::Role;
 use serde_json::Value;

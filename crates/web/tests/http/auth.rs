@@ -1,3 +1,5 @@
+//! Login, sessions, throttling, CSRF, body limits, password links.
+
 use crate::common::{client, session_cookie, spawn_app, PASSWORD};
 use guichet_domain::Role;
 

@@ -1,3 +1,5 @@
+//! Public pages, error pages, assets and demo data.
+
 use crate::common::spawn_app;
 
 #[tokio::test]
@@ -176,4 +178,47 @@ async fn an_internal_error_shows_a_reference_and_no_internals() {
         .as_str()
         .unwrap()
         .starts_with("une erreur est survenue (réf. "));
+}
+
+#[tokio::test]
+async fn a_prefecture_space_summarises_its_territory() {
+    let t = spawn_app().await;
+    let data = guichet_storage::referentiel::load_vintage(&t.app.db, 2021)
+        .await
+        .unwrap();
+    let in_95 = data
+        .communes
+        .iter()
+        .filter(|c| c.departement_code == "95")
+        .count();
+    let instr = t
+        .user(
+            "i95@exemple.fr",
+            guichet_domain::Role::Instructeur,
+            Some("95"),
+            &[],
+        )
+        .await;
+    let c = t.login_as(&instr).await;
+    let html = t.get_with(&c, "/espace").await.text().await.unwrap();
+    assert!(html.contains("Votre territoire"), "{html}");
+    assert!(
+        html.contains(&format!("</a></td><td>{in_95}</td>")),
+        "{in_95} communes du Val-d'Oise"
+    );
+    assert!(!html.contains("Yvelines (78)"));
+    let coord = t
+        .user(
+            "c11@exemple.fr",
+            guichet_domain::Role::Coordinateur,
+            Some("region:11"),
+            &[],
+        )
+        .await;
+    let c = t.login_as(&coord).await;
+    let html = t.get_with(&c, "/espace").await.text().await.unwrap();
+    for d in ["Yvelines (78)", "(95)", "Paris (75)"] {
+        assert!(html.contains(d), "{d}");
+    }
+    assert!(!html.contains("Bouches-du-Rhône"));
 }
