@@ -31,7 +31,7 @@ pub struct Health {
 }
 
 /// Sonde de vie du processus
-#[utoipa::path(get, path = "/healthz", tag = "exploitation", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "exploitation", responses((status = 200, description = "Le processus répond", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { statut: "ok" })
 }
@@ -41,7 +41,7 @@ pub async fn healthz() -> Json<Health> {
     get,
     path = "/readyz",
     tag = "exploitation",
-    responses((status = 200, body = Health), (status = 503, body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "La base de données répond", body = Health), (status = 503, description = "Base de données injoignable", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn readyz(State(app): State<App>) -> Result<Json<Health>, ApiError> {
     app.db.ping().await.map_err(|e| {

@@ -152,7 +152,7 @@ pub struct PopulationByVintage {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct Membre {
+pub struct CommuneMembre {
     pub code: String,
     pub nom: String,
     pub population: i64,
@@ -171,7 +171,7 @@ pub struct CollectiviteDetails {
     pub epci: Option<Named>,
     /// Population de chaque millésime importé (EPCI, départements, régions : somme des communes membres)
     pub populations: Vec<PopulationByVintage>,
-    pub membres: Vec<Membre>,
+    pub membres: Vec<CommuneMembre>,
     pub millesime: u16,
 }
 
@@ -191,9 +191,9 @@ fn parse_ref(kind: &str, code: &str) -> Result<CollectiviteRef, ApiError> {
         VintageParam
     ),
     responses(
-        (status = 200, body = CollectiviteDetails),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")
+        (status = 200, description = "Fiche de la collectivité", body = CollectiviteDetails),
+        (status = 400, description = "Paramètre invalide", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Introuvable", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn details(
@@ -225,7 +225,7 @@ pub async fn details(
         membres: d
             .members
             .into_iter()
-            .map(|(code, nom, population)| Membre {
+            .map(|(code, nom, population)| CommuneMembre {
                 code,
                 nom,
                 population,
@@ -253,10 +253,10 @@ pub struct Agent {
         ("code" = String, Path, description = "Code INSEE, SIREN, code du département ou de la région")
     ),
     responses(
-        (status = 200, body = [Agent]),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")
+        (status = 200, description = "Agents habilités", body = [Agent]),
+        (status = 401, description = "Authentification requise", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Hors du territoire du compte", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Introuvable", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn agents(

@@ -14,7 +14,7 @@ pub struct ServiceRef {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct CollectiviteRef {
+pub struct CollectiviteRepresentee {
     #[serde(rename = "type")]
     pub kind: String,
     pub code: String,
@@ -29,7 +29,7 @@ pub struct Moi {
     /// demandeur, instructeur, coordinateur, administrateur, expert ou membre-comite
     pub role: String,
     pub service: Option<ServiceRef>,
-    pub collectivites: Vec<CollectiviteRef>,
+    pub collectivites: Vec<CollectiviteRepresentee>,
 }
 
 /// Compte connecté
@@ -38,8 +38,8 @@ pub struct Moi {
     path = "/api/v1/moi",
     tag = "comptes",
     responses(
-        (status = 200, body = Moi),
-        (status = 401, body = Problem, content_type = "application/problem+json")
+        (status = 200, description = "Le compte connecté, son service et ses collectivités", body = Moi),
+        (status = 401, description = "Authentification requise", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn moi(ctx: Ctx) -> Result<Json<Moi>, ApiError> {
@@ -57,7 +57,7 @@ pub async fn moi(ctx: Ctx) -> Result<Json<Moi>, ApiError> {
         collectivites: u
             .collectivites
             .iter()
-            .map(|(r, nom)| CollectiviteRef {
+            .map(|(r, nom)| CollectiviteRepresentee {
                 kind: r.kind.slug().into(),
                 code: r.code.clone(),
                 nom: nom.clone(),

@@ -25,7 +25,7 @@ pub struct Service {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct Membre {
+pub struct MembreService {
     pub id: i64,
     pub nom: String,
     pub courriel: String,
@@ -36,7 +36,7 @@ pub struct Membre {
 pub struct ServiceDetails {
     #[serde(flatten)]
     pub service: Service,
-    pub membres: Vec<Membre>,
+    pub membres: Vec<MembreService>,
 }
 
 fn view(s: ServiceRow) -> Service {
@@ -56,8 +56,8 @@ fn view(s: ServiceRow) -> Service {
     path = "/api/v1/services",
     tag = "comptes",
     responses(
-        (status = 200, body = [Service]),
-        (status = 401, body = Problem, content_type = "application/problem+json")
+        (status = 200, description = "Services visibles, filtrés selon le rôle et le territoire", body = [Service]),
+        (status = 401, description = "Authentification requise", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn list(State(app): State<App>, ctx: Ctx) -> Result<Json<Vec<Service>>, ApiError> {
@@ -78,10 +78,10 @@ pub async fn list(State(app): State<App>, ctx: Ctx) -> Result<Json<Vec<Service>>
     tag = "comptes",
     params(("id" = i64, Path, description = "Identifiant du service")),
     responses(
-        (status = 200, body = ServiceDetails),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json")
+        (status = 200, description = "Le service et ses membres", body = ServiceDetails),
+        (status = 401, description = "Authentification requise", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Hors du territoire du compte", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Introuvable", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn details(
@@ -101,7 +101,7 @@ pub async fn details(
         .service_members(id)
         .await?
         .into_iter()
-        .map(|m| Membre {
+        .map(|m| MembreService {
             id: m.id,
             nom: m.display_name,
             courriel: m.email,

@@ -141,7 +141,27 @@ async fn the_openapi_document_describes_the_api() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path}");
     }
-    assert!(doc["components"]["schemas"].get("Problem").is_some());
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "Problem",
+        "MembreService",
+        "CommuneMembre",
+        "CollectiviteRepresentee",
+    ] {
+        assert!(schemas.contains_key(name), "{name}");
+    }
+    // Every reference resolves, and every response says what it is.
+    let text = doc.to_string();
+    for part in text.split("\"#/components/schemas/").skip(1) {
+        let name = &part[..part.find('"').unwrap()];
+        assert!(schemas.contains_key(name), "référence non résolue : {name}");
+    }
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (status, response) in item["get"]["responses"].as_object().unwrap() {
+            let description = response["description"].as_str().unwrap_or_default();
+            assert!(!description.is_empty(), "{path} {status} sans description");
+        }
+    }
 }
 
 #[tokio::test]
