@@ -211,35 +211,39 @@ impl IntoResponse for ApiError {
     }
 }
 
+// axum's rejection texts are English and technical: they go to the logs, the caller gets French.
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(e: axum::extract::rejection::QueryRejection) -> Self {
-        ApiError::bad_request(format!(
-            "paramètres de requête invalides : {}",
-            e.body_text()
-        ))
+        tracing::debug!(rejet = %e.body_text(), "paramètres de requête refusés");
+        ApiError::bad_request("paramètres de requête invalides : vérifiez leur nom et leur format")
     }
 }
 
 impl From<axum::extract::rejection::PathRejection> for ApiError {
     fn from(e: axum::extract::rejection::PathRejection) -> Self {
-        ApiError::bad_request(format!("chemin invalide : {}", e.body_text()))
+        tracing::debug!(rejet = %e.body_text(), "chemin refusé");
+        ApiError::bad_request(
+            "chemin invalide : un identifiant n’a pas le format attendu (nombre entier)",
+        )
     }
 }
 
 impl From<axum::extract::rejection::FormRejection> for PageError {
     fn from(e: axum::extract::rejection::FormRejection) -> Self {
+        tracing::debug!(rejet = %e.body_text(), "formulaire refusé");
         PageError::new(
             StatusCode::BAD_REQUEST,
-            format!("formulaire mal formé : {}", e.body_text()),
+            "formulaire mal formé : rechargez la page et recommencez",
         )
     }
 }
 
 impl From<axum::extract::rejection::QueryRejection> for PageError {
     fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        tracing::debug!(rejet = %e.body_text(), "adresse refusée");
         PageError::new(
             StatusCode::BAD_REQUEST,
-            format!("adresse mal formée : {}", e.body_text()),
+            "adresse mal formée : vérifiez le lien suivi",
         )
     }
 }

@@ -17,15 +17,17 @@ const MAX_LIMIT: usize = 50;
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// Nom (sans accents ni majuscules requis), code INSEE, SIREN ou code postal.
-    #[param(example = "cergy")]
+    #[param(example = "cergy", max_length = 100)]
     q: Option<String>,
-    /// commune, epci, departement ou region.
+    /// commune, epci, departement ou region (vide : tous les types).
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", pattern = "^(|commune|epci|departement|region)$")]
     kind: Option<String>,
     /// Millésime du référentiel (2021 ou 2026) ; par défaut celui en vigueur à la date du jour.
+    #[param(pattern = "^(|2021|2026)$")]
     millesime: Option<String>,
-    /// Nombre de résultats (1 à 50, 10 par défaut).
+    /// Nombre de résultats (1 à 50 ; vide : 10).
+    #[param(pattern = "^(|[1-9]|[1-4][0-9]|50)$")]
     limite: Option<String>,
 }
 
@@ -136,6 +138,7 @@ pub async fn search(
 #[into_params(parameter_in = Query)]
 pub struct VintageParam {
     /// Millésime du référentiel (2021 ou 2026)
+    #[param(pattern = "^(|2021|2026)$")]
     millesime: Option<String>,
 }
 

@@ -79,6 +79,7 @@ pub async fn list(State(app): State<App>, ctx: Ctx) -> Result<Json<Vec<Service>>
     params(("id" = i64, Path, description = "Identifiant du service")),
     responses(
         (status = 200, description = "Le service et ses membres", body = ServiceDetails),
+        (status = 400, description = "Identifiant invalide", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Authentification requise", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Hors du territoire du compte", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Introuvable", body = Problem, content_type = "application/problem+json")
