@@ -27,7 +27,29 @@ pub struct Ctx {
     pub user_agent: Option<String>,
 }
 
+fn clock_notice(app: &App) -> Option<String> {
+    app.clock.is_simulated().then(|| {
+        format!(
+            "Horloge simulée : nous sommes le {} (heure de Paris).",
+            french_date(app.clock.now())
+        )
+    })
+}
+
 impl Ctx {
+    /// The context of a request whose session could not be read (the database is down, say):
+    /// enough to draw an error page.
+    pub fn anonymous(app: &App) -> Ctx {
+        Ctx {
+            user: None,
+            csrf: String::new(),
+            session_token: None,
+            clock_notice: clock_notice(app),
+            client_ip: None,
+            user_agent: None,
+        }
+    }
+
     /// The logged-in user, or an error page status (the caller decides to redirect).
     pub fn user(&self) -> Option<&UserView> {
         self.user.as_deref()
@@ -153,12 +175,7 @@ pub async fn load(
         .or_else(|| anon_csrf.clone())
         .or_else(|| new_anon.clone())
         .unwrap_or_default();
-    let clock_notice = app.clock.is_simulated().then(|| {
-        format!(
-            "Horloge simulée : nous sommes le {} (heure de Paris).",
-            french_date(app.clock.now())
-        )
-    });
+    let clock_notice = clock_notice(&app);
     let ctx = Ctx {
         user,
         csrf,
@@ -171,8 +188,11 @@ pub async fn load(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     };
-    req.extensions_mut().insert(Arc::new(ctx));
+    let ctx = Arc::new(ctx);
+    req.extensions_mut().insert(ctx.clone());
     let mut response = next.run(req).await;
+    // The error-page renderer, outside this middleware, draws the header for this user.
+    response.extensions_mut().insert(ctx);
     if let Some(token) = new_anon {
         if let Some(v) = set_cookie(&app, CSRF_COOKIE, &token, None, "Strict") {
             response.headers_mut().append(header::SET_COOKIE, v);

@@ -106,8 +106,8 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/services/{id}", get(api::services::details));
     let dynamic = pages.merge(api).fallback(not_found).layer(
         ServiceBuilder::new()
-            .layer(from_fn_with_state(app.clone(), ctx::load))
             .layer(from_fn_with_state(app.clone(), security::render_errors))
+            .layer(from_fn_with_state(app.clone(), ctx::load))
             .layer(from_fn(security::csrf_guard)),
     );
     Router::new()

@@ -169,10 +169,11 @@ fn error_texts(status: StatusCode) -> (&'static str, &'static str) {
     }
 }
 
-/// Turns error markers (and bare 404/405 from routing) into DSFR error pages for HTML routes.
+/// Turns error markers (and bare 404/405 from routing) into DSFR error pages for HTML routes,
+/// and into problems for the API. It sits outside `ctx::load`, so that a failure to read the
+/// session (database down) still gets a page.
 pub async fn render_errors(State(app): State<App>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    let ctx = req.extensions().get::<Arc<Ctx>>().cloned();
     let response = next.run(req).await;
     let status = response.status();
     let marker = response.extensions().get::<ErrorPage>().cloned();
@@ -187,7 +188,11 @@ pub async fn render_errors(State(app): State<App>, req: Request, next: Next) -> 
             .unwrap_or_else(|| problem_default(status));
         return ApiError::new(status, detail).into_response();
     }
-    let Some(ctx) = ctx else { return response };
+    let ctx = response
+        .extensions()
+        .get::<Arc<Ctx>>()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(Ctx::anonymous(&app)));
     let (title, lead) = error_texts(status);
     let message = marker.and_then(|m| m.message).map(|m| capitalise(&m));
     let page = ErrorTemplate {

@@ -160,7 +160,17 @@ async fn the_demo_data_loads_once_and_its_accounts_log_in() {
 #[tokio::test]
 async fn an_internal_error_shows_a_reference_and_no_internals() {
     let t = spawn_app().await;
+    let email = t.applicant().await;
+    let logged_in = t.login_as(&email).await;
     t.app.db.close().await;
+    // Even the session cannot be read: still a French page with the DSFR frame.
+    let r = t.get_with(&logged_in, "/espace").await;
+    assert_eq!(r.status(), 500);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("fr-header") && html.contains("Une erreur est survenue (réf. "),
+        "{html}"
+    );
     let r = t.get("/collectivites/commune/95127").await;
     assert_eq!(r.status(), 500);
     let html = r.text().await.unwrap();
