@@ -258,6 +258,39 @@ mod tests {
     }
 
     #[test]
+    fn reads_a_toml_file_under_the_environment() {
+        let path = std::env::temp_dir().join(format!("guichet-config-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "database_url = \"postgres://guichet@db:5432/guichet\"\nbind = \"0.0.0.0:9000\"\n\
+             horloge = \"2021-09-01T09:00:00+02:00\"\n[smtp]\nhost = \"smtp.exemple.fr\"\ntls = \"tls\"\n",
+        )
+        .unwrap();
+        let file = path.display().to_string();
+        let c = load(&[
+            ("GUICHET_CONFIG", file.as_str()),
+            ("GUICHET_BIND", "127.0.0.1:7000"),
+        ])
+        .unwrap();
+        assert_eq!(c.database_url, "postgres://guichet@db:5432/guichet");
+        assert_eq!(
+            c.bind, "127.0.0.1:7000",
+            "the environment wins over the file"
+        );
+        assert_eq!(
+            c.smtp.as_ref().map(|s| (s.port, s.tls.clone())),
+            Some((465, SmtpTls::Tls))
+        );
+        assert!(c.clock_start.is_some());
+        std::fs::write(&path, "datbase_url = \"typo\"\n").unwrap();
+        let e = load(&[("GUICHET_CONFIG", file.as_str())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("datbase_url"), "unknown keys are named: {e}");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
     fn rejects_bad_values_with_their_name() {
         let e = load(&[("GUICHET_HORLOGE", "juin 2021")])
             .unwrap_err()
