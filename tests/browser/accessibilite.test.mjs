@@ -1,20 +1,11 @@
 // axe-core finds no serious or critical violation on the public and personal pages.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startGuichet, launchBrowser, login, axeSource } from './harness.mjs';
+import { useGuichet, login, axeSource } from './harness.mjs';
 
 const axe = readFileSync(axeSource, 'utf8');
-let server;
-let browser;
-before(async () => {
-  server = await startGuichet();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useGuichet();
 
 async function audit(page) {
   // axe is injected as an inline script, which the site's CSP rightly forbids: the audit
@@ -30,9 +21,9 @@ const publicPages = ['/', '/connexion', '/mot-de-passe/oublie', '/collectivites?
 
 for (const path of publicPages) {
   test(`axe : ${path}`, async () => {
-    const context = await browser.newContext({ bypassCSP: true });
+    const context = await env.browser.newContext({ bypassCSP: true });
     const page = await context.newPage();
-    await page.goto(`${server.base}${path}`);
+    await page.goto(`${env.server.base}${path}`);
     assert.deepEqual(await audit(page), []);
     await context.close();
   });
@@ -40,9 +31,9 @@ for (const path of publicPages) {
 
 for (const email of ['mairie.cergy@demo.guichet.test', 'instruction.95@demo.guichet.test', 'coordination.idf@demo.guichet.test', 'admin@demo.guichet.test']) {
   test(`axe : Mon espace de ${email}`, async () => {
-    const context = await browser.newContext({ bypassCSP: true });
+    const context = await env.browser.newContext({ bypassCSP: true });
     const page = await context.newPage();
-    await login(page, server.base, email);
+    await login(page, env.server.base, email);
     assert.deepEqual(await audit(page), []);
     // The first link of the space (a service or a collectivité) too.
     const link = page.locator('main a[href^="/espace/"]').first();

@@ -1,22 +1,13 @@
 // The collectivité autocomplete, used with the keyboard only.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGuichet, launchBrowser } from './harness.mjs';
+import { useGuichet } from './harness.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startGuichet();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useGuichet();
 
 test('au clavier seul, « cergy » propose Cergy en premier et ouvre sa fiche', async () => {
-  const page = await browser.newPage();
-  await page.goto(`${server.base}/collectivites`);
+  const page = await env.browser.newPage();
+  await page.goto(`${env.server.base}/collectivites`);
   // Reach the field with Tab, as a keyboard user would.
   let focused = '';
   for (let i = 0; i < 40 && focused !== 'recherche-collectivite'; i++) {
@@ -49,8 +40,8 @@ test('au clavier seul, « cergy » propose Cergy en premier et ouvre sa fiche', 
 });
 
 test('sans sélection, Entrée envoie le formulaire de recherche', async () => {
-  const page = await browser.newPage();
-  await page.goto(`${server.base}/collectivites`);
+  const page = await env.browser.newPage();
+  await page.goto(`${env.server.base}/collectivites`);
   await page.locator('#recherche-collectivite').focus();
   await page.keyboard.type('95000');
   await page.keyboard.press('Enter');

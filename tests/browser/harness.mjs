@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -104,3 +105,18 @@ export async function login(page, base, email) {
 }
 
 export const axeSource = join(root, 'node_modules/axe-core/axe.min.js');
+
+/// Registers before/after hooks that start one Guichet and one browser for the test file, and
+/// returns an object whose `server` and `browser` are set once they are up.
+export function useGuichet() {
+  const env = { server: undefined, browser: undefined };
+  before(async () => {
+    env.server = await startGuichet();
+    env.browser = await launchBrowser();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.stop();
+  });
+  return env;
+}

@@ -22,13 +22,14 @@ pub struct NewUser {
     pub collectivites: Vec<CollectiviteRef>,
 }
 
-/// An account and what it may see, for "Mon espace" and the API.
+/// An account and what it may see, loaded for every request of a logged-in user: it holds
+/// only what the access rules need (the collectivités' names are looked up where they are shown,
+/// with `named_collectivites`).
 #[derive(Debug, Clone)]
 pub struct UserView {
     pub user: UserRow,
     pub role: Role,
     pub service: Option<ServiceRow>,
-    pub collectivites: Vec<(CollectiviteRef, String)>,
     pub principal: Principal,
 }
 
@@ -237,32 +238,41 @@ impl App {
             Some(id) => store::find_service(&mut conn, id).await?,
             None => None,
         };
-        let refs = store::user_collectivites(&mut conn, user_id).await?;
-        drop(conn);
-        let vintage = self.vintage_in_force().await?;
-        let mut collectivites = Vec::new();
-        for (kind, code) in refs {
-            let r = CollectiviteRef::parse(&format!("{kind}:{code}"))
-                .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
-            let name = self
-                .collectivite_name(vintage, &r)
-                .await?
-                .unwrap_or_else(|| r.to_string());
-            collectivites.push((r, name));
-        }
+        let collectivites = store::user_collectivites(&mut conn, user_id)
+            .await?
+            .iter()
+            .map(|(kind, code)| CollectiviteRef::from_parts(kind, code))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
         let principal = Principal {
             user_id,
             role,
             service: service.as_ref().map(service_scope).transpose()?,
-            collectivites: collectivites.iter().map(|(r, _)| r.clone()).collect(),
+            collectivites,
         };
         Ok(UserView {
             user,
             role,
             service,
-            collectivites,
             principal,
         })
+    }
+
+    /// The collectivités with their names in the vintage in force (the code when unknown).
+    pub async fn named_collectivites(
+        &self,
+        refs: &[CollectiviteRef],
+    ) -> AppResult<Vec<(CollectiviteRef, String)>> {
+        let vintage = self.vintage_in_force().await?;
+        let mut named = Vec::with_capacity(refs.len());
+        for r in refs {
+            let name = self
+                .collectivite_name(vintage, r)
+                .await?
+                .unwrap_or_else(|| r.to_string());
+            named.push((r.clone(), name));
+        }
+        Ok(named)
     }
 
     pub async fn collectivite_name(

@@ -97,7 +97,7 @@ pub struct SessionContext {
     pub id_hash: String,
 }
 
-/// Why a one-time link cannot be used.
+/// A one-time link that may be used: whose it is and what for.
 #[derive(Debug, Clone)]
 pub struct TokenCheck {
     pub user_id: i64,

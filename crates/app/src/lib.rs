@@ -44,10 +44,6 @@ impl App {
     pub async fn start(config: Config, clock: Clock) -> AppResult<App> {
         let db = Db::connect(&config.database_url, config.db_max_connections).await?;
         db.migrate().await?;
-        Self::with_db(config, clock, db)
-    }
-
-    pub fn with_db(config: Config, clock: Clock, db: Db) -> AppResult<App> {
         let programme = match &config.programme_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
@@ -81,6 +77,14 @@ impl App {
             Vintage::in_force(self.clock.now().year(), &available)
                 .unwrap_or(self.programme.vintage),
         )
+    }
+
+    /// The vintage a request asks for (`millesime=`), or the one in force when it asks none.
+    pub async fn requested_vintage(&self, requested: Option<&str>) -> AppResult<Vintage> {
+        match requested.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => Vintage::parse(s).map_err(|e| AppError::Invalid(e.to_string())),
+            None => self.vintage_in_force().await,
+        }
     }
 
     /// Imports one vintage from the npm package directory (idempotent).

@@ -85,6 +85,11 @@ impl CollectiviteRef {
         let (kind, code) = input
             .split_once(':')
             .ok_or_else(|| TerritoryError::BadReference(input.trim().to_string()))?;
+        Self::from_parts(kind, code)
+    }
+
+    /// From a kind and a code given apart (URL segments, database columns).
+    pub fn from_parts(kind: &str, code: &str) -> Result<Self, TerritoryError> {
         Self::new(CollectiviteKind::parse(kind)?, code)
     }
 }

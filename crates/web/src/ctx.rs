@@ -50,7 +50,7 @@ impl Ctx {
         }
     }
 
-    /// The logged-in user, or an error page status (the caller decides to redirect).
+    /// The logged-in user, if any.
     pub fn user(&self) -> Option<&UserView> {
         self.user.as_deref()
     }

@@ -80,8 +80,8 @@ impl Layout {
                     path == href || path.starts_with(&format!("{href}/"))
                 }
             })
-            .map(|(_, href)| href.len())
-            .max();
+            .map(|(_, href)| href.clone())
+            .max_by_key(String::len);
         Layout {
             user: ctx.user().map(|u| NavUser {
                 name: u.user.display_name.clone(),
@@ -92,7 +92,7 @@ impl Layout {
             nav: nav
                 .into_iter()
                 .map(|(label, href)| NavItem {
-                    current: Some(href.len()) == current && (href != "/" || path == "/"),
+                    current: current.as_ref() == Some(&href),
                     label,
                     href,
                 })

@@ -395,16 +395,6 @@ impl SearchIndex {
         Ok(())
     }
 
-    pub fn vintages(&self) -> Vec<Vintage> {
-        let mut v: Vec<Vintage> = self
-            .loaded
-            .read()
-            .map(|l| l.vintages.keys().copied().collect())
-            .unwrap_or_default();
-        v.sort();
-        v
-    }
-
     pub fn vintage_index(&self, vintage: Vintage) -> Option<Arc<VintageIndex>> {
         self.loaded
             .read()

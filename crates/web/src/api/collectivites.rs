@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::Json;
 use guichet_app::referentiel::search::Hit;
 use guichet_app::{referentiel, App};
-use guichet_domain::{CollectiviteKind, CollectiviteRef, Vintage};
+use guichet_domain::{CollectiviteKind, CollectiviteRef};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -79,13 +79,6 @@ pub struct SearchResponse {
     pub resultats: Vec<CollectiviteHit>,
 }
 
-async fn vintage(app: &App, requested: Option<&str>) -> Result<Vintage, ApiError> {
-    match requested.filter(|s| !s.trim().is_empty()) {
-        Some(s) => Vintage::parse(s).map_err(|e| ApiError::bad_request(e.to_string())),
-        None => Ok(app.vintage_in_force().await?),
-    }
-}
-
 /// Recherche de collectivités
 #[utoipa::path(
     get,
@@ -126,7 +119,7 @@ pub async fn search(
                 ))
             })?,
     };
-    let v = vintage(&app, p.millesime.as_deref()).await?;
+    let v = app.requested_vintage(p.millesime.as_deref()).await?;
     let hits = app.search.search(&app.db, v, &q, kind, limit).await?;
     Ok(Json(SearchResponse {
         millesime: v.year(),
@@ -179,8 +172,7 @@ pub struct CollectiviteDetails {
 }
 
 fn parse_ref(kind: &str, code: &str) -> Result<CollectiviteRef, ApiError> {
-    let k = CollectiviteKind::parse(kind).map_err(|e| ApiError::not_found(e.to_string()))?;
-    CollectiviteRef::new(k, code).map_err(|e| ApiError::not_found(e.to_string()))
+    CollectiviteRef::from_parts(kind, code).map_err(|e| ApiError::not_found(e.to_string()))
 }
 
 /// Fiche publique d’une collectivité
@@ -205,7 +197,7 @@ pub async fn details(
     ApiQuery(p): ApiQuery<VintageParam>,
 ) -> Result<Json<CollectiviteDetails>, ApiError> {
     let r = parse_ref(&kind, &code)?;
-    let v = vintage(&app, p.millesime.as_deref()).await?;
+    let v = app.requested_vintage(p.millesime.as_deref()).await?;
     let d = referentiel::details(&app.db, v, &r).await?;
     let named = |o: Option<(String, String)>| o.map(|(code, nom)| Named { code, nom });
     Ok(Json(CollectiviteDetails {

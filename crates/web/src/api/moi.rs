@@ -2,7 +2,9 @@
 
 use crate::ctx::Ctx;
 use crate::error::{ApiError, Problem};
+use axum::extract::State;
 use axum::Json;
+use guichet_app::App;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -42,7 +44,7 @@ pub struct Moi {
         (status = 401, description = "Authentification requise", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn moi(ctx: Ctx) -> Result<Json<Moi>, ApiError> {
+pub async fn moi(State(app): State<App>, ctx: Ctx) -> Result<Json<Moi>, ApiError> {
     let u = ctx.api_user()?;
     Ok(Json(Moi {
         id: u.user.id,
@@ -54,13 +56,14 @@ pub async fn moi(ctx: Ctx) -> Result<Json<Moi>, ApiError> {
             code: s.code.clone(),
             nom: s.name.clone(),
         }),
-        collectivites: u
-            .collectivites
-            .iter()
+        collectivites: app
+            .named_collectivites(&u.principal.collectivites)
+            .await?
+            .into_iter()
             .map(|(r, nom)| CollectiviteRepresentee {
                 kind: r.kind.slug().into(),
-                code: r.code.clone(),
-                nom: nom.clone(),
+                code: r.code,
+                nom,
             })
             .collect(),
     }))

@@ -8,7 +8,7 @@ use askama::Template;
 use axum::extract::State;
 use guichet_app::App;
 use guichet_domain::Role;
-use guichet_storage::{audit, parse_ts};
+use guichet_storage::parse_ts;
 use std::collections::HashMap;
 
 pub struct UserLine {
@@ -93,15 +93,8 @@ struct JournalTemplate {
 
 pub async fn journal(State(app): State<App>, ctx: Ctx) -> PageResult {
     require_admin(&ctx, "/admin/journal")?;
-    let mut conn = app
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(guichet_app::Error::from)?;
-    let entries = audit::latest(&mut conn, 200)
-        .await
-        .map_err(guichet_app::Error::from)?
+    let entries = guichet_app::audit::latest(&app.db, 200)
+        .await?
         .into_iter()
         .map(|e| EntryLine {
             seq: e.seq,

@@ -8,10 +8,9 @@ use crate::error::PageError;
 use crate::layout::{Crumb, Layout};
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
 use guichet_app::referentiel::search::Hit;
 use guichet_app::{referentiel, App};
-use guichet_domain::{CollectiviteKind, CollectiviteRef, Vintage};
+use guichet_domain::{CollectiviteKind, CollectiviteRef};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -63,21 +62,12 @@ struct SearchTemplate {
     empty_referential: bool,
 }
 
-async fn pick_vintage(app: &App, requested: Option<&str>) -> Result<Vintage, PageError> {
-    match requested.filter(|s| !s.is_empty()) {
-        Some(s) => {
-            Vintage::parse(s).map_err(|e| PageError::new(StatusCode::BAD_REQUEST, e.to_string()))
-        }
-        None => Ok(app.vintage_in_force().await?),
-    }
-}
-
 pub async fn search(
     State(app): State<App>,
     ctx: Ctx,
     PageQuery(q): PageQuery<SearchQuery>,
 ) -> PageResult {
-    let vintage = pick_vintage(&app, q.millesime.as_deref()).await?;
+    let vintage = app.requested_vintage(q.millesime.as_deref()).await?;
     let query = q.q.chars().take(100).collect::<String>();
     let hits = if query.trim().is_empty() {
         vec![]
@@ -150,11 +140,8 @@ pub async fn page(
     PagePath((kind, code)): PagePath<(String, String)>,
     PageQuery(q): PageQuery<PageVintage>,
 ) -> PageResult {
-    let r = CollectiviteKind::parse(&kind)
-        .ok()
-        .and_then(|k| CollectiviteRef::new(k, &code).ok())
-        .ok_or_else(PageError::not_found)?;
-    let vintage = pick_vintage(&app, q.millesime.as_deref()).await?;
+    let r = CollectiviteRef::from_parts(&kind, &code).map_err(|_| PageError::not_found())?;
+    let vintage = app.requested_vintage(q.millesime.as_deref()).await?;
     let d = referentiel::details(&app.db, vintage, &r).await?;
     let space_href = ctx
         .user()

@@ -10,7 +10,7 @@ use askama::Template;
 use axum::extract::State;
 use guichet_app::accounts::service_scope;
 use guichet_app::{referentiel, App};
-use guichet_domain::{CollectiviteKind, CollectiviteRef, Role, ServiceKind};
+use guichet_domain::{CollectiviteRef, Role, ServiceKind};
 use guichet_storage::accounts::{ServiceRow, UserRow};
 
 pub struct ServiceLine {
@@ -83,8 +83,7 @@ async fn territory_lines(
         region,
         dep,
     )
-    .await
-    .map_err(guichet_app::Error::from)?;
+    .await?;
     Ok((
         vintage,
         rows.into_iter()
@@ -122,13 +121,9 @@ async fn territory_of(app: &App, s: &ServiceRow) -> Result<String, PageError> {
     use guichet_storage::referentiel as r;
     Ok(match ServiceKind::from_slug(&s.kind) {
         Some(ServiceKind::PrefectureDepartementale) => {
-            let dep = r::find_departement(&app.db, v, &s.territory_code)
-                .await
-                .map_err(guichet_app::Error::from)?;
+            let dep = r::find_departement(&app.db, v, &s.territory_code).await?;
             let reg = match &s.region_code {
-                Some(code) => r::find_region(&app.db, v, code)
-                    .await
-                    .map_err(guichet_app::Error::from)?,
+                Some(code) => r::find_region(&app.db, v, code).await?,
                 None => None,
             };
             format!(
@@ -140,12 +135,8 @@ async fn territory_of(app: &App, s: &ServiceRow) -> Result<String, PageError> {
             )
         }
         Some(ServiceKind::PrefectureRegionale) => {
-            let reg = r::find_region(&app.db, v, &s.territory_code)
-                .await
-                .map_err(guichet_app::Error::from)?;
-            let deps = r::departements_of_region(&app.db, v, &s.territory_code)
-                .await
-                .map_err(guichet_app::Error::from)?;
+            let reg = r::find_region(&app.db, v, &s.territory_code).await?;
+            let deps = r::departements_of_region(&app.db, v, &s.territory_code).await?;
             format!(
                 "Région : {} ({}) – départements : {}",
                 reg.map(|g| g.name).unwrap_or_default(),
@@ -179,11 +170,12 @@ pub async fn page(State(app): State<App>, ctx: Ctx) -> PageResult {
     } else {
         vec![]
     };
-    let collectivites = u
-        .collectivites
-        .iter()
+    let collectivites = app
+        .named_collectivites(&u.principal.collectivites)
+        .await?
+        .into_iter()
         .map(|(r, name)| CollectiviteLine {
-            name: name.clone(),
+            name,
             kind: r.kind.label(),
             space_href: format!("/espace/collectivites/{}/{}", r.kind, r.code),
             public_href: format!("/collectivites/{}/{}", r.kind, r.code),
@@ -300,10 +292,7 @@ pub async fn collectivite(
 ) -> PageResult {
     let path = format!("/espace/collectivites/{kind}/{code}");
     let u = require_user(&ctx, &path)?;
-    let r = CollectiviteKind::parse(&kind)
-        .ok()
-        .and_then(|k| CollectiviteRef::new(k, &code).ok())
-        .ok_or_else(PageError::not_found)?;
+    let r = CollectiviteRef::from_parts(&kind, &code).map_err(|_| PageError::not_found())?;
     let vintage = app.vintage_in_force().await?;
     let footprint = referentiel::footprint(&app.db, vintage, &r)
         .await?

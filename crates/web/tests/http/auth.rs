@@ -183,14 +183,7 @@ async fn a_password_reset_link_works_once_and_expires() {
     let t = spawn_app().await;
     let email = t.applicant().await;
     let c = client();
-    let csrf = t.csrf(&c, "/mot-de-passe/oublie").await;
-    let r = t
-        .post_form(
-            &c,
-            "/mot-de-passe/oublie",
-            &[("csrf", &csrf), ("email", &email)],
-        )
-        .await;
+    let r = t.ask_for_reset(&email).await;
     assert_eq!(r.status(), 200);
     assert!(r
         .text()
@@ -261,13 +254,7 @@ async fn a_password_reset_link_works_once_and_expires() {
     assert_eq!(again.status(), 410);
     assert!(again.text().await.unwrap().contains("déjà été utilisé"));
     // A fresh link left for more than an hour has expired.
-    let csrf = t.csrf(&c, "/mot-de-passe/oublie").await;
-    t.post_form(
-        &c,
-        "/mot-de-passe/oublie",
-        &[("csrf", &csrf), ("email", &email)],
-    )
-    .await;
+    t.ask_for_reset(&email).await;
     let late = t
         .last_link_to(&email)
         .trim_start_matches(&t.base)
@@ -284,15 +271,7 @@ async fn a_password_reset_link_works_once_and_expires() {
 #[tokio::test]
 async fn a_reset_request_for_an_unknown_address_reveals_nothing() {
     let t = spawn_app().await;
-    let c = client();
-    let csrf = t.csrf(&c, "/mot-de-passe/oublie").await;
-    let r = t
-        .post_form(
-            &c,
-            "/mot-de-passe/oublie",
-            &[("csrf", &csrf), ("email", "inconnu@exemple.fr")],
-        )
-        .await;
+    let r = t.ask_for_reset("inconnu@exemple.fr").await;
     assert_eq!(r.status(), 200);
     assert!(r
         .text()
@@ -300,14 +279,7 @@ async fn a_reset_request_for_an_unknown_address_reveals_nothing() {
         .unwrap()
         .contains("Si un compte existe pour cette adresse"));
     assert!(t.emails().iter().all(|m| !m.contains("inconnu@exemple.fr")));
-    let csrf = t.csrf(&c, "/mot-de-passe/oublie").await;
-    let r = t
-        .post_form(
-            &c,
-            "/mot-de-passe/oublie",
-            &[("csrf", &csrf), ("email", "pas une adresse")],
-        )
-        .await;
+    let r = t.ask_for_reset("pas une adresse").await;
     assert_eq!(r.status(), 400);
     assert!(r
         .text()

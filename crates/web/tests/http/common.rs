@@ -62,6 +62,12 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
             .await
             .expect("import du référentiel");
     }
+    serve(listener, app, data_dir)
+}
+
+/// Serves `app` on `listener` in the background.
+pub fn serve(listener: tokio::net::TcpListener, app: App, data_dir: PathBuf) -> TestApp {
+    let addr = listener.local_addr().expect("adresse");
     let server = app.clone();
     tokio::spawn(async move { guichet_web::serve_on(listener, server).await });
     TestApp {

@@ -1,7 +1,7 @@
 //! Two application servers on one database: sessions and the referential live in the database,
 //! so either instance can serve any request.
 
-use crate::common::{client, session_cookie, spawn_app, TestApp, PASSWORD};
+use crate::common::{client, serve, session_cookie, spawn_app, TestApp, PASSWORD};
 use guichet_app::App;
 use serde_json::Value;
 
@@ -22,17 +22,9 @@ async fn second_instance(first: &TestApp) -> TestApp {
     let app = App::start(config, first.app.clock.clone())
         .await
         .expect("démarrage de la seconde instance");
-    let server = app.clone();
-    tokio::spawn(async move { guichet_web::serve_on(listener, server).await });
-    TestApp {
-        base: format!("http://{addr}"),
-        app,
-        client: client(),
-        data_dir,
-    }
+    serve(listener, app, data_dir)
 }
 
-/// The `guichet_session=…` pair set by a response.
 #[tokio::test]
 async fn two_instances_on_one_database_share_sessions_and_referential() {
     let one = spawn_app().await;
