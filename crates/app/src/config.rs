@@ -36,7 +36,7 @@ pub struct Config {
     pub clock_start: Option<DateTime<Utc>>,
     pub smtp: Option<SmtpConfig>,
     pub mail_from: String,
-    /// Another programme file than the shipped ITN7 one.
+    /// Another programme folder than the shipped ITN7 one (or its programme.yaml).
     pub programme_file: Option<PathBuf>,
     pub db_max_connections: u32,
     /// Trust `X-Forwarded-For` (only behind a reverse proxy that sets it).

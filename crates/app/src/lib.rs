@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod mail;
+pub mod programme;
 pub mod referentiel;
 
 use crate::clock::Clock;
@@ -44,16 +45,7 @@ impl App {
     pub async fn start(config: Config, clock: Clock) -> AppResult<App> {
         let db = Db::connect(&config.database_url, config.db_max_connections).await?;
         db.migrate().await?;
-        let programme = match &config.programme_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    AppError::Invalid(format!("programme {} illisible : {e}", path.display()))
-                })?;
-                Programme::from_yaml(&text)
-            }
-            None => Programme::from_yaml(guichet_programme::ITN7_YAML),
-        }
-        .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let programme = programme::configured(config.programme_file.as_deref())?;
         let mailer = Mailer::from_config(&config)?;
         Ok(App {
             db,

@@ -1,26 +1,44 @@
-//! Programme definitions as data. A programme file (YAML, under `programmes/`) names the
-//! programme, the referential vintage it pins, its envelopes and its measures with their
-//! canonical identifiers. Parsing validates identifiers and amounts; nothing here does I/O
-//! beyond turning text into types, so the same definitions serve the web, the CLI and tests.
+//! Programme definitions as data, and the rules engine that reads them.
+//!
+//! A programme is a folder of YAML files (`programmes/itn7/`):
+//! - `programme.yaml`: the catalogue: identity, pinned referential vintage, funds tree,
+//!   territorial envelopes and drawing rights, axes and measures with their instructing level;
+//! - `parametres.yaml`: every threshold, rate, flat amount, cap and date, each value dated and
+//!   sourced, with territorial values where a territory differs;
+//! - `regles.yaml`: the facts the engine reads, named rules, eligibility conditions (stable
+//!   reason code + French message), expense regimes and, per measure, its conditions, expense
+//!   regime, rates and amount formulas;
+//! - `variantes.yaml`: what each territory (région) overrides; anything not overridden is
+//!   inherited from the national default;
+//! - `criteres.yaml`: the selection criteria (scoring grids) and their bonuses;
+//! - `tests/*.yaml`: test cases, run by `cargo test` and `guichet programme test`.
+//!
+//! Nothing here does I/O: callers hand the files' text in ([`SourceFile`]), so the web, the CLI
+//! and the tests share one loader, and a broken file is a list of [`Diagnostic`]s, never a crash.
+
+pub mod cases;
+pub mod criteria;
+pub mod diag;
+pub mod eval;
+pub mod expr;
+pub mod rules;
+pub mod value;
+
+pub use diag::{Diagnostic, Diagnostics, SourceFile};
+pub use eval::{EvalError, Evaluation, Prepared, Situation, Step};
+pub use value::{Type, Value};
 
 use chrono::NaiveDate;
 use guichet_domain::{Cents, Vintage};
 use serde::Deserialize;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProgrammeError {
-    #[error("fichier de programme illisible : {0}")]
-    Yaml(#[from] serde_yaml::Error),
-    #[error("programme invalide : {0}")]
-    Invalid(String),
-}
+use sha2::{Digest, Sha256};
 
 /// A measure identifier such as `axe3.v1.expert`: dot-separated lower-case segments.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MeasureId(String);
 
 impl MeasureId {
-    pub fn parse(input: &str) -> Result<Self, ProgrammeError> {
+    pub fn parse(input: &str) -> Result<Self, String> {
         let ok = !input.is_empty()
             && input.split('.').all(|seg| {
                 !seg.is_empty()
@@ -31,13 +49,17 @@ impl MeasureId {
         if ok {
             Ok(Self(input.to_string()))
         } else {
-            Err(ProgrammeError::Invalid(format!(
-                "identifiant de mesure invalide : « {input} »"
-            )))
+            Err(format!("identifiant de mesure invalide : « {input} »"))
         }
     }
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl std::fmt::Display for MeasureId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -50,7 +72,49 @@ struct RawProgramme {
     millesime_referentiel: u16,
     enveloppe_euros: i64,
     pilotes: Vec<String>,
+    #[serde(default)]
+    arbre_des_fonds: Vec<RawFund>,
+    #[serde(default)]
+    enveloppes_territoriales: Vec<RawEnvelope>,
     axes: Vec<RawAxe>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFund {
+    nom: String,
+    montant_euros: i64,
+    #[serde(default)]
+    pilote: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+    sources: Vec<String>,
+    #[serde(default)]
+    sous_fonds: Vec<RawFund>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvelope {
+    id: String,
+    nom: String,
+    region: String,
+    mesures: Vec<String>,
+    montant_euros: i64,
+    #[serde(default)]
+    centre_financier: Option<String>,
+    #[serde(default)]
+    gestion: Option<String>,
+    #[serde(default)]
+    droits_de_tirage: Vec<RawDrawingRight>,
+    sources: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDrawingRight {
+    departement: String,
+    montant_euros: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +134,8 @@ struct RawMesure {
     nom: String,
     resume: String,
     instruction: String,
+    #[serde(default)]
+    service_instructeur: Option<String>,
     beneficiaires: String,
     #[serde(default)]
     ouverture: Option<NaiveDate>,
@@ -79,14 +145,34 @@ struct RawMesure {
 }
 
 #[derive(Debug, Clone)]
-pub struct Programme {
+pub struct Fund {
+    pub name: String,
+    pub amount: Cents,
+    pub pilot: Option<String>,
+    pub note: Option<String>,
+    pub sources: Vec<String>,
+    pub children: Vec<Fund>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Envelope {
     pub id: String,
     pub name: String,
-    pub fund: String,
-    pub vintage: Vintage,
-    pub envelope: Cents,
-    pub pilots: Vec<String>,
-    pub axes: Vec<Axis>,
+    pub region: String,
+    pub measures: Vec<String>,
+    pub amount: Cents,
+    pub budget_centre: Option<String>,
+    pub management: Option<String>,
+    pub drawing_rights: Vec<(String, Cents)>,
+    pub sources: Vec<String>,
+}
+
+impl Envelope {
+    /// What the drawing rights leave at the level of the envelope (208 € in Île-de-France).
+    pub fn unallocated(&self) -> Cents {
+        let drawn: i64 = self.drawing_rights.iter().map(|(_, c)| c.get()).sum();
+        Cents::new(self.amount.get() - drawn)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -105,51 +191,154 @@ pub struct Measure {
     pub summary: String,
     /// Who instructs: `departement`, `region` or `national`.
     pub instruction: String,
+    /// For a national measure, the directorate (DINUM, ANCT, ANSSI…).
+    pub instructing_service: Option<String>,
     pub beneficiaries: String,
     pub opens: Option<NaiveDate>,
     pub closes: Option<NaiveDate>,
     pub sources: Vec<String>,
 }
 
+#[derive(Debug, Clone)]
+pub struct Programme {
+    pub id: String,
+    pub name: String,
+    pub fund: String,
+    pub vintage: Vintage,
+    pub envelope: Cents,
+    pub pilots: Vec<String>,
+    pub funds: Vec<Fund>,
+    pub envelopes: Vec<Envelope>,
+    pub axes: Vec<Axis>,
+    pub rules: rules::Rules,
+    pub criteria: criteria::Criteria,
+    /// `itn7@` and the first 12 hex digits of the SHA-256 of the files: what a decision records
+    /// as the rule-set version.
+    pub version: String,
+}
+
+/// The file names a programme folder holds besides its tests.
+pub const PROGRAMME_FILES: [&str; 5] = [
+    "programme.yaml",
+    "parametres.yaml",
+    "regles.yaml",
+    "variantes.yaml",
+    "criteres.yaml",
+];
+
+fn euros(v: i64, what: &str) -> Result<Cents, String> {
+    if v < 0 {
+        return Err(format!("montant négatif : {what}"));
+    }
+    v.checked_mul(100)
+        .map(Cents::new)
+        .ok_or_else(|| format!("montant trop grand : {what}"))
+}
+
 impl Programme {
-    pub fn from_yaml(text: &str) -> Result<Self, ProgrammeError> {
-        let raw: RawProgramme = serde_yaml::from_str(text)?;
-        let vintage = Vintage::from_year(raw.millesime_referentiel)
-            .map_err(|e| ProgrammeError::Invalid(e.to_string()))?;
-        let euros = |v: i64, what: &str| {
-            if v < 0 {
-                return Err(ProgrammeError::Invalid(format!(
-                    "enveloppe négative : {what}"
-                )));
+    /// Loads a programme from its files (names as in [`PROGRAMME_FILES`]); reports every
+    /// problem found, each with its file, line and column.
+    pub fn load(files: &[SourceFile]) -> Result<Programme, Diagnostics> {
+        let mut diags = Vec::new();
+        let get = |name: &str| files.iter().find(|f| f.name.ends_with(name));
+        let mut missing = false;
+        for name in PROGRAMME_FILES {
+            if get(name).is_none() {
+                diags.push(Diagnostic {
+                    file: name.to_string(),
+                    line: 1,
+                    column: 1,
+                    message: format!("fichier absent du dossier du programme : {name}"),
+                });
+                missing = true;
             }
-            v.checked_mul(100)
-                .map(Cents::new)
-                .ok_or_else(|| ProgrammeError::Invalid(format!("enveloppe trop grande : {what}")))
+        }
+        if missing {
+            return Err(Diagnostics(diags));
+        }
+        let (pf, paf, rf, vf, cf) = match (
+            get("programme.yaml"),
+            get("parametres.yaml"),
+            get("regles.yaml"),
+            get("variantes.yaml"),
+            get("criteres.yaml"),
+        ) {
+            (Some(a), Some(b), Some(c), Some(d), Some(e)) => (a, b, c, d, e),
+            _ => return Err(Diagnostics(diags)),
+        };
+        fn parse<T: serde::de::DeserializeOwned>(
+            f: &SourceFile,
+            diags: &mut Vec<Diagnostic>,
+        ) -> Option<T> {
+            match serde_yaml::from_str(&f.text) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    diags.push(f.yaml_error(&e));
+                    None
+                }
+            }
+        }
+        let raw: Option<RawProgramme> = parse(pf, &mut diags);
+        let raw_params: Option<rules::RawParamsFile> = parse(paf, &mut diags);
+        let raw_rules: Option<rules::RawRulesFile> = parse(rf, &mut diags);
+        let raw_variants: Option<rules::RawVariantsFile> = parse(vf, &mut diags);
+        let raw_criteria: Option<criteria::RawCriteriaFile> = parse(cf, &mut diags);
+        let (Some(raw), Some(raw_params), Some(raw_rules), Some(raw_variants), Some(raw_criteria)) =
+            (raw, raw_params, raw_rules, raw_variants, raw_criteria)
+        else {
+            return Err(Diagnostics(diags));
+        };
+
+        let vintage = match Vintage::from_year(raw.millesime_referentiel) {
+            Ok(v) => v,
+            Err(e) => {
+                diags.push(pf.at(&["millesime_referentiel"], None, e.to_string()));
+                Vintage::Y2021
+            }
         };
         let mut seen = std::collections::BTreeSet::new();
         let mut axes = Vec::new();
         for a in raw.axes {
             let mut measures = Vec::new();
             for m in a.mesures {
-                let id = MeasureId::parse(&m.id)?;
+                let id = match MeasureId::parse(&m.id) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        diags.push(pf.at(&["axes", &m.id], None, e));
+                        continue;
+                    }
+                };
                 if !seen.insert(id.clone()) {
-                    return Err(ProgrammeError::Invalid(format!(
-                        "mesure en double : {}",
-                        m.id
-                    )));
+                    diags.push(pf.at(
+                        &["axes", &m.id],
+                        None,
+                        format!("mesure en double : {}", m.id),
+                    ));
                 }
                 if !["departement", "region", "national"].contains(&m.instruction.as_str()) {
-                    return Err(ProgrammeError::Invalid(format!(
-                        "mesure {} : instruction « {} » inconnue (departement, region ou national)",
-                        m.id, m.instruction
-                    )));
+                    diags.push(pf.at(
+                        &[&m.id, "instruction"],
+                        Some(&m.instruction),
+                        format!(
+                            "mesure {} : instruction « {} » inconnue (departement, region ou national)",
+                            m.id, m.instruction
+                        ),
+                    ));
+                }
+                if m.instruction == "national" && m.service_instructeur.is_none() {
+                    diags.push(pf.at(
+                        &[&m.id],
+                        None,
+                        format!("mesure {} : instruite au niveau national, elle nomme son service_instructeur (DINUM, ANCT…)", m.id),
+                    ));
                 }
                 if let (Some(o), Some(c)) = (m.ouverture, m.cloture) {
                     if c < o {
-                        return Err(ProgrammeError::Invalid(format!(
-                            "mesure {} : clôture avant ouverture",
-                            m.id
-                        )));
+                        diags.push(pf.at(
+                            &[&m.id, "cloture"],
+                            None,
+                            format!("mesure {} : clôture avant ouverture", m.id),
+                        ));
                     }
                 }
                 measures.push(Measure {
@@ -157,50 +346,224 @@ impl Programme {
                     name: m.nom,
                     summary: m.resume,
                     instruction: m.instruction,
+                    instructing_service: m.service_instructeur,
                     beneficiaries: m.beneficiaires,
                     opens: m.ouverture,
                     closes: m.cloture,
                     sources: m.sources,
                 });
             }
+            let envelope = match a.enveloppe_euros.map(|v| euros(v, &a.id)).transpose() {
+                Ok(e) => e,
+                Err(e) => {
+                    diags.push(pf.at(&[&a.id], None, e));
+                    None
+                }
+            };
             axes.push(Axis {
-                envelope: a.enveloppe_euros.map(|v| euros(v, &a.id)).transpose()?,
+                envelope,
                 id: a.id,
                 name: a.nom,
                 pilot: a.pilote,
                 measures,
             });
         }
+        fn funds(list: Vec<RawFund>, pf: &SourceFile, diags: &mut Vec<Diagnostic>) -> Vec<Fund> {
+            list.into_iter()
+                .map(|f| Fund {
+                    amount: euros(f.montant_euros, &f.nom).unwrap_or_else(|e| {
+                        diags.push(pf.at(&["arbre_des_fonds"], Some(&f.nom), e));
+                        Cents::ZERO
+                    }),
+                    children: funds(f.sous_fonds, pf, diags),
+                    name: f.nom,
+                    pilot: f.pilote,
+                    note: f.note,
+                    sources: f.sources,
+                })
+                .collect()
+        }
+        let fund_tree = funds(raw.arbre_des_fonds, pf, &mut diags);
+        let all_measures: Vec<String> = axes
+            .iter()
+            .flat_map(|a| a.measures.iter().map(|m| m.id.as_str().to_string()))
+            .collect();
+        let mut envelopes = Vec::new();
+        for e in raw.enveloppes_territoriales {
+            for m in &e.mesures {
+                if !all_measures.contains(m) {
+                    diags.push(pf.at(
+                        &["enveloppes_territoriales", &e.id],
+                        Some(m),
+                        format!("enveloppe {} : mesure inconnue « {m} »", e.id),
+                    ));
+                }
+            }
+            let amount = euros(e.montant_euros, &e.id).unwrap_or_else(|m| {
+                diags.push(pf.at(&["enveloppes_territoriales", &e.id], None, m));
+                Cents::ZERO
+            });
+            let rights: Vec<(String, Cents)> = e
+                .droits_de_tirage
+                .iter()
+                .map(|d| {
+                    (
+                        d.departement.clone(),
+                        euros(d.montant_euros, &d.departement).unwrap_or(Cents::ZERO),
+                    )
+                })
+                .collect();
+            let drawn: i64 = rights.iter().map(|(_, c)| c.get()).sum();
+            if drawn > amount.get() {
+                diags.push(pf.at(
+                    &["enveloppes_territoriales", &e.id, "droits_de_tirage"],
+                    None,
+                    format!(
+                        "enveloppe {} : les droits de tirage ({}) dépassent l’enveloppe ({})",
+                        e.id,
+                        Cents::new(drawn),
+                        amount
+                    ),
+                ));
+            }
+            envelopes.push(Envelope {
+                id: e.id,
+                name: e.nom,
+                region: e.region,
+                measures: e.mesures,
+                amount,
+                budget_centre: e.centre_financier,
+                management: e.gestion,
+                drawing_rights: rights,
+                sources: e.sources,
+            });
+        }
+        let programme_envelope = euros(raw.enveloppe_euros, &raw.id).unwrap_or_else(|e| {
+            diags.push(pf.at(&["enveloppe_euros"], None, e));
+            Cents::ZERO
+        });
+
+        let measure_flags: Vec<(String, bool)> = axes
+            .iter()
+            .flat_map(|a| {
+                a.measures
+                    .iter()
+                    .map(|m| (m.id.as_str().to_string(), m.instruction != "national"))
+            })
+            .collect();
+        let compiled = rules::compile(rules::Inputs {
+            rules_file: rf,
+            params_file: paf,
+            variants_file: vf,
+            rules: raw_rules,
+            params: raw_params,
+            variants: raw_variants,
+            measures: measure_flags,
+        });
+        let compiled = match compiled {
+            Ok(r) => Some(r),
+            Err(d) => {
+                diags.extend(d);
+                None
+            }
+        };
+        let criteria = compiled
+            .as_ref()
+            .map(|r| criteria::Criteria::build(raw_criteria, cf, r, &all_measures, &mut diags));
+        if !diags.is_empty() {
+            return Err(Diagnostics(diags));
+        }
+        let (Some(rules), Some(criteria)) = (compiled, criteria) else {
+            return Err(Diagnostics(diags));
+        };
+        let mut hasher = Sha256::new();
+        for name in PROGRAMME_FILES {
+            if let Some(f) = get(name) {
+                hasher.update(name.as_bytes());
+                hasher.update([0]);
+                hasher.update(f.text.as_bytes());
+                hasher.update([0]);
+            }
+        }
+        let digest = hex::encode(hasher.finalize());
         Ok(Programme {
-            envelope: euros(raw.enveloppe_euros, &raw.id)?,
+            version: format!("{}@{}", raw.id, &digest[..12]),
+            envelope: programme_envelope,
             id: raw.id,
             name: raw.nom,
             fund: raw.fonds,
             vintage,
             pilots: raw.pilotes,
+            funds: fund_tree,
+            envelopes,
             axes,
+            rules,
+            criteria,
         })
     }
 
     pub fn measure(&self, id: &str) -> Option<&Measure> {
-        self.axes
-            .iter()
-            .flat_map(|a| a.measures.iter())
-            .find(|m| m.id.as_str() == id)
+        self.measures().find(|m| m.id.as_str() == id)
+    }
+
+    pub fn measures(&self) -> impl Iterator<Item = &Measure> {
+        self.axes.iter().flat_map(|a| a.measures.iter())
+    }
+
+    /// Evaluates one measure for one situation, with its trace.
+    pub fn evaluate(&self, measure: &str, situation: &Situation) -> Result<Evaluation, EvalError> {
+        let prepared = self.rules.prepare(situation)?;
+        self.rules.evaluate(measure, &prepared, true)
     }
 }
 
-/// The ITN7 programme file shipped with Guichet, compiled in so the binary is self-sufficient;
-/// a deployment may point `GUICHET_PROGRAMME` at another file.
-pub const ITN7_YAML: &str = include_str!("../../../programmes/itn7/programme.yaml");
+/// The ITN7 programme files shipped with Guichet, compiled in so the binary is self-sufficient;
+/// a deployment may point `GUICHET_PROGRAMME` at another programme folder.
+pub fn itn7_files() -> Vec<SourceFile> {
+    vec![
+        SourceFile::new(
+            "programme.yaml",
+            include_str!("../../../programmes/itn7/programme.yaml"),
+        ),
+        SourceFile::new(
+            "parametres.yaml",
+            include_str!("../../../programmes/itn7/parametres.yaml"),
+        ),
+        SourceFile::new(
+            "regles.yaml",
+            include_str!("../../../programmes/itn7/regles.yaml"),
+        ),
+        SourceFile::new(
+            "variantes.yaml",
+            include_str!("../../../programmes/itn7/variantes.yaml"),
+        ),
+        SourceFile::new(
+            "criteres.yaml",
+            include_str!("../../../programmes/itn7/criteres.yaml"),
+        ),
+    ]
+}
+
+/// The built-in ITN7 programme. Its files are checked by this crate's tests, so a failure here
+/// is a build defect: callers at start-up report it and stop.
+pub fn itn7() -> Result<Programme, Diagnostics> {
+    Programme::load(&itn7_files())
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn itn7_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../programmes/itn7")
+    }
+
     #[test]
-    fn the_itn7_file_parses_and_sums_up() {
-        let p = Programme::from_yaml(ITN7_YAML).unwrap();
+    fn the_itn7_programme_loads_and_sums_up() {
+        let p = match itn7() {
+            Ok(p) => p,
+            Err(d) => panic!("{d}"),
+        };
         assert_eq!(p.vintage, Vintage::Y2021);
         assert_eq!(p.envelope, Cents::from_euros(88_000_000));
         let axes_total: i64 = p
@@ -212,6 +575,14 @@ mod tests {
         assert_eq!(Cents::new(axes_total), p.envelope);
         assert!(p.measure("axe3.v1.dematads").is_some());
         assert!(p.measure("axe9").is_none());
+        let idf = p
+            .envelopes
+            .iter()
+            .find(|e| e.id == "idf-axe3-volet1")
+            .unwrap();
+        assert_eq!(idf.unallocated(), Cents::from_euros(208));
+        assert_eq!(idf.budget_centre.as_deref(), Some("UO 0363-DITP-DR75"));
+        assert!(p.version.starts_with("itn7@"));
     }
 
     #[test]
@@ -219,5 +590,43 @@ mod tests {
         assert!(MeasureId::parse("Axe3 v1").is_err());
         assert!(MeasureId::parse("axe3..v1").is_err());
         assert!(MeasureId::parse("axe3.v1.relation-usager").is_ok());
+    }
+
+    /// The programme's own test cases (`programmes/itn7/tests/*.yaml`).
+    #[test]
+    fn the_itn7_test_cases_pass() {
+        let p = itn7().unwrap_or_else(|d| panic!("{d}"));
+        let mut files = Vec::new();
+        let mut paths: Vec<_> = std::fs::read_dir(itn7_dir().join("tests"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let name = format!("tests/{}", path.file_name().unwrap().to_string_lossy());
+            files.push(SourceFile::new(
+                name,
+                std::fs::read_to_string(&path).unwrap(),
+            ));
+        }
+        assert!(!files.is_empty());
+        let report = cases::run(&p, &files);
+        let mut out = String::new();
+        for e in &report.errors {
+            out.push_str(&format!("{e}\n"));
+        }
+        for f in &report.failures {
+            out.push_str(&format!(
+                "{}:{} {} :\n  {}\n",
+                f.file,
+                f.line,
+                f.name,
+                f.problems.join("\n  ")
+            ));
+        }
+        println!("{}", report.summary());
+        assert!(report.failed() == 0, "{out}{}", report.summary());
+        assert!(report.passed >= 60, "{}", report.summary());
     }
 }

@@ -1,0 +1,268 @@
+//! Typed values of the rules engine. Amounts are exact decimals of euro cents (a rate times an
+//! amount may fall between two cents until the programme's rounding rule applies); rates and
+//! counts are exact decimals; nothing is ever a float.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use std::fmt;
+use std::sync::Arc;
+
+/// The static type of an expression, checked when a programme is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    /// A unitless exact decimal: counts, populations, rates.
+    Nombre,
+    /// Money, in cents.
+    Montant,
+    Date,
+    Booleen,
+    Texte,
+    /// `non_applicable` alone: compatible with any type.
+    Any,
+}
+
+impl Type {
+    pub fn label(self) -> &'static str {
+        match self {
+            Type::Nombre => "nombre",
+            Type::Montant => "montant",
+            Type::Date => "date",
+            Type::Booleen => "booléen",
+            Type::Texte => "texte",
+            Type::Any => "non applicable",
+        }
+    }
+
+    /// The type two branches share, if any.
+    pub fn unify(self, other: Type) -> Option<Type> {
+        match (self, other) {
+            (Type::Any, t) | (t, Type::Any) => Some(t),
+            (a, b) if a == b => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn parse(unit: &str) -> Option<Type> {
+        Some(match unit {
+            "nombre" | "habitants" | "communes" | "%" | "taux" => Type::Nombre,
+            "€" | "montant" => Type::Montant,
+            "date" => Type::Date,
+            "booleen" | "booléen" => Type::Booleen,
+            "texte" => Type::Texte,
+            _ => return None,
+        })
+    }
+}
+
+/// A value computed by the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Nombre(Decimal),
+    /// Cents, possibly fractional before rounding.
+    Montant(Decimal),
+    Date(NaiveDate),
+    Booleen(bool),
+    Texte(Arc<str>),
+    /// The rule does not apply here (Publicodes' `non applicable`): ignored by `le minimum de`,
+    /// zero in a `somme`, no cap in `plafond`.
+    NonApplicable,
+    /// A fact the situation does not give: the result cannot be established.
+    Absent,
+}
+
+impl Value {
+    pub fn type_of(&self) -> Type {
+        match self {
+            Value::Nombre(_) => Type::Nombre,
+            Value::Montant(_) => Type::Montant,
+            Value::Date(_) => Type::Date,
+            Value::Booleen(_) => Type::Booleen,
+            Value::Texte(_) => Type::Texte,
+            Value::NonApplicable | Value::Absent => Type::Any,
+        }
+    }
+
+    pub fn text(s: &str) -> Value {
+        Value::Texte(Arc::from(s))
+    }
+
+    pub fn euros(euros: i64) -> Value {
+        Value::Montant(Decimal::from(euros) * Decimal::ONE_HUNDRED)
+    }
+
+    /// Parses a literal written for a parameter of the given type: `15000`, `50 %`, `0.8`,
+    /// `5000 €`, `4 000,50 €`, `2022-10-31`, `oui`/`non`, or any text.
+    pub fn parse_literal(input: &str, ty: Type) -> Result<Value, String> {
+        let s = input.trim();
+        match ty {
+            Type::Nombre => parse_number(s).map(Value::Nombre),
+            Type::Montant => parse_euros(s).map(Value::Montant),
+            Type::Date => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Value::Date)
+                .map_err(|_| format!("date invalide : « {s} » (AAAA-MM-JJ attendu)")),
+            Type::Booleen => match s {
+                "oui" | "true" => Ok(Value::Booleen(true)),
+                "non" | "false" => Ok(Value::Booleen(false)),
+                _ => Err(format!("booléen invalide : « {s} » (oui ou non attendu)")),
+            },
+            Type::Texte => Ok(Value::text(s)),
+            Type::Any => Err("type indéterminé".into()),
+        }
+    }
+
+    /// Machine form for JSON and test comparisons: rates and numbers as decimal strings, money
+    /// as integer cents when whole.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Nombre(d) => serde_json::Value::String(d.normalize().to_string()),
+            Value::Montant(c) => {
+                if c.fract().is_zero() {
+                    serde_json::json!(i64::try_from(c.trunc().mantissa() / 10i128.pow(c.scale()))
+                        .unwrap_or(i64::MAX))
+                } else {
+                    serde_json::Value::String(c.normalize().to_string())
+                }
+            }
+            Value::Date(d) => serde_json::Value::String(d.to_string()),
+            Value::Booleen(b) => serde_json::Value::Bool(*b),
+            Value::Texte(t) => serde_json::Value::String(t.to_string()),
+            Value::NonApplicable | Value::Absent => serde_json::Value::Null,
+        }
+    }
+}
+
+/// `15000`, `0.5`, `50 %`, `12,5 %`.
+pub fn parse_number(s: &str) -> Result<Decimal, String> {
+    let bad = || format!("nombre invalide : « {s} »");
+    let (body, percent) = match s.strip_suffix('%') {
+        Some(b) => (b, true),
+        None => (s, false),
+    };
+    let cleaned: String = body
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '\u{202f}' && *c != '\u{a0}' && *c != '_')
+        .map(|c| if c == ',' { '.' } else { c })
+        .collect();
+    if cleaned.is_empty() {
+        return Err(bad());
+    }
+    let d: Decimal = cleaned.parse().map_err(|_| bad())?;
+    Ok(if percent { d / Decimal::ONE_HUNDRED } else { d })
+}
+
+/// Euros to cents: `5000 €`, `4 000,50`, `12 345.67 €`.
+pub fn parse_euros(s: &str) -> Result<Decimal, String> {
+    let body = s.trim().trim_end_matches('€').trim();
+    let d = parse_number(body).map_err(|_| format!("montant invalide : « {s} »"))?;
+    if d.scale() > 2 {
+        return Err(format!(
+            "montant invalide : « {s} » (deux décimales au plus)"
+        ));
+    }
+    Ok(d * Decimal::ONE_HUNDRED)
+}
+
+fn group(int: &str) -> String {
+    let mut out = String::new();
+    let n = int.len();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (n - i) % 3 == 0 {
+            out.push('\u{202f}');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// A decimal in French: `15 000`, `0,5`, `65 911`.
+pub fn french_decimal(d: Decimal) -> String {
+    let d = d.normalize();
+    let s = d.abs().to_string();
+    let (int, frac) = s.split_once('.').unwrap_or((s.as_str(), ""));
+    let mut out = if d.is_sign_negative() && !d.is_zero() {
+        "-".to_string()
+    } else {
+        String::new()
+    };
+    out.push_str(&group(int));
+    if !frac.is_empty() {
+        out.push(',');
+        out.push_str(frac);
+    }
+    out
+}
+
+/// Cents in French: `5 000 €` when whole euros, `1 234,56 €` otherwise.
+pub fn french_money(cents: Decimal) -> String {
+    let euros = cents / Decimal::ONE_HUNDRED;
+    let euros = euros.normalize();
+    if euros.fract().is_zero() {
+        format!("{}\u{a0}€", french_decimal(euros))
+    } else {
+        let rounded = euros.round_dp(4);
+        let s = format!("{:.2}", rounded);
+        let d: Decimal = s.parse().unwrap_or(rounded);
+        let int = d.trunc().abs().to_string();
+        let frac = s.split_once('.').map(|(_, f)| f).unwrap_or("00");
+        let sign = if d.is_sign_negative() { "-" } else { "" };
+        format!("{sign}{},{frac}\u{a0}€", group(&int))
+    }
+}
+
+/// A rate in French: `50 %`, `100 %`, `12,5 %`.
+pub fn french_rate(rate: Decimal) -> String {
+    format!("{}\u{a0}%", french_decimal(rate * Decimal::ONE_HUNDRED))
+}
+
+pub fn french_date(d: NaiveDate) -> String {
+    d.format("%d/%m/%Y").to_string()
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Nombre(d) => f.write_str(&french_decimal(*d)),
+            Value::Montant(c) => f.write_str(&french_money(*c)),
+            Value::Date(d) => f.write_str(&french_date(*d)),
+            Value::Booleen(true) => f.write_str("oui"),
+            Value::Booleen(false) => f.write_str("non"),
+            Value::Texte(t) => f.write_str(t),
+            Value::NonApplicable => f.write_str("non applicable"),
+            Value::Absent => f.write_str("non renseigné"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals() {
+        assert_eq!(
+            Value::parse_literal("50 %", Type::Nombre),
+            Ok(Value::Nombre(Decimal::new(5, 1)))
+        );
+        assert_eq!(
+            Value::parse_literal("4 000,50 €", Type::Montant),
+            Ok(Value::Montant(Decimal::from(400_050)))
+        );
+        assert!(Value::parse_literal("4,555 €", Type::Montant).is_err());
+        assert!(Value::parse_literal("2022-02-30", Type::Date).is_err());
+        assert!(Value::parse_literal("peut-être", Type::Booleen).is_err());
+    }
+
+    #[test]
+    fn french_display() {
+        assert_eq!(
+            french_money(Decimal::from(1_600_000)),
+            "16\u{202f}000\u{a0}€"
+        );
+        assert_eq!(
+            french_money(Decimal::from(123_456)),
+            "1\u{202f}234,56\u{a0}€"
+        );
+        assert_eq!(french_rate(Decimal::new(5, 1)), "50\u{a0}%");
+        assert_eq!(french_decimal(Decimal::from(65911)), "65\u{202f}911");
+    }
+}
