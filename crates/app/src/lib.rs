@@ -12,6 +12,7 @@ pub mod error;
 pub mod mail;
 pub mod programme;
 pub mod referentiel;
+pub mod simulation;
 
 use crate::clock::Clock;
 use crate::config::Config;

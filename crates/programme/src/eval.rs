@@ -179,6 +179,9 @@ pub struct Evaluation {
     pub trace: Vec<Step>,
 }
 
+/// The name under which missing expenses are reported (they are not a fact of their own).
+pub const EXPENSES_FACT: &str = "depenses";
+
 /// Code of the reason given when facts are missing.
 pub const MISSING_REASON: &str = "donnees_manquantes";
 
@@ -575,7 +578,7 @@ impl Ev<'_> {
 
         self.missing.sort_unstable();
         self.missing.dedup();
-        let missing: Vec<_> = self
+        let mut missing: Vec<_> = self
             .missing
             .iter()
             .map(|&i| {
@@ -587,6 +590,18 @@ impl Ev<'_> {
                 }
             })
             .collect();
+        if m.expenses.is_some() && self.sit.lines.is_empty() {
+            missing.insert(
+                0,
+                crate::eval::Missing {
+                    nom: EXPENSES_FACT.into(),
+                    titre: "Coût du projet".into(),
+                    question: Some(
+                        "Quel est le coût du projet, ou le détail de ses dépenses ?".into(),
+                    ),
+                },
+            );
+        }
         let eligible = reasons.is_empty() && missing.is_empty();
         if !reasons.is_empty() {
             for slot in [&mut amount, &mut amount_max] {

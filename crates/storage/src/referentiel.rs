@@ -504,3 +504,42 @@ pub async fn departement_summaries(
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
 }
+
+/// The communes of a département or of a région (for the facts rules read about an applicant).
+pub async fn communes_in(
+    db: &Db,
+    vintage: i64,
+    departement: Option<&str>,
+    region: Option<&str>,
+) -> Result<Vec<CommuneRow>, StorageError> {
+    let (column, value) = match (departement, region) {
+        (Some(d), _) => ("departement_code", d),
+        (None, Some(r)) => ("region_code", r),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT {COMMUNE_COLS} FROM ref_communes WHERE vintage = $1 AND {column} = $2 ORDER BY insee"
+    ))
+    .bind(vintage)
+    .bind(value)
+    .fetch_all(db.pool())
+    .await?;
+    all(rows, commune)
+}
+
+/// How many communes each département holds, to tell whether an applicant covers one whole.
+pub async fn commune_counts_by_departement(
+    db: &Db,
+    vintage: i64,
+) -> Result<Vec<(String, i64)>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT departement_code, COUNT(*) AS n FROM ref_communes WHERE vintage = $1 GROUP BY departement_code",
+    )
+    .bind(vintage)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("departement_code")?, r.try_get("n")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
