@@ -179,6 +179,12 @@ impl SourceFile {
 
 /// serde's messages in French, for the common cases a programme officer meets.
 fn translate_serde(msg: &str) -> String {
+    // serde_yaml prefixes the path of the offending value: `faits.type_demandeur: unknown…`.
+    if let Some((path, rest)) = msg.split_once(": ") {
+        if !path.contains(' ') && !rest.is_empty() {
+            return format!("{path} : {}", translate_serde(rest));
+        }
+    }
     if let Some(rest) = msg.strip_prefix("unknown field ") {
         let (field, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
         return format!(

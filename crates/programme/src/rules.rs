@@ -735,10 +735,8 @@ pub(crate) fn compile(inputs: Inputs<'_>) -> Result<Rules, Vec<Diagnostic>> {
         }
     }
 
-    if !diags.is_empty() {
-        return Err(diags);
-    }
-
+    // Problems so far leave the rest checkable (an override of a missing name is ignored):
+    // go on, so that one run reports everything.
     let shared = Shared {
         facts: &facts,
         fact_index: &fact_index,
