@@ -44,7 +44,7 @@ pub enum EvalError {
     UnknownCategory(String, String),
     #[error("la date de dépôt est obligatoire")]
     NoDate,
-    #[error("la mesure {0} est instruite par un service territorial : le demandeur doit relever d’une seule région (un groupement réparti sur plusieurs régions ne peut pas la demander)")]
+    #[error("la mesure {0} est instruite par un service territorial : le demandeur doit relever d’une seule région (ce n’est le cas ni d’un groupement réparti sur plusieurs régions, ni d’une commune d’une collectivité d’outre-mer)")]
     NoTerritory(String),
     #[error("calcul impossible : {0}")]
     Arithmetic(String),
@@ -185,6 +185,10 @@ pub const EXPENSES_FACT: &str = "depenses";
 /// Code of the reason given when facts are missing.
 pub const MISSING_REASON: &str = "donnees_manquantes";
 
+/// Code of the reason given when the filing date precedes the first value of a parameter the
+/// measure needs: its rules are not in force yet at that date.
+pub const NOT_IN_FORCE_REASON: &str = "regles_non_en_vigueur";
+
 impl Rules {
     /// Checks a situation against the declared facts and categories, and indexes it.
     pub fn prepare(&self, s: &Situation) -> Result<Prepared, EvalError> {
@@ -303,6 +307,7 @@ impl Rules {
             memo: vec![None; set.rules.len()],
             fact_seen: vec![false; self.facts.len()],
             param_seen: vec![false; self.params.len()],
+            not_in_force: Vec::new(),
             missing: Vec::new(),
             assumed: Vec::new(),
             trace: if trace { Some(Vec::new()) } else { None },
@@ -319,9 +324,15 @@ struct Ev<'a> {
     rules: &'a Rules,
     set: &'a RuleSet,
     sit: &'a Prepared,
-    memo: Vec<Option<Value>>,
+    /// A rule's value, with the facts found missing while computing it (they count again
+    /// wherever the rule is used).
+    memo: Vec<Option<(Value, Vec<usize>)>>,
     fact_seen: Vec<bool>,
     param_seen: Vec<bool>,
+    /// Parameters read at a date before their first value.
+    not_in_force: Vec<usize>,
+    /// Missing facts, once per reading (deduplicated at the end); a branch that did not decide a
+    /// `ou` / `et` / `une de ces conditions` / `toutes ces conditions` takes its own back out.
     missing: Vec<usize>,
     assumed: Vec<usize>,
     trace: Option<Vec<Step>>,
@@ -602,6 +613,25 @@ impl Ev<'_> {
                 },
             );
         }
+        if let Some(since) = self
+            .not_in_force
+            .iter()
+            .filter_map(|&i| self.set.params[i].first().map(|v| v.since))
+            .min()
+        {
+            reasons.insert(
+                0,
+                Reason {
+                    code: NOT_IN_FORCE_REASON.into(),
+                    message: format!(
+                        "Les règles de cette mesure ne sont pas en vigueur à la date de dépôt ({}) : elles s’appliquent à compter du {}.",
+                        crate::value::french_date(self.sit.date),
+                        crate::value::french_date(since)
+                    ),
+                    source: None,
+                },
+            );
+        }
         let eligible = reasons.is_empty() && missing.is_empty();
         if !reasons.is_empty() {
             for slot in [&mut amount, &mut amount_max] {
@@ -728,14 +758,22 @@ impl Ev<'_> {
     }
 
     fn rule(&mut self, i: usize) -> R {
-        if let Some(v) = &self.memo[i] {
-            return Ok(v.clone());
+        if let Some((v, missing)) = &self.memo[i] {
+            let v = v.clone();
+            self.missing.extend_from_slice(missing);
+            return Ok(v);
         }
         let set = self.set;
         let def = &set.rules[i];
         let notes_from = self.notes.len();
+        let missing_from = self.missing.len();
         let v = self.eval(&def.node)?;
-        self.memo[i] = Some(v.clone());
+        let missing = self
+            .missing
+            .get(missing_from..)
+            .unwrap_or_default()
+            .to_vec();
+        self.memo[i] = Some((v.clone(), missing));
         if self.trace.is_some() {
             let notes: Vec<String> = self.notes.drain(notes_from..).collect();
             let kind = if def.name.starts_with("condition ") {
@@ -779,6 +817,9 @@ impl Ev<'_> {
         let v = found
             .map(|f| f.value.clone())
             .unwrap_or(Value::NonApplicable);
+        if found.is_none() && !versions.is_empty() && !self.not_in_force.contains(&i) {
+            self.not_in_force.push(i);
+        }
         if self.trace.is_some() && !self.param_seen[i] {
             self.param_seen[i] = true;
             let def = &self.rules.params[i];
@@ -821,13 +862,13 @@ impl Ev<'_> {
                 None => (Value::Absent, false),
             },
         };
+        if matches!(v, Value::Absent) {
+            self.missing.push(i);
+        }
         if !self.fact_seen[i] {
             self.fact_seen[i] = true;
             if assumed {
                 self.assumed.push(i);
-            }
-            if matches!(v, Value::Absent) {
-                self.missing.push(i);
             }
             if self.trace.is_some() {
                 let step = Step {
@@ -888,9 +929,15 @@ impl Ev<'_> {
             Node::Bin(op, a, b) => self.binary(*op, a, b)?,
             Node::All(list) => {
                 let mut absent = false;
+                let from = self.missing.len();
                 for x in list {
+                    let start = self.missing.len();
                     match self.eval(x)? {
-                        Value::Booleen(false) => return Ok(Value::Booleen(false)),
+                        Value::Booleen(false) => {
+                            // Settled by this one: what the others lack does not matter.
+                            self.missing.drain(from..start);
+                            return Ok(Value::Booleen(false));
+                        }
                         Value::Absent => absent = true,
                         _ => {}
                     }
@@ -904,9 +951,15 @@ impl Ev<'_> {
             Node::Any(list) => {
                 let mut absent = false;
                 let mut any_applicable = false;
+                let from = self.missing.len();
                 for x in list {
+                    let start = self.missing.len();
                     match self.eval(x)? {
-                        Value::Booleen(true) => return Ok(Value::Booleen(true)),
+                        Value::Booleen(true) => {
+                            // Settled by this one: what the others lack does not matter.
+                            self.missing.drain(from..start);
+                            return Ok(Value::Booleen(true));
+                        }
                         Value::Booleen(false) => any_applicable = true,
                         Value::Absent => absent = true,
                         _ => {}
@@ -1070,6 +1123,7 @@ impl Ev<'_> {
     }
 
     fn binary(&mut self, op: BinOp, a: &Node, b: &Node) -> R {
+        let from = self.missing.len();
         let va = self.eval(a)?;
         // Short-circuits: a false condition settles `et`, a true one settles `ou`.
         match (op, &va) {
@@ -1077,18 +1131,22 @@ impl Ev<'_> {
             (BinOp::Or, Value::Booleen(true)) => return Ok(Value::Booleen(true)),
             _ => {}
         }
+        let mid = self.missing.len();
         let vb = self.eval(b)?;
+        let settles = |y: bool| (op == BinOp::And && !y) || (op == BinOp::Or && y);
         match op {
             BinOp::And | BinOp::Or => Ok(match (va, vb) {
                 (Value::Booleen(x), Value::Booleen(y)) => {
                     Value::Booleen(if op == BinOp::And { x && y } else { x || y })
                 }
-                (Value::Absent, Value::Booleen(y)) | (Value::Booleen(y), Value::Absent) => {
-                    if (op == BinOp::And && !y) || (op == BinOp::Or && y) {
-                        Value::Booleen(y)
-                    } else {
-                        Value::Absent
-                    }
+                // The known side settles it: the unknown side's missing facts do not matter.
+                (Value::Absent, Value::Booleen(y)) if settles(y) => {
+                    self.missing.drain(from..mid);
+                    Value::Booleen(y)
+                }
+                (Value::Booleen(y), Value::Absent) if settles(y) => {
+                    self.missing.truncate(mid);
+                    Value::Booleen(y)
                 }
                 (Value::Absent, _) | (_, Value::Absent) => Value::Absent,
                 (Value::NonApplicable, v) | (v, Value::NonApplicable) => v,
@@ -1157,4 +1215,138 @@ fn arith(op: BinOp, a: Value, b: Value) -> R {
             )))
         }
     })
+}
+
+#[cfg(test)]
+mod missing_and_in_force_tests {
+    use super::*;
+    use crate::{itn7_files, Programme};
+
+    fn situation(p: &Programme, date: &str, facts: &[(&str, &str)], cost: i64) -> Situation {
+        let mut s = Situation {
+            date: Some(NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap()),
+            ..Default::default()
+        };
+        for (name, v) in facts {
+            let i = p.rules.fact(name).unwrap();
+            let value = Value::parse_literal(v, p.rules.facts[i].ty).unwrap();
+            s.facts.insert(name.to_string(), value);
+        }
+        s.expenses
+            .push(("prestation".into(), Cents::from_euros(cost)));
+        s
+    }
+
+    fn missing(ev: &Evaluation) -> Vec<&str> {
+        ev.missing.iter().map(|m| m.nom.as_str()).collect()
+    }
+
+    fn codes(ev: &Evaluation) -> Vec<&str> {
+        ev.reasons.iter().map(|r| r.code.as_str()).collect()
+    }
+
+    #[test]
+    fn a_missing_fact_that_settles_nothing_is_not_asked() {
+        let p = crate::itn7().unwrap();
+        // 600,000 inhabitants meet the Axe 2 threshold: whole-département coverage is moot.
+        let s = situation(
+            &p,
+            "2021-03-01",
+            &[("type_demandeur", "epci"), ("population", "600000")],
+            10_000,
+        );
+        let ev = p.evaluate("axe2.demat", &s).unwrap();
+        assert!(ev.eligible, "{:?}", ev.reasons);
+        assert!(ev.missing.is_empty());
+        assert_eq!(ev.amount, Some(Cents::from_euros(5_000)));
+        // Below it, the answer decides.
+        let s = situation(
+            &p,
+            "2021-03-01",
+            &[("type_demandeur", "epci"), ("population", "300000")],
+            10_000,
+        );
+        let ev = p.evaluate("axe2.demat", &s).unwrap();
+        assert!(!ev.eligible);
+        assert_eq!(missing(&ev), ["couvre_departement"]);
+        assert_eq!(codes(&ev), [MISSING_REASON]);
+    }
+
+    #[test]
+    fn a_rule_left_unknown_in_a_settled_branch_still_asks_where_it_decides() {
+        // `couvre_entier` is first read inside a disjunction the population settles, then
+        // alone in a condition of its own: its missing fact must come back there.
+        let mut files = itn7_files();
+        let edit = |files: &mut Vec<crate::SourceFile>, from: &str, to: &str| {
+            let f = files.iter_mut().find(|f| f.name == "regles.yaml").unwrap();
+            assert!(f.text.contains(from), "{from}");
+            f.text = f.text.replacen(from, to, 1);
+        };
+        edit(
+            &mut files,
+            "regles:\n  collectivite_ou_groupement:",
+            "regles:\n  couvre_entier: couvre_departement = oui\n  collectivite_ou_groupement:",
+        );
+        edit(
+            &mut files,
+            "        - couvre_departement = oui\n",
+            "        - couvre_entier\n",
+        );
+        edit(
+            &mut files,
+            "\nconditions:\n",
+            "\nconditions:\n  essai_couverture:\n    motif: essai\n    message: essai\n    si: couvre_entier\n\n",
+        );
+        edit(
+            &mut files,
+            "  axe2.demat:\n    conditions: [demandeur_axe2, couverture_axe2, periode_axe2]",
+            "  axe2.demat:\n    conditions: [demandeur_axe2, couverture_axe2, periode_axe2, essai_couverture]",
+        );
+        let p = Programme::load(&files).unwrap_or_else(|d| panic!("{d}"));
+        let s = situation(
+            &p,
+            "2021-03-01",
+            &[("type_demandeur", "epci"), ("population", "600000")],
+            10_000,
+        );
+        let ev = p.evaluate("axe2.demat", &s).unwrap();
+        assert!(!ev.eligible);
+        assert_eq!(missing(&ev), ["couvre_departement"]);
+    }
+
+    #[test]
+    fn no_filing_is_eligible_before_the_rules_take_effect() {
+        let p = crate::itn7().unwrap();
+        let facts = [
+            ("type_demandeur", "commune"),
+            ("population", "3000"),
+            ("region", "84"),
+            ("date_fin", "2022-06-30"),
+        ];
+        let ev = p
+            .evaluate(
+                "axe3.v1.formation",
+                &situation(&p, "2021-01-24", &facts, 10_000),
+            )
+            .unwrap();
+        assert!(!ev.eligible);
+        assert_eq!(codes(&ev), [NOT_IN_FORCE_REASON]);
+        assert!(ev.reasons[0].message.contains("25/01/2021"));
+        assert_eq!(ev.amount, Some(Cents::ZERO));
+        let ev = p
+            .evaluate(
+                "axe3.v1.formation",
+                &situation(&p, "2021-01-25", &facts, 10_000),
+            )
+            .unwrap();
+        assert!(ev.eligible, "{:?}", ev.reasons);
+        // A later value does not make the earlier one "not in force".
+        let ev = p
+            .evaluate(
+                "axe1",
+                &situation(&p, "2021-06-27", &[("type_demandeur", "commune")], 1),
+            )
+            .unwrap();
+        assert_eq!(codes(&ev), ["hors_periode_depot"]);
+    }
 }
