@@ -1,15 +1,22 @@
 //! The `guichet` binary: one entry point for serving, migrating, importing the referential,
-//! administering accounts and verifying the audit log.
+//! administering accounts, verifying the audit log, simulating a measure and checking or testing
+//! a programme folder.
+//!
+//! Exit codes: 0 success; 1 failure (database unreachable, invalid programme, failing test
+//! cases…); 2 input error (command-line usage, or a simulation input the user must correct).
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use guichet_app::audit::Actor;
 use guichet_app::clock::Clock;
 use guichet_app::config::{parse_clock, Config};
+use guichet_app::error::AppError;
+use guichet_app::simulation::{explain, SimulationInput, SimulationOutput};
 use guichet_app::App;
 use guichet_domain::access::ServiceTarget;
 use guichet_domain::{CollectiviteRef, Role, Vintage};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const ENV_HELP: &str = "\
@@ -25,7 +32,10 @@ Configuration (variables d'environnement, ou fichier TOML désigné par GUICHET_
   GUICHET_PROGRAMME       fichier de programme YAML (défaut : ITN7 intégré)
   GUICHET_DB_MAX_CONNECTIONS  taille du pool de connexions (défaut : 8)
   GUICHET_TRUST_PROXY     1 derrière un proxy inverse qui pose X-Forwarded-For
-  GUICHET_LOG             filtre des journaux (défaut : info)";
+  GUICHET_LOG             filtre des journaux (défaut : info ; warn pour simulate et programme)
+
+Codes de sortie : 0 succès ; 1 échec (base injoignable, programme invalide, cas de test en échec…) ;
+2 saisie à corriger (option inconnue, mesure ou collectivité inconnue, montant ou date invalide…).";
 
 #[derive(Parser)]
 #[command(name = "guichet", version, about = "Guichet : plateforme de gestion de programmes de subventions publiques (ITN7)", after_help = ENV_HELP)]
@@ -57,6 +67,82 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Simule l'aide d'une mesure pour une collectivité (référentiel importé requis)
+    #[command(after_help = SIMULATE_HELP)]
+    Simulate(SimulateArgs),
+    /// Vérifie ou teste un dossier de programme (sans base de données)
+    Programme {
+        #[command(subcommand)]
+        command: ProgrammeCommand,
+    },
+}
+
+const SIMULATE_HELP: &str = "\
+Exemples :
+  guichet simulate --mesure axe3.v1.relation-usager --demandeur commune:95127 --cout \"100 000\" --date-fin 2022-06-30
+  guichet simulate --mesure axe3.v1.dematads --demandeur epci:249500109 --depense prestation=20000 \\
+    --fait communes_rattachees=31 --date-depot 2021-06-01 --json
+
+Sortie : l'explication en français, ou avec --json un objet JSON (mesure, eligible, motifs,
+donnees_manquantes, hypotheses, depenses, assiette_centimes, taux, taux_max, montant_centimes,
+montant_max_centimes, variante, date_depot, demandeur, version_programme, trace).
+
+Codes de sortie : 0 simulation faite (éligible ou non) ; 2 saisie à corriger (mesure, collectivité,
+montant, date, fait ou catégorie inconnus ; une ligne « erreur : … » sur la sortie d'erreur) ;
+1 autre échec (base de données injoignable, référentiel non importé…).";
+
+const PROGRAMME_HELP: &str = "\
+DOSSIER : le dossier du programme (programmes/itn7) ou son fichier programme.yaml ; il contient
+programme.yaml, parametres.yaml, regles.yaml, variantes.yaml, criteres.yaml et tests/*.yaml.
+
+Codes de sortie : check : 0 programme valide, 1 erreurs (une ligne fichier:ligne:colonne : message
+par erreur, sur la sortie d'erreur) ; test : 0 tous les cas passent, 1 au moins un échec,
+2 programme invalide.";
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Identifiant de la mesure (ex. axe3.v1.relation-usager, axe3.v1.dematads, axe2.demat)
+    #[arg(long, value_name = "ID")]
+    mesure: String,
+    /// Demandeur : commune:95127, epci:249500109, departement:95, region:11, ou groupement:epci:…+commune:… (membres joints par « + »)
+    #[arg(long, value_name = "TYPE:CODE")]
+    demandeur: String,
+    /// Coût total du projet en euros (12345.67 ou « 12 345,67 ») ; une ligne « prestation » si aucune --depense n'est donnée
+    #[arg(long, value_name = "EUROS")]
+    cout: Option<String>,
+    /// Ligne de dépense, répétable : prestation=20000, logiciel-ue=5000, formation=1 500,50…
+    #[arg(long, value_name = "CATEGORIE=EUROS")]
+    depense: Vec<String>,
+    /// Date de dépôt de la demande, AAAA-MM-JJ (défaut : aujourd'hui selon l'horloge de la plateforme)
+    #[arg(long, value_name = "AAAA-MM-JJ")]
+    date_depot: Option<String>,
+    /// Date de fin prévue du projet, AAAA-MM-JJ
+    #[arg(long, value_name = "AAAA-MM-JJ")]
+    date_fin: Option<String>,
+    /// Fait connu du demandeur, répétable : communes_rattachees=31, labo=oui, deja_commence=non…
+    #[arg(long, value_name = "NOM=VALEUR")]
+    fait: Vec<String>,
+    /// Affiche un objet JSON (le même que l'API) au lieu de l'explication en français
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ProgrammeCommand {
+    /// Charge le programme et signale chaque erreur (fichier:ligne:colonne : message)
+    #[command(after_help = PROGRAMME_HELP)]
+    Check {
+        /// Dossier du programme (ex. programmes/itn7) ou son programme.yaml
+        #[arg(value_name = "DOSSIER")]
+        dir: PathBuf,
+    },
+    /// Exécute les cas de test du programme (DOSSIER/tests/*.yaml) et affiche « N passed, N failed »
+    #[command(after_help = PROGRAMME_HELP)]
+    Test {
+        /// Dossier du programme (ex. programmes/itn7) ou son programme.yaml
+        #[arg(value_name = "DOSSIER")]
+        dir: PathBuf,
     },
 }
 
@@ -111,9 +197,10 @@ enum AuditCommand {
     Verify,
 }
 
-fn init_logs() {
+/// `default` applies when GUICHET_LOG is not set.
+fn init_logs(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GUICHET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -154,23 +241,200 @@ fn tune_allocator() {
     }
 }
 
+/// An input the user must correct (unknown measure or collectivité, bad amount or date…):
+/// exit code 2, like clap's own usage errors.
+#[derive(Debug)]
+struct InputError(String);
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// Exit code 2: the command line is wrong.
+const INPUT_ERROR: u8 = 2;
+
+/// Application errors of a simulation: the user's input errors become [`InputError`].
+fn simulation_error(e: AppError) -> anyhow::Error {
+    match e {
+        AppError::Invalid(m) | AppError::NotFound(m) => InputError(m).into(),
+        other => other.into(),
+    }
+}
+
+/// Splits a repeatable `NOM=VALEUR` option.
+fn key_value(option: &str, shape: &str, raw: &str) -> Result<(String, String), InputError> {
+    match raw.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(InputError(format!(
+            "--{option} attend {shape} (par exemple {}), « {raw} » reçu",
+            if option == "depense" {
+                "prestation=20000"
+            } else {
+                "communes_rattachees=31"
+            }
+        ))),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    init_logs();
+    // The commands whose output other tools read keep stderr for their errors alone.
+    init_logs(match cli.command {
+        Command::Simulate(_) | Command::Programme { .. } => "warn",
+        _ => "info,sqlx=warn",
+    });
     match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
+            // One line: the input errors' messages are single lines; other causes are chained.
             eprintln!("erreur : {e:#}");
+            if e.downcast_ref::<InputError>().is_some() {
+                ExitCode::from(INPUT_ERROR)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// `guichet programme check DIR`: every diagnostic, or a one-line summary.
+fn programme_check(dir: &Path) -> ExitCode {
+    let started = std::time::Instant::now();
+    match guichet_app::programme::load(dir) {
+        Ok(p) => {
+            let elapsed = started.elapsed();
+            let measures = p.measures().count();
+            println!(
+                "programme {} valide : {measures} mesure{}, {} paramètre{}, {} variante{} ({})",
+                p.id,
+                plural(measures),
+                p.rules.params.len(),
+                plural(p.rules.params.len()),
+                p.rules.variants.len(),
+                plural(p.rules.variants.len()),
+                p.version
+            );
+            println!("chargé en {} ms", elapsed.as_millis());
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            for d in &diags.0 {
+                eprintln!("{d}");
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+fn plural(n: usize) -> &'static str {
+    if n > 1 {
+        "s"
+    } else {
+        ""
+    }
+}
+
+/// `guichet programme test DIR`: runs `DIR/tests/*.yaml`, prints the failures and the summary.
+fn programme_test(dir: &Path) -> ExitCode {
+    let programme = match guichet_app::programme::load(dir) {
+        Ok(p) => p,
+        Err(diags) => {
+            for d in &diags.0 {
+                eprintln!("{d}");
+            }
+            eprintln!("erreur : le programme ne se charge pas ; aucun cas exécuté");
+            return ExitCode::from(INPUT_ERROR);
+        }
+    };
+    let files = match guichet_app::programme::read_tests(dir) {
+        Ok(f) => f,
+        Err(diags) => {
+            for d in &diags.0 {
+                eprintln!("{d}");
+            }
+            return ExitCode::from(INPUT_ERROR);
+        }
+    };
+    let report = guichet_programme::cases::run(&programme, &files);
+    for d in &report.errors {
+        println!("{d}");
+    }
+    for f in &report.failures {
+        println!("{}:{} {}", f.file, f.line, f.name);
+        for p in &f.problems {
+            println!("    {p}");
+        }
+    }
+    println!("{}", report.summary());
+    if report.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `guichet simulate`: one measure for one applicant, explained or as JSON.
+async fn simulate(config: Config, args: SimulateArgs) -> anyhow::Result<()> {
+    let depenses = args
+        .depense
+        .iter()
+        .map(|d| key_value("depense", "CATEGORIE=EUROS", d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let faits = args
+        .fait
+        .iter()
+        .map(|f| key_value("fait", "NOM=VALEUR", f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let input = SimulationInput {
+        mesure: Some(args.mesure),
+        demandeur: args.demandeur,
+        cout: args.cout,
+        depenses,
+        date_depot: args.date_depot,
+        date_fin: args.date_fin,
+        faits,
+    };
+    let clock = clock_for(&config);
+    let app = App::start(config, clock).await?;
+    let sim = app.simulate(&input).await.map_err(simulation_error)?;
+    let Some(outcome) = sim.outcomes.first() else {
+        anyhow::bail!("la simulation n’a évalué aucune mesure");
+    };
+    let evaluation = match &outcome.result {
+        Ok(ev) => ev,
+        Err(msg) if msg.contains(&outcome.measure) => return Err(InputError(msg.clone()).into()),
+        Err(msg) => return Err(InputError(format!("mesure {} : {msg}", outcome.measure)).into()),
+    };
+    if args.json {
+        let output = SimulationOutput::new(&app.programme, &sim, evaluation);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output).context("sérialisation JSON")?
+        );
+    } else {
+        print!("{}", explain(&app.programme, &sim, evaluation));
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The programme commands read files only: no configuration, no database.
+    if let Command::Programme { command } = &cli.command {
+        return Ok(match command {
+            ProgrammeCommand::Check { dir } => programme_check(dir),
+            ProgrammeCommand::Test { dir } => programme_test(dir),
+        });
+    }
     let mut config = load_config(&cli)?;
     match cli.command {
+        Command::Programme { .. } => {}
+        Command::Simulate(args) => simulate(config, args).await?,
         Command::Serve(args) => {
             if let Some(bind) = args.bind {
                 if std::env::var("GUICHET_BASE_URL").is_err() {
@@ -288,5 +552,5 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -290,3 +290,481 @@ async fn audit_verify_proves_the_chain_and_catches_tampering() {
     assert!(!o.status.success());
     assert!(text(&o).1.contains("rompue"), "{:?}", text(&o));
 }
+
+// ---------------------------------------------------------------------------------------------
+// guichet programme check | test, guichet simulate
+// ---------------------------------------------------------------------------------------------
+
+fn itn7_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../programmes/itn7")
+}
+
+/// Runs `guichet` with no database configured at all: the programme commands need none.
+fn guichet_offline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_guichet"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", "postgres://personne@127.0.0.1:9/absente")
+        .output()
+        .expect("lancement de guichet")
+}
+
+/// A copy of the ITN7 programme files (without its tests) in a fresh directory.
+fn itn7_copy() -> PathBuf {
+    let dir = guichet_testkit::temp_dir().join("programme");
+    std::fs::create_dir_all(dir.join("tests")).unwrap();
+    for name in [
+        "programme.yaml",
+        "parametres.yaml",
+        "regles.yaml",
+        "variantes.yaml",
+        "criteres.yaml",
+    ] {
+        std::fs::copy(itn7_dir().join(name), dir.join(name)).unwrap();
+    }
+    dir
+}
+
+/// Replaces the first `anchor` of a file with `replacement`; the anchor must be there.
+fn edit(path: &Path, anchor: &str, replacement: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        text.contains(anchor),
+        "« {anchor} » absent de {}",
+        path.display()
+    );
+    std::fs::write(path, text.replacen(anchor, replacement, 1)).unwrap();
+}
+
+/// Line (1-based) of the first occurrence of `needle` in a file.
+fn line_of(path: &Path, needle: &str) -> usize {
+    let text = std::fs::read_to_string(path).unwrap();
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("« {needle} » absent"));
+    text[..at].matches('\n').count() + 1
+}
+
+/// The diagnostic lines (`file:line:col : message`) of a file whose message contains `words`.
+fn diagnostic_line(stderr: &str, file: &str, words: &str) -> usize {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&format!("{file}:")) && l.contains(words))
+        .unwrap_or_else(|| panic!("aucun diagnostic « {words} » dans {file} :\n{stderr}"));
+    let (_, after) = line.split_once(&format!("{file}:")).unwrap();
+    let (line_no, rest) = after.split_once(':').unwrap();
+    let (col, _message) = rest
+        .split_once(" : ")
+        .unwrap_or_else(|| panic!("format file:line:col : message attendu : {line}"));
+    let line_no: usize = line_no.parse().unwrap();
+    assert!(col.parse::<usize>().is_ok_and(|c| c >= 1), "{line}");
+    line_no
+}
+
+#[test]
+fn programme_check_accepts_the_itn7_folder_in_less_than_50_ms() {
+    let dir = itn7_dir();
+    for target in [dir.clone(), dir.join("programme.yaml")] {
+        let o = guichet_offline(&["programme", "check", target.to_str().unwrap()]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{out}\n{err}");
+        let summary = out.lines().next().unwrap_or_default();
+        assert!(
+            summary.starts_with("programme itn7 valide : 14 mesures, ")
+                && summary.contains(" paramètres, ")
+                && summary.contains(" variantes (itn7@"),
+            "{out}"
+        );
+        let ms: u64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("chargé en "))
+            .and_then(|l| l.strip_suffix(" ms"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("durée absente :\n{out}"));
+        assert!(ms < 50, "chargement en {ms} ms");
+    }
+}
+
+#[test]
+fn programme_check_reports_every_problem_of_a_broken_programme_with_its_place() {
+    let dir = itn7_copy();
+    let regles = dir.join("regles.yaml");
+    let variantes = dir.join("variantes.yaml");
+    edit(
+        &regles,
+        "\nregles:\n",
+        "\nregles:
+  regle_parametre_inconnu:
+    titre: Formule citant un paramètre absent
+    valeur: parametre_absent * 2
+
+  comparaison_date_nombre:
+    titre: Une date comparée à un nombre
+    valeur: date_depot >= 15000
+
+  boucle_a:
+    titre: Première règle de la boucle
+    valeur: boucle_b + 1
+
+  boucle_b:
+    titre: Seconde règle de la boucle
+    valeur: boucle_a + 1
+
+  taux_par_tranche:
+    titre: Tranches qui se chevauchent
+    grille:
+      assiette: population
+      tranches:
+        - { jusqu'à: 15000, valeur: 100 % }
+        - { à partir de: 15000, valeur: 50 % }
+
+",
+    );
+    edit(
+        &variantes,
+        "    regles:\n",
+        "    regles:\n      regle_fantome:\n        titre: Absente du programme national\n        valeur: 1\n",
+    );
+    let o = guichet_offline(&["programme", "check", dir.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // Each problem at the line of the offending entry, or a few lines below its key.
+    let near = |line: usize, key: &str, file: &Path| {
+        let at = line_of(file, key);
+        assert!(
+            (at..=at + 4).contains(&line),
+            "{key} : ligne {line}, attendue entre {at} et {}\n{err}",
+            at + 4
+        );
+    };
+    let l = diagnostic_line(&err, "regles.yaml", "« parametre_absent »");
+    assert_eq!(l, line_of(&regles, "valeur: parametre_absent"), "{err}");
+    let l = diagnostic_line(&err, "regles.yaml", "type incompatible");
+    near(l, "  comparaison_date_nombre:", &regles);
+    let l = diagnostic_line(&err, "regles.yaml", "cycle");
+    assert!(
+        l == line_of(&regles, "  boucle_a:") || l == line_of(&regles, "  boucle_b:"),
+        "{err}"
+    );
+    let l = diagnostic_line(&err, "regles.yaml", "chevauchent");
+    near(l, "  taux_par_tranche:", &regles);
+    let l = diagnostic_line(&err, "variantes.yaml", "« regle_fantome » n’existe pas");
+    assert_eq!(l, line_of(&variantes, "regle_fantome:"), "{err}");
+    assert!(out.is_empty(), "{out}");
+}
+
+#[test]
+fn programme_check_never_panics_on_garbage_yaml() {
+    for garbage in [
+        "",
+        "\u{0}\u{1}\u{2}",
+        ": : : [[[{",
+        "\tclé: valeur",
+        "- 1\n- 2\n",
+        "regles: 3\nmesures: [1]\n",
+        "\"guillemet non fermé",
+        "a: &x [*x]",
+        "x: 1\nx: 2\n",
+        "---\n---\n",
+    ] {
+        for file in ["programme.yaml", "regles.yaml", "variantes.yaml"] {
+            let dir = itn7_copy();
+            std::fs::write(dir.join(file), garbage).unwrap();
+            let o = guichet_offline(&["programme", "check", dir.to_str().unwrap()]);
+            let (out, err) = text(&o);
+            assert_eq!(
+                o.status.code(),
+                Some(1),
+                "{file} ← {garbage:?}\n{out}\n{err}"
+            );
+            assert!(!err.contains("panicked"), "{file} ← {garbage:?}\n{err}");
+            assert!(
+                err.lines().all(|l| l.contains(".yaml:")),
+                "{file} ← {garbage:?}\n{err}"
+            );
+        }
+    }
+    let o = guichet_offline(&["programme", "check", "/dossier/absent"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("dossier de programme introuvable"));
+}
+
+#[test]
+fn programme_test_passes_every_itn7_case() {
+    let o = guichet_offline(&["programme", "test", itn7_dir().to_str().unwrap()]);
+    let (out, err) = text(&o);
+    let last = out.lines().last().unwrap_or_default();
+    let (passed, failed) = last.split_once(" passed, ").unwrap_or_default();
+    assert!(
+        passed.parse::<u32>().is_ok_and(|n| n > 0) && failed == "0 failed",
+        "{out}\n{err}"
+    );
+    assert!(o.status.success(), "{out}\n{err}");
+}
+
+#[test]
+fn programme_test_names_the_case_whose_expectation_is_wrong() {
+    let dir = itn7_copy();
+    let cases = dir.join("tests/dematads.yaml");
+    std::fs::write(
+        &cases,
+        "- nom: Démat.ADS, EPCI avec 31 communes rattachées, 16 000 €
+  mesure: axe3.v1.dematads
+  date_depot: 2021-06-01
+  situation: { type_demandeur: epci, population: 42000, region: \"84\", communes_rattachees: 31 }
+  depenses: { prestation: 20000 }
+  attendu: { eligible: true, montant: 16000 €, montant_max: 16000 € }
+
+- nom: Démat.ADS, attente volontairement fausse
+  mesure: axe3.v1.dematads
+  date_depot: 2021-06-01
+  situation: { type_demandeur: epci, population: 42000, region: \"84\", communes_rattachees: 31 }
+  depenses: { prestation: 20000 }
+  attendu: { eligible: true, montant: 17000 €, montant_max: 16000 € }
+",
+    )
+    .unwrap();
+    let o = guichet_offline(&["programme", "test", dir.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert_eq!(out.lines().last(), Some("1 passed, 1 failed"), "{out}");
+    let header = format!(
+        "{}:{} Démat.ADS, attente volontairement fausse",
+        cases.display(),
+        line_of(&cases, "- nom: Démat.ADS, attente")
+    );
+    assert!(out.lines().any(|l| l == header), "{header}\n{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("    ") && l.contains("montant")),
+        "{out}"
+    );
+    // A programme that does not load runs no case: exit code 2, its diagnostics on stderr.
+    edit(
+        &dir.join("regles.yaml"),
+        "arrondi: centime inférieur",
+        "arrondi: au hasard",
+    );
+    let o = guichet_offline(&["programme", "test", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+    assert!(text(&o).1.contains("regles.yaml:"), "{:?}", text(&o));
+}
+
+/// Runs `guichet` with the clock set at `horloge` (RFC 3339).
+fn guichet_at(dir: &Path, db: &str, horloge: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_guichet"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db)
+        .env("GUICHET_DATA_DIR", dir)
+        .env("GUICHET_NPM_DIR", fixtures())
+        .env("GUICHET_HORLOGE", horloge)
+        .output()
+        .expect("lancement de guichet")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{:?}", text(o));
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("JSON invalide ({e}) :\n{}", text(o).0))
+}
+
+const DEMATADS: [&str; 12] = [
+    "simulate",
+    "--mesure",
+    "axe3.v1.dematads",
+    "--demandeur",
+    "epci:249500109",
+    "--depense",
+    "prestation=20000",
+    "--fait",
+    "communes_rattachees=31",
+    "--date-depot",
+    "2021-06-01",
+    "--json",
+];
+
+#[tokio::test]
+async fn simulate_prints_the_dematads_aid_as_json_or_explained_in_french() {
+    let (dir, db) = fresh().await;
+    assert!(guichet(&dir, &db, &["referentiel", "import"])
+        .status
+        .success());
+    let v = json(&guichet(&dir, &db, &DEMATADS));
+    assert_eq!(v["mesure"], "axe3.v1.dematads");
+    assert_eq!(v["eligible"], true);
+    assert_eq!(v["montant_centimes"], 1_600_000);
+    assert_eq!(v["taux"], "1");
+    assert_eq!(v["demandeur"]["reference"], "epci:249500109");
+    assert!(v["trace"].as_array().is_some_and(|t| !t.is_empty()));
+    let o = guichet(&dir, &db, &DEMATADS[..11]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("Éligible"), "{out}");
+    assert!(out.contains("16\u{202f}000,00\u{a0}€"), "{out}");
+    assert!(err.is_empty(), "{err}");
+    // French amounts are read too.
+    let o = guichet(
+        &dir,
+        &db,
+        &[
+            "simulate",
+            "--mesure",
+            "axe3.v1.dematads",
+            "--demandeur",
+            "epci:249500109",
+            "--depense",
+            "prestation=12 345,67",
+            "--fait",
+            "communes_rattachees=31",
+            "--date-depot",
+            "2021-06-01",
+            "--json",
+        ],
+    );
+    assert_eq!(json(&o)["assiette_centimes"], 1_234_567);
+}
+
+#[tokio::test]
+async fn simulate_applies_the_ile_de_france_tiers_to_cergy() {
+    let (dir, db) = fresh().await;
+    assert!(guichet(&dir, &db, &["referentiel", "import"])
+        .status
+        .success());
+    let o = guichet_at(
+        &dir,
+        &db,
+        "2021-06-01T09:00:00+02:00",
+        &[
+            "simulate",
+            "--mesure",
+            "axe3.v1.relation-usager",
+            "--demandeur",
+            "commune:95127",
+            "--cout",
+            "100000",
+            "--date-fin",
+            "2022-06-30",
+            "--json",
+        ],
+    );
+    let v = json(&o);
+    assert_eq!(v["eligible"], true, "{v}");
+    assert_eq!(v["taux"], "0.5");
+    assert_eq!(v["taux_max"], "0.8");
+    assert_eq!(v["montant_centimes"], 5_000_000);
+    assert_eq!(v["variante"], "11");
+    assert_eq!(
+        v["date_depot"], "2021-06-01",
+        "the clock gives the filing date"
+    );
+}
+
+#[tokio::test]
+async fn simulate_refuses_bad_input_with_exit_code_2_and_one_line() {
+    let (dir, db) = fresh().await;
+    assert!(guichet(&dir, &db, &["referentiel", "import"])
+        .status
+        .success());
+
+    for (args, expected) in [
+        (vec!["--mesure", "axe9.inconnue"], "mesure inconnue"),
+        (
+            vec!["--mesure", "axe1", "--demandeur", "commune:95999"],
+            "collectivité inconnue",
+        ),
+        (
+            vec!["--mesure", "axe3.v1.formation", "--cout", "12,345"],
+            "montant invalide",
+        ),
+        (
+            vec!["--mesure", "axe1", "--date-depot", "2021-13-01"],
+            "date de dépôt invalide",
+        ),
+        (
+            vec!["--mesure", "axe1", "--date-fin", "30/06/2022"],
+            "date de fin invalide",
+        ),
+        (
+            vec!["--mesure", "axe1", "--fait", "age_du_maire=50"],
+            "fait inconnu",
+        ),
+        (vec!["--mesure", "axe1", "--fait", "labo"], "NOM=VALEUR"),
+        (
+            vec!["--mesure", "axe3.v1.formation", "--depense", "voyages=100"],
+            "catégorie de dépense inconnue",
+        ),
+        (
+            vec!["--mesure", "axe3.v1.formation", "--depense", "prestation"],
+            "CATEGORIE=EUROS",
+        ),
+        (
+            vec![
+                "--mesure",
+                "axe3.v1.formation",
+                "--demandeur",
+                "groupement:commune:95127+commune:13055",
+            ],
+            "région",
+        ),
+    ] {
+        let mut all = vec!["simulate"];
+        for (option, default) in [
+            ("--demandeur", "commune:95127"),
+            ("--date-depot", "2021-06-01"),
+        ] {
+            if !args.contains(&option) {
+                all.extend([option, default]);
+            }
+        }
+        all.extend(args);
+        let o = guichet(&dir, &db, &all);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{all:?}: {err}");
+        assert!(out.is_empty(), "{all:?}: {out}");
+        assert_eq!(err.lines().count(), 1, "{all:?}: {err}");
+        assert!(err.starts_with("erreur : "), "{all:?}: {err}");
+        assert!(err.contains(expected), "{all:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn simulate_without_the_referential_says_to_import_it() {
+    let (dir, db) = fresh().await;
+    let o = guichet(&dir, &db, &DEMATADS);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("guichet referentiel import"), "{err}");
+}
+
+#[tokio::test]
+async fn simulate_and_programme_explain_their_options_in_french() {
+    let (dir, db) = fresh().await;
+    let (out, _) = text(&guichet(&dir, &db, &["--help"]));
+    assert!(
+        out.contains("simulate") && out.contains("programme"),
+        "{out}"
+    );
+    let (out, _) = text(&guichet(&dir, &db, &["simulate", "--help"]));
+    for word in [
+        "--mesure",
+        "--demandeur",
+        "--cout",
+        "--depense",
+        "--date-depot",
+        "--date-fin",
+        "--fait",
+        "--json",
+        "Codes de sortie",
+    ] {
+        assert!(out.contains(word), "{word} absent de l’aide :\n{out}");
+    }
+    let (out, _) = text(&guichet(&dir, &db, &["programme", "test", "--help"]));
+    assert!(
+        out.contains("DOSSIER") && out.contains("Codes de sortie"),
+        "{out}"
+    );
+}

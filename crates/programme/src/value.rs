@@ -166,7 +166,7 @@ fn group(int: &str) -> String {
     let mut out = String::new();
     let n = int.len();
     for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (n - i) % 3 == 0 {
+        if i > 0 && (n - i).is_multiple_of(3) {
             out.push('\u{202f}');
         }
         out.push(ch);
