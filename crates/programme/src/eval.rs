@@ -782,7 +782,7 @@ impl Ev<'_> {
                 StepKind::Regle
             };
             let display = match (&v, def.ty) {
-                (Value::Nombre(d), _) if def.title.to_lowercase().contains("taux") => {
+                (Value::Nombre(d), _) if def.title.to_lowercase().starts_with("taux") => {
                     french_rate(*d)
                 }
                 (Value::Booleen(b), _) if kind == StepKind::Condition => {
@@ -791,10 +791,16 @@ impl Ev<'_> {
                 (Value::Absent, _) => "à préciser".to_string(),
                 _ => v.to_string(),
             };
+            // A condition's title is its message, whose `{nom}` show values.
+            let title = if def.title.contains('{') {
+                self.interpolate(&def.title)?
+            } else {
+                def.title.clone()
+            };
             self.step(Step {
                 kind,
                 name: def.name.clone(),
-                title: def.title.clone(),
+                title,
                 display,
                 raw: v.to_json(),
                 formula: Some(def.formula.clone()),
@@ -824,9 +830,7 @@ impl Ev<'_> {
             self.param_seen[i] = true;
             let def = &self.rules.params[i];
             let display = match (&v, def.ty) {
-                (Value::Nombre(d), Type::Nombre) if def.title.to_lowercase().contains("taux") => {
-                    french_rate(*d)
-                }
+                (Value::Nombre(d), Type::Nombre) if def.unit == "%" => french_rate(*d),
                 _ => v.to_string(),
             };
             let step = Step {

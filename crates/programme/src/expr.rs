@@ -796,3 +796,158 @@ mod tests {
         assert!(Expr::from_yaml(&bad).is_err());
     }
 }
+
+impl Expr {
+    /// The formula as a line of French for explanations: `assiette × taux, plafonné à
+    /// plafond_axe3`, `si population ≤ seuil alors taux_axe3, sinon taux_reduit_idf`.
+    pub fn render(&self) -> String {
+        fn list(v: &[Expr]) -> String {
+            v.iter().map(Expr::render).collect::<Vec<_>>().join(" ; ")
+        }
+        fn constant(v: &Value) -> String {
+            match v {
+                Value::Texte(t) => format!("« {t} »"),
+                other => other.to_string(),
+            }
+        }
+        fn prec(e: &Expr) -> u8 {
+            match e {
+                Expr::Bin(BinOp::Or, _, _) => 1,
+                Expr::Bin(BinOp::And, _, _) => 2,
+                Expr::Bin(
+                    BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne,
+                    _,
+                    _,
+                )
+                | Expr::In(_, _) => 3,
+                Expr::Bin(BinOp::Add | BinOp::Sub, _, _) => 4,
+                Expr::Bin(BinOp::Mul | BinOp::Div, _, _) => 5,
+                _ => 6,
+            }
+        }
+        fn child(e: &Expr, min: u8) -> String {
+            if prec(e) < min {
+                format!("({})", e.render())
+            } else {
+                e.render()
+            }
+        }
+        match self {
+            Expr::Const(v) => constant(v),
+            Expr::Ref(n) => n.clone(),
+            Expr::Bin(op, a, b) => {
+                let p = prec(self);
+                format!("{} {} {}", child(a, p), op.symbol(), child(b, p + 1))
+            }
+            Expr::Neg(a) => format!("-{}", child(a, 6)),
+            Expr::In(a, items) => format!(
+                "{} parmi {}",
+                child(a, 4),
+                items.iter().map(constant).collect::<Vec<_>>().join(", ")
+            ),
+            Expr::All(v) => format!("toutes ces conditions : ({})", list(v)),
+            Expr::Any(v) => format!("une de ces conditions : ({})", list(v)),
+            Expr::Min(v) => format!("le minimum de ({})", list(v)),
+            Expr::Max(v) => format!("le maximum de ({})", list(v)),
+            Expr::Sum(v) => format!("la somme de ({})", list(v)),
+            Expr::Product(v) => format!("le produit de ({})", list(v)),
+            Expr::Variations(branches, otherwise) => {
+                let mut parts: Vec<String> = branches
+                    .iter()
+                    .map(|(c, v)| format!("si {} alors {}", c.render(), v.render()))
+                    .collect();
+                if let Some(o) = otherwise {
+                    parts.push(format!("sinon {}", o.render()));
+                }
+                parts.join(", ")
+            }
+            Expr::Grid(base, tranches) => {
+                let parts: Vec<String> = tranches
+                    .iter()
+                    .map(|t| {
+                        let mut b = Vec::new();
+                        if let Some(l) = &t.lower {
+                            b.push(format!(
+                                "{} {}",
+                                if l.inclusive {
+                                    "à partir de"
+                                } else {
+                                    "au-delà de"
+                                },
+                                constant(&l.value)
+                            ));
+                        }
+                        if let Some(u) = &t.upper {
+                            b.push(format!(
+                                "{} {}",
+                                if u.inclusive {
+                                    "jusqu’à"
+                                } else {
+                                    "en dessous de"
+                                },
+                                constant(&u.value)
+                            ));
+                        }
+                        format!("{} → {}", b.join(" et "), t.value.render())
+                    })
+                    .collect();
+                format!("selon {} : {}", base.render(), parts.join(" ; "))
+            }
+            Expr::Modified {
+                value,
+                applicable,
+                not_applicable,
+                cap,
+                floor,
+                rounding,
+            } => {
+                let mut s = value.render();
+                if let Some(c) = cap {
+                    s.push_str(&format!(", plafonné à {}", c.render()));
+                }
+                if let Some(f) = floor {
+                    s.push_str(&format!(", au moins {}", f.render()));
+                }
+                if let Some(r) = rounding {
+                    s.push_str(&format!(", {}", r.label()));
+                }
+                if let Some(a) = applicable {
+                    s.push_str(&format!(", si {}", a.render()));
+                }
+                if let Some(n) = not_applicable {
+                    s.push_str(&format!(", sauf si {}", n.render()));
+                }
+                s
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+
+    #[test]
+    fn formulas_read_as_french() {
+        let y: Yaml = serde_yaml::from_str(
+            "valeur:\n  le minimum de:\n    - assiette * taux\n    - forfait_expert\nplafond: plafond_axe3\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Expr::from_yaml(&y).unwrap().render(),
+            "le minimum de (assiette × taux ; forfait_expert), plafonné à plafond_axe3"
+        );
+        let y: Yaml = serde_yaml::from_str(
+            "variations:\n  - si: population <= seuil\n    alors: taux_axe3\n  - sinon: 50 %\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Expr::from_yaml(&y).unwrap().render(),
+            "si population ≤ seuil alors taux_axe3, sinon 50\u{a0}%"
+        );
+        assert_eq!(
+            parse_infix("(a + b) * c et d = 'x'").unwrap().render(),
+            "(a + b) × c et d = « x »"
+        );
+    }
+}

@@ -198,6 +198,8 @@ pub struct ParamVersion {
 pub struct ParamDef {
     pub name: String,
     pub title: String,
+    /// As written in the file (`%`, `€`, `habitants`…), for display.
+    pub unit: String,
     pub ty: Type,
     pub national: Vec<ParamVersion>,
     pub variants: BTreeMap<String, Vec<ParamVersion>>,
@@ -385,6 +387,14 @@ const CTX_NONE: u8 = 0;
 const CTX_BASE: u8 = 1;
 const CTX_RATE: u8 = 2;
 const CTX_AMOUNT: u8 = 3;
+
+/// A formula as a line of French for the trace (its YAML text if it does not parse: the
+/// parse error is reported elsewhere).
+fn formula_text(y: &Yaml) -> String {
+    Expr::from_yaml(y)
+        .map(|e| e.render())
+        .unwrap_or_else(|_| yaml_text(y))
+}
 
 fn yaml_text(y: &Yaml) -> String {
     match y {
@@ -623,6 +633,7 @@ pub(crate) fn compile(inputs: Inputs<'_>) -> Result<Rules, Vec<Diagnostic>> {
         params.push(ParamDef {
             name: name.clone(),
             title: p.titre.clone(),
+            unit: p.unite.clone(),
             ty,
             national,
             variants,
@@ -819,7 +830,7 @@ fn build_rule_set<'a>(
             name: name.clone(),
             title: title.unwrap_or_else(|| name.replace('_', " ")),
             expr: Expr::from_yaml(&formula),
-            formula: yaml_text(&formula),
+            formula: formula_text(&formula),
             source,
             origin,
             context: CTX_NONE,
@@ -864,7 +875,7 @@ fn build_rule_set<'a>(
             name: format!("condition {name}"),
             title: message.clone(),
             expr: Expr::from_yaml(si),
-            formula: yaml_text(si),
+            formula: formula_text(si),
             source: source.clone(),
             origin,
             context: CTX_NONE,
@@ -960,7 +971,7 @@ fn build_rule_set<'a>(
                                     name: format!("{regime}.{}.eligible", cat.id),
                                     title: format!("{} éligible", cat.label),
                                     expr: Expr::from_yaml(v),
-                                    formula: yaml_text(v),
+                                    formula: formula_text(v),
                                     source: None,
                                     origin: origin.clone(),
                                     context: CTX_NONE,
@@ -972,7 +983,7 @@ fn build_rule_set<'a>(
                                     name: format!("{regime}.{}.plafond", cat.id),
                                     title: format!("Plafond des dépenses « {} »", cat.label),
                                     expr: Expr::from_yaml(v),
-                                    formula: yaml_text(v),
+                                    formula: formula_text(v),
                                     source: None,
                                     origin: origin.clone(),
                                     context: CTX_NONE,
@@ -1090,7 +1101,7 @@ fn build_rule_set<'a>(
                 name: format!("{id} : {name}"),
                 title: label.to_string(),
                 expr: Expr::from_yaml(y),
-                formula: yaml_text(y),
+                formula: formula_text(y),
                 source: None,
                 origin,
                 context: ctx,
