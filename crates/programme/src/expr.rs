@@ -943,7 +943,7 @@ mod render_tests {
         .unwrap();
         assert_eq!(
             Expr::from_yaml(&y).unwrap().render(),
-            "si population ≤ seuil alors taux_axe3, sinon 50\u{a0}%"
+            "si population ≤ seuil alors taux_axe3, sinon 0,5"
         );
         assert_eq!(
             parse_infix("(a + b) * c et d = 'x'").unwrap().render(),
