@@ -1,5 +1,8 @@
 // Accessible collectivité autocomplete (WAI-ARIA 1.2 combobox with a listbox popup).
 // Progressive enhancement: without JavaScript the field is a plain search form.
+// Two uses: on the search page, choosing a suggestion opens its page; with
+// data-autocomplete-cible="ID" (the simulator), it fills the field with the name and the hidden
+// input ID with TYPE:CODE, and the form is sent as usual.
 (function () {
   'use strict';
 
@@ -9,6 +12,7 @@
     var status = document.getElementById(input.id + '-statut');
     var vintage = container.getAttribute('data-millesime') || '';
     var select = document.getElementById('millesime');
+    var target = document.getElementById(container.getAttribute('data-autocomplete-cible') || '');
     var results = [];
     var active = -1;
     var timer = null;
@@ -19,7 +23,9 @@
     input.setAttribute('aria-autocomplete', 'list');
     input.setAttribute('aria-expanded', 'false');
     input.setAttribute('aria-controls', list.id);
-    input.setAttribute('aria-describedby', status.id);
+    var described = (input.getAttribute('aria-describedby') || '').split(/\s+/).filter(Boolean);
+    if (described.indexOf(status.id) < 0) described.push(status.id);
+    input.setAttribute('aria-describedby', described.join(' '));
 
     function close() {
       list.hidden = true;
@@ -39,7 +45,17 @@
 
     function choose(index) {
       var r = results[index];
-      if (r) window.location.href = r.url;
+      if (!r) return;
+      if (!target) { window.location.href = r.url; return; }
+      input.value = r.nom;
+      lastQuery = r.nom;
+      target.value = r.type + ':' + r.code;
+      // A choice made here replaces one made in the list shown without JavaScript.
+      if (target.form) {
+        Array.prototype.forEach.call(target.form.querySelectorAll('input[name="choix"]'), function (c) { c.checked = false; });
+      }
+      close();
+      status.textContent = r.nom + ' (' + r.type + ' ' + r.code + ') choisie.';
     }
 
     function render() {
@@ -67,7 +83,7 @@
         list.hidden = false;
         input.setAttribute('aria-expanded', 'true');
         status.textContent = results.length + (results.length > 1 ? ' suggestions' : ' suggestion') +
-          ' : flèches haut et bas pour parcourir, Entrée pour ouvrir.';
+          ' : flèches haut et bas pour parcourir, Entrée pour ' + (target ? 'choisir.' : 'ouvrir.');
       } else {
         close();
         status.textContent = input.value.trim() ? 'Aucune collectivité trouvée.' : '';
@@ -90,6 +106,8 @@
     }
 
     input.addEventListener('input', function () {
+      // What was chosen no longer holds once the name is edited.
+      if (target) target.value = '';
       clearTimeout(timer);
       timer = setTimeout(search, 150);
     });

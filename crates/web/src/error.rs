@@ -284,4 +284,75 @@ pub mod extract {
     #[derive(FromRequestParts)]
     #[from_request(via(axum::extract::Path), rejection(ApiError))]
     pub struct ApiPath<T>(pub T);
+
+    /// A JSON body, read within the size limit. Unlike axum's `Json`, every refusal is a
+    /// French problem: 415 when the body is not declared JSON, 413 above the limit, 400 with
+    /// the line and column when the JSON is malformed. Mapping the value onto a request is the
+    /// handler's job, so that its messages are French too.
+    pub struct JsonBody(pub serde_json::Value);
+
+    impl<S: Send + Sync> FromRequest<S> for JsonBody {
+        type Rejection = ApiError;
+
+        async fn from_request(
+            req: axum::extract::Request,
+            _state: &S,
+        ) -> Result<Self, Self::Rejection> {
+            use axum::http::StatusCode;
+            if !is_json(req.headers()) {
+                return Err(not_json());
+            }
+            let limit = crate::security::FORM_LIMIT;
+            let bytes = axum::body::to_bytes(req.into_body(), limit)
+                .await
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!(
+                            "le contenu envoyé dépasse la taille autorisée ({} Ko)",
+                            limit / 1024
+                        ),
+                    )
+                })?;
+            serde_json::from_slice(&bytes)
+                .map(JsonBody)
+                .map_err(|e| ApiError::bad_request(json_error(&e)))
+        }
+    }
+
+    pub fn not_json() -> ApiError {
+        ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "le corps de la requête doit être du JSON, avec l’en-tête Content-Type: application/json",
+        )
+    }
+
+    /// `Content-Type: application/json`, with or without parameters (`; charset=utf-8`).
+    pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
+        headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    }
+
+    fn json_error(e: &serde_json::Error) -> String {
+        use serde_json::error::Category;
+        tracing::debug!(rejet = %e, "JSON refusé");
+        match e.classify() {
+            Category::Eof if e.line() <= 1 && e.column() == 0 => {
+                "le corps de la requête est vide : un objet JSON est attendu".into()
+            }
+            Category::Eof => format!(
+                "JSON incomplet : le corps s’arrête avant la fin de l’objet (ligne {}, colonne {})",
+                e.line(),
+                e.column()
+            ),
+            _ => format!(
+                "JSON mal formé à la ligne {}, colonne {} : vérifiez les guillemets, les virgules et les accolades",
+                e.line(),
+                e.column()
+            ),
+        }
+    }
 }

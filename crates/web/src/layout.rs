@@ -49,6 +49,7 @@ impl Layout {
     pub fn new(ctx: &Ctx, app: &App, path: &str, breadcrumb: Vec<Crumb>) -> Self {
         let mut nav: Vec<(&'static str, String)> = vec![
             ("Accueil", "/".into()),
+            ("Simulateur", "/simulateur".into()),
             ("Collectivités", "/collectivites".into()),
         ];
         if let Some(u) = ctx.user() {

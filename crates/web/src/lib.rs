@@ -85,6 +85,7 @@ pub fn router(app: App) -> Router {
         )
         .route("/admin/utilisateurs", get(pages::admin::users))
         .route("/admin/journal", get(pages::admin::journal))
+        .route("/simulateur", get(pages::simulateur::page))
         .route("/collectivites", get(pages::collectivites::search))
         .route(
             "/collectivites/{kind}/{code}",
@@ -101,6 +102,7 @@ pub fn router(app: App) -> Router {
             "/api/v1/collectivites/{kind}/{code}/agents",
             get(api::collectivites::agents),
         )
+        .route("/api/v1/simulations", post(api::simulations::simulate))
         .route("/api/v1/moi", get(api::moi::moi))
         .route("/api/v1/services", get(api::services::list))
         .route("/api/v1/services/{id}", get(api::services::details));

@@ -1,5 +1,6 @@
-//! Cross-cutting protections: security headers, the CSRF guard and body size limit on forms,
-//! and the rendering of DSFR error pages.
+//! Cross-cutting protections: security headers, the CSRF guard and body size limit on forms
+//! (the API's public JSON computations pass it when declared JSON), and the rendering of DSFR
+//! error pages.
 
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ErrorPage, PageError};
@@ -13,6 +14,10 @@ use axum::response::{Html, IntoResponse, Response};
 use guichet_app::App;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+
+/// API routes that take a POST without changing any state (computations): they are let
+/// through the guard when the body is JSON.
+const PUBLIC_JSON_POSTS: &[&str] = &["/api/v1/simulations"];
 
 /// Largest form body accepted (uploads will have their own routes and limits).
 pub const FORM_LIMIT: usize = 256 * 1024;
@@ -91,8 +96,15 @@ pub async fn csrf_guard(req: Request, next: Next) -> Response {
         return too_large(api);
     }
     if api {
-        // The API has no state-changing routes yet; when it does, they will authenticate with
-        // tokens rather than cookies.
+        // A public computation posted as JSON changes nothing and reads no cookie; a cross-site
+        // form cannot send `application/json` without a CORS preflight, which is refused.
+        if *req.method() == Method::POST && PUBLIC_JSON_POSTS.contains(&path.as_str()) {
+            if !crate::error::extract::is_json(req.headers()) {
+                return crate::error::extract::not_json().into_response();
+            }
+            return next.run(req).await;
+        }
+        // Other state-changing API routes will authenticate with tokens rather than cookies.
         return ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "méthode non autorisée sur cette ressource",

@@ -4,6 +4,7 @@
 pub mod collectivites;
 pub mod moi;
 pub mod services;
+pub mod simulations;
 
 use crate::error::Problem;
 use axum::response::IntoResponse;
@@ -24,6 +25,7 @@ use utoipa::OpenApi;
         moi::moi,
         services::list,
         services::details,
+        simulations::simulate,
         crate::healthz,
         crate::readyz,
     ),
@@ -31,6 +33,7 @@ use utoipa::OpenApi;
     tags(
         (name = "referentiel", description = "Référentiel territorial : communes, EPCI, départements, régions"),
         (name = "comptes", description = "Compte connecté, services et habilitations"),
+        (name = "simulation", description = "Simulateur : éligibilité et montant indicatif d’une mesure pour une collectivité, avec l’explication du calcul"),
         (name = "exploitation", description = "Sondes de santé")
     )
 )]

@@ -7,6 +7,7 @@ pub mod connexion;
 pub mod espace;
 pub mod home;
 pub mod mot_de_passe;
+pub mod simulateur;
 
 use crate::ctx::Ctx;
 use crate::error::PageError;

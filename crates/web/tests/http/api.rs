@@ -137,6 +137,7 @@ async fn the_openapi_document_describes_the_api() {
         "/api/v1/collectivites/{type}/{code}",
         "/api/v1/moi",
         "/api/v1/services/{id}",
+        "/api/v1/simulations",
         "/readyz",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path}");
@@ -157,9 +158,14 @@ async fn the_openapi_document_describes_the_api() {
         assert!(schemas.contains_key(name), "référence non résolue : {name}");
     }
     for (path, item) in doc["paths"].as_object().unwrap() {
-        for (status, response) in item["get"]["responses"].as_object().unwrap() {
-            let description = response["description"].as_str().unwrap_or_default();
-            assert!(!description.is_empty(), "{path} {status} sans description");
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let description = response["description"].as_str().unwrap_or_default();
+                assert!(
+                    !description.is_empty(),
+                    "{method} {path} {status} sans description"
+                );
+            }
         }
     }
 }

@@ -10,3 +10,4 @@ mod instances;
 mod matrix;
 mod pages;
 mod referentiel_reel;
+mod simulation;
