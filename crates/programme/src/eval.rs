@@ -3,13 +3,14 @@
 //! every step (rule, inputs, value, parameter version and source).
 
 use crate::expr::{BinOp, Bound, Rounding};
-use crate::rules::{cmp_values, Builtin, MeasureRules, Node, RuleSet, Rules};
+use crate::rules::{cmp_values, Builtin, Dependence, MeasureRules, Node, Piece, RuleSet, Rules};
 use crate::value::{french_money, french_rate, Type, Value};
 use chrono::NaiveDate;
 use guichet_domain::Cents;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// What the application knows of an applicant and a project, by fact name.
@@ -53,13 +54,19 @@ pub enum EvalError {
 /// A prepared situation: facts by index, expenses by category.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// Tells situations apart for an [`Evaluator`]'s memo (a clone, identical, keeps it).
+    id: u64,
     date: NaiveDate,
     facts: Vec<Option<Value>>,
     by_category: Vec<Decimal>,
     total: Decimal,
     lines: Vec<(usize, Cents)>,
     territory: Option<String>,
+    /// Index of the territory's rule set among the variants; `None`: the national one.
+    variant: Option<usize>,
 }
+
+static NEXT_PREPARED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Prepared {
     pub fn date(&self) -> NaiveDate {
@@ -194,8 +201,12 @@ impl Rules {
     pub fn prepare(&self, s: &Situation) -> Result<Prepared, EvalError> {
         let date = s.date.ok_or(EvalError::NoDate)?;
         let mut facts: Vec<Option<Value>> = vec![None; self.facts.len()];
+        // Both in name order: one pass finds every fact.
+        let mut by_name = self.facts_by_name.iter().peekable();
         for (name, v) in &s.facts {
-            let Some(i) = self.fact(name) else {
+            while by_name.next_if(|(n, _)| n < name).is_some() {}
+            let found = by_name.peek().filter(|(n, _)| n == name).map(|&(_, i)| *i);
+            let Some(i) = found else {
                 return Err(EvalError::UnknownFact(
                     name.clone(),
                     self.facts
@@ -227,7 +238,7 @@ impl Rules {
             }
             facts[i] = Some(v.clone());
         }
-        if let Some(i) = self.fact("date_depot") {
+        if let Some(i) = self.date_fact {
             facts[i] = Some(Value::Date(date));
         }
         let mut by_category = vec![Decimal::ZERO; self.categories.len()];
@@ -261,13 +272,20 @@ impl Rules {
             Some(Value::Texte(t)) => Some(t.to_string()),
             _ => None,
         };
+        let variant = territory.as_deref().and_then(|c| {
+            self.variants
+                .iter()
+                .position(|v| v.code.as_deref() == Some(c))
+        });
         Ok(Prepared {
+            id: NEXT_PREPARED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             date,
             facts,
             by_category,
             total,
             lines,
             territory,
+            variant,
         })
     }
 
@@ -288,61 +306,268 @@ impl Rules {
         self.evaluate_index(idx, situation, trace)
     }
 
+    /// Evaluates one measure. To evaluate several for the same situation, an [`Evaluator`]
+    /// does the shared work once.
     pub fn evaluate_index(
         &self,
         idx: usize,
         situation: &Prepared,
         trace: bool,
     ) -> Result<Evaluation, EvalError> {
-        let national = &self.national.measures[idx];
-        let set = self.rule_set(situation.territory.as_deref());
+        self.evaluator().evaluate_index(idx, situation, trace)
+    }
+
+    /// An evaluator of these rules, for measure after measure.
+    pub fn evaluator(&self) -> Evaluator<'_> {
+        Evaluator {
+            rules: self,
+            scratch: Scratch::default(),
+            memo_for: None,
+            date_for: None,
+        }
+    }
+}
+
+/// Evaluates measures one after another, with the same answers as [`Rules::evaluate_index`],
+/// faster: its working buffers are kept from one evaluation to the next and, without trace,
+/// a rule is computed once for all the measures of a situation when it does not depend on the
+/// measure, and once for all the situations of a territory at a date when it depends on
+/// nothing else (its value, with the facts it found missing or presumed and the parameters not
+/// yet in force it read, is replayed wherever it is used).
+pub struct Evaluator<'r> {
+    rules: &'r Rules,
+    scratch: Scratch,
+    /// The situation ([`Prepared`]) whose rule values the memo holds.
+    memo_for: Option<u64>,
+    /// Its territory and date.
+    date_for: Option<DateKey>,
+}
+
+/// A territory (index of its variant; `None`: national) and a date: what the rules that read
+/// only parameters and the filing date depend on.
+type DateKey = (Option<usize>, NaiveDate);
+
+impl Evaluator<'_> {
+    pub fn evaluate(
+        &mut self,
+        measure: &str,
+        situation: &Prepared,
+        trace: bool,
+    ) -> Result<Evaluation, EvalError> {
+        let idx = self
+            .rules
+            .measure_index(measure)
+            .ok_or_else(|| EvalError::UnknownMeasure(measure.to_string()))?;
+        self.evaluate_index(idx, situation, trace)
+    }
+
+    pub fn evaluate_index(
+        &mut self,
+        idx: usize,
+        situation: &Prepared,
+        trace: bool,
+    ) -> Result<Evaluation, EvalError> {
+        let rules = self.rules;
+        let national = &rules.national.measures[idx];
+        let set = match situation.variant.and_then(|i| rules.variants.get(i)) {
+            Some(set) => set,
+            None => rules.rule_set(situation.territory.as_deref()),
+        };
         if national.territorial && situation.territory.is_none() {
             return Err(EvalError::NoTerritory(national.id.clone()));
         }
-        let measure = &set.measures[idx];
+        let s = &mut self.scratch;
+        let date = (situation.variant, situation.date);
+        // With a trace, every step is shown: nothing is carried over from another measure.
+        if trace || self.date_for != Some(date) || s.memo.len() != set.rules.len() {
+            s.new_date(set.rules.len());
+        } else {
+            if self.memo_for != Some(situation.id) {
+                for &r in &set.per_situation {
+                    s.memo_stamp[r] = 0;
+                }
+                s.arenas[SITUATION].clear();
+            }
+            for &r in &set.per_measure {
+                s.memo_stamp[r] = 0;
+            }
+        }
+        (self.memo_for, self.date_for) = if trace {
+            (None, None)
+        } else {
+            (Some(situation.id), Some(date))
+        };
+        s.new_measure(rules.facts.len(), rules.params.len());
         let mut ev = Ev {
-            rules: self,
+            rules,
             set,
             sit: situation,
-            memo: vec![None; set.rules.len()],
-            fact_seen: vec![false; self.facts.len()],
-            param_seen: vec![false; self.params.len()],
-            not_in_force: Vec::new(),
-            missing: Vec::new(),
-            assumed: Vec::new(),
+            s,
             trace: if trace { Some(Vec::new()) } else { None },
-            notes: Vec::new(),
             base: None,
             rate: None,
             rate_max: None,
         };
-        ev.measure(measure)
+        ev.measure(&set.measures[idx]).map_err(|e| *e)
     }
+}
+
+/// The working buffers of an evaluation, kept by an [`Evaluator`] between evaluations. Rule
+/// values and marks are valid while their stamp equals the current one: starting afresh is a
+/// counter to increment, not buffers to clear.
+#[derive(Default)]
+struct Scratch {
+    /// Rule values (see [`Memo`]), valid where `memo_stamp` is `memo_epoch`.
+    memo: Vec<Memo>,
+    memo_stamp: Vec<u32>,
+    memo_epoch: u32,
+    /// What computing the rules did besides, for those of the situation ([`SITUATION`]) and for
+    /// those of the date ([`DATE`]).
+    arenas: [Arena; 2],
+    /// Facts and parameters already read (and shown) in this measure: stamped `seen_epoch`.
+    fact_seen: Vec<u32>,
+    param_seen: Vec<u32>,
+    seen_epoch: u32,
+    /// Parameters read at a date before their first value.
+    not_in_force: Vec<usize>,
+    /// Missing facts, once per reading (deduplicated at the end); a branch that did not decide
+    /// a `ou` / `et` / `une de ces conditions` / `toutes ces conditions` takes its own back out.
+    missing: Vec<usize>,
+    assumed: Vec<usize>,
+    /// Every presumed fact and parameter not in force read, in order (for [`Memo`]).
+    effects: Vec<Effect>,
+    notes: Vec<String>,
+    /// Expense base, by category: amount retained and left to match lines against, and why a
+    /// category is excluded or capped.
+    remaining: Vec<Decimal>,
+    motif: Vec<Option<Motif>>,
+    /// Condition messages made of text and parameters, by condition: the same for every
+    /// situation of one territory (variant index) at one date.
+    messages: Vec<Option<(DateKey, String)>>,
+    /// Default values of facts as shown in the answer.
+    shown_defaults: Vec<Option<String>>,
+}
+
+impl Scratch {
+    fn default_shown(&mut self, facts: &[crate::rules::FactDef], i: usize) -> String {
+        if self.shown_defaults.len() < facts.len() {
+            self.shown_defaults.resize(facts.len(), None);
+        }
+        if let Some(Some(shown)) = self.shown_defaults.get(i) {
+            return shown.clone();
+        }
+        let shown = facts
+            .get(i)
+            .and_then(|f| f.default.as_ref())
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        self.shown_defaults[i] = Some(shown.clone());
+        shown
+    }
+
+    /// Forgets every rule value.
+    fn new_date(&mut self, rules: usize) {
+        self.memo_epoch = self.memo_epoch.wrapping_add(1);
+        if self.memo_epoch == 0 {
+            self.memo_stamp.fill(0);
+            self.memo_epoch = 1;
+        }
+        self.memo.resize(rules, Memo::default());
+        self.memo_stamp.resize(rules, 0);
+        for a in &mut self.arenas {
+            a.clear();
+        }
+    }
+
+    fn new_measure(&mut self, facts: usize, params: usize) {
+        self.seen_epoch = self.seen_epoch.wrapping_add(1);
+        if self.seen_epoch == 0 {
+            self.fact_seen.fill(0);
+            self.param_seen.fill(0);
+            self.seen_epoch = 1;
+        }
+        self.fact_seen.resize(facts, 0);
+        self.param_seen.resize(params, 0);
+        self.not_in_force.clear();
+        self.missing.clear();
+        self.assumed.clear();
+        self.effects.clear();
+        self.notes.clear();
+    }
+}
+
+/// Why an expense category is not retained in full: the index of its rule in the regime.
+#[derive(Debug, Clone, Copy)]
+enum Motif {
+    Excluded(usize),
+    Capped(usize),
+}
+
+/// A rule's value, with what computing it did besides (ranges of one of the [`Arena`]s): the
+/// facts it found missing, and the presumed facts and parameters not in force it read. They
+/// count again wherever the rule is used.
+#[derive(Debug, Clone)]
+struct Memo {
+    value: Value,
+    arena: usize,
+    missing: (usize, usize),
+    effects: (usize, usize),
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Memo {
+            value: Value::Absent,
+            arena: SITUATION,
+            missing: (0, 0),
+            effects: (0, 0),
+        }
+    }
+}
+
+/// The arena of the rules that depend on the situation (or the measure), kept for one situation.
+const SITUATION: usize = 0;
+/// The arena of the rules that depend on the date and the territory only, kept while they stay.
+const DATE: usize = 1;
+
+#[derive(Debug, Default)]
+struct Arena {
+    missing: Vec<usize>,
+    effects: Vec<Effect>,
+}
+
+impl Arena {
+    fn clear(&mut self) {
+        self.missing.clear();
+        self.effects.clear();
+    }
+}
+
+/// A reading that shows in the answer.
+#[derive(Debug, Clone, Copy)]
+enum Effect {
+    /// A fact the situation does not give, taken at its default value.
+    Presumed(usize),
+    /// A parameter read at a date before its first value.
+    NotInForce(usize),
 }
 
 struct Ev<'a> {
     rules: &'a Rules,
     set: &'a RuleSet,
     sit: &'a Prepared,
-    /// A rule's value, with the facts found missing while computing it (they count again
-    /// wherever the rule is used).
-    memo: Vec<Option<(Value, Vec<usize>)>>,
-    fact_seen: Vec<bool>,
-    param_seen: Vec<bool>,
-    /// Parameters read at a date before their first value.
-    not_in_force: Vec<usize>,
-    /// Missing facts, once per reading (deduplicated at the end); a branch that did not decide a
-    /// `ou` / `et` / `une de ces conditions` / `toutes ces conditions` takes its own back out.
-    missing: Vec<usize>,
-    assumed: Vec<usize>,
+    s: &'a mut Scratch,
     trace: Option<Vec<Step>>,
-    notes: Vec<String>,
     base: Option<Value>,
     rate: Option<Value>,
     rate_max: Option<Value>,
 }
 
-type R = Result<Value, EvalError>;
+/// Errors are rare: boxed, they keep the result of every step small.
+type R = Result<Value, Box<EvalError>>;
+
+static ABSENT: Value = Value::Absent;
+static NON_APPLICABLE: Value = Value::NonApplicable;
 
 fn overflow() -> EvalError {
     EvalError::Arithmetic("dépassement de capacité".into())
@@ -350,12 +575,43 @@ fn overflow() -> EvalError {
 
 fn to_cents(v: &Value) -> Option<Cents> {
     match v {
+        // Whole cents: no fraction to drop.
+        Value::Montant(d) if d.scale() == 0 => d.to_i64().map(Cents::new),
         Value::Montant(d) => d.trunc().to_i64().map(Cents::new),
         _ => None,
     }
 }
 
+/// Appends a value as `Display` writes it; a date without going through a format string.
+fn push_value(out: &mut String, v: &Value) {
+    use chrono::Datelike;
+    use std::fmt::Write;
+    // `french_date` writes `%d/%m/%Y`: for years 0 to 9999, these zero-padded numbers.
+    let _ = match v {
+        Value::Date(d) if (0..=9999).contains(&d.year()) => {
+            write!(out, "{:02}/{:02}/{:04}", d.day(), d.month(), d.year())
+        }
+        _ => write!(out, "{v}"),
+    };
+}
+
 fn round(d: Decimal, r: Rounding) -> Decimal {
+    // A positive amount whose hundredth is exact (at most 26 decimals): the same result in
+    // integers, without dividing decimals.
+    if !d.is_sign_negative() && d.scale() <= 26 {
+        let (m, unit) = (d.mantissa(), 10i128.pow(d.scale()));
+        let q = match r {
+            Rounding::CentDown => m / unit,
+            Rounding::EuroDown => m / (unit * 100) * 100,
+            Rounding::EuroNearest => {
+                let euro = unit * 100;
+                (m / euro + i128::from(m % euro * 2 >= euro)) * 100
+            }
+        };
+        if let Ok(v) = Decimal::try_from_i128_with_scale(q, 0) {
+            return v;
+        }
+    }
     let hundred = Decimal::ONE_HUNDRED;
     match r {
         Rounding::CentDown => d.floor(),
@@ -368,7 +624,7 @@ fn round(d: Decimal, r: Rounding) -> Decimal {
     }
 }
 
-impl Ev<'_> {
+impl<'a> Ev<'a> {
     fn step(&mut self, step: Step) {
         if let Some(t) = &mut self.trace {
             t.push(step);
@@ -377,11 +633,11 @@ impl Ev<'_> {
 
     fn note(&mut self, n: String) {
         if self.trace.is_some() {
-            self.notes.push(n);
+            self.s.notes.push(n);
         }
     }
 
-    fn measure(&mut self, m: &MeasureRules) -> Result<Evaluation, EvalError> {
+    fn measure(&mut self, m: &MeasureRules) -> Result<Evaluation, Box<EvalError>> {
         let mut reasons = Vec::new();
         if let Some((code, message)) = &m.exclusion {
             reasons.push(Reason {
@@ -389,17 +645,19 @@ impl Ev<'_> {
                 message: message.clone(),
                 source: self.set.source.clone(),
             });
-            self.step(Step {
-                kind: StepKind::Condition,
-                name: "exclusion".into(),
-                title: format!("Mesure ouverte en {}", self.set.name),
-                display: "non".into(),
-                raw: serde_json::Value::Bool(false),
-                formula: None,
-                detail: Some(message.clone()),
-                source: self.set.source.clone(),
-                since: None,
-            });
+            if self.trace.is_some() {
+                self.step(Step {
+                    kind: StepKind::Condition,
+                    name: "exclusion".into(),
+                    title: format!("Mesure ouverte en {}", self.set.name),
+                    display: "non".into(),
+                    raw: serde_json::Value::Bool(false),
+                    formula: None,
+                    detail: Some(message.clone()),
+                    source: self.set.source.clone(),
+                    since: None,
+                });
+            }
         }
         for &ci in &m.conditions {
             let c = &self.set.conditions[ci];
@@ -407,7 +665,7 @@ impl Ev<'_> {
             match v {
                 Value::Booleen(false) => reasons.push(Reason {
                     code: c.code.clone(),
-                    message: self.interpolate(&c.message)?,
+                    message: self.condition_message(ci)?,
                     source: c.source.clone(),
                 }),
                 Value::Booleen(true) | Value::NonApplicable | Value::Absent => {}
@@ -415,7 +673,8 @@ impl Ev<'_> {
                     return Err(EvalError::Arithmetic(format!(
                         "la condition {} donne « {other} »",
                         c.name
-                    )))
+                    ))
+                    .into())
                 }
             }
         }
@@ -424,10 +683,16 @@ impl Ev<'_> {
         let mut expenses = Vec::new();
         let mut base = None;
         if let Some((_, regime)) = &m.expenses {
-            let mut retained_by_cat = vec![Decimal::ZERO; self.rules.categories.len()];
-            let mut excluded_msg: Vec<Option<String>> = vec![None; self.rules.categories.len()];
+            // By category: what is retained, left to match the lines against; why not in full.
+            let categories = self.rules.categories.len();
+            let mut remaining = std::mem::take(&mut self.s.remaining);
+            remaining.clear();
+            remaining.resize(categories, Decimal::ZERO);
+            let mut motif = std::mem::take(&mut self.s.motif);
+            motif.clear();
+            motif.resize(categories, None);
             let mut any_missing = false;
-            for rule in regime {
+            for (k, rule) in regime.iter().enumerate() {
                 let amount = self.sit.by_category[rule.category];
                 let eligible = if rule.always {
                     Value::Booleen(true)
@@ -447,22 +712,17 @@ impl Ev<'_> {
                             if let Value::Montant(c) = self.rule(cap)? {
                                 if c < kept {
                                     kept = c.max(Decimal::ZERO);
-                                    excluded_msg[rule.category] = Some(
-                                        rule.cap_message
-                                            .clone()
-                                            .unwrap_or_else(|| "dépense plafonnée".into()),
-                                    );
+                                    motif[rule.category] = Some(Motif::Capped(k));
                                 }
                             }
                         }
-                        retained_by_cat[rule.category] = kept;
+                        remaining[rule.category] = kept;
                     }
                     Value::Absent => any_missing = true,
-                    _ => excluded_msg[rule.category] = Some(rule.excluded_message.clone()),
+                    _ => motif[rule.category] = Some(Motif::Excluded(k)),
                 }
             }
             let mut total = Decimal::ZERO;
-            let mut remaining = retained_by_cat.clone();
             for (ci, amount) in &self.sit.lines {
                 let a = Decimal::from(amount.get());
                 let kept = a.min(remaining[*ci]);
@@ -474,10 +734,17 @@ impl Ev<'_> {
                     libelle: cat.label.clone(),
                     montant_centimes: amount.get(),
                     retenu_centimes: kept.to_i64().ok_or_else(overflow)?,
-                    motif: if kept < a {
-                        excluded_msg[*ci].clone()
-                    } else {
-                        None
+                    motif: match motif[*ci] {
+                        Some(Motif::Excluded(k)) if kept < a => {
+                            regime.get(k).map(|r| r.excluded_message.clone())
+                        }
+                        Some(Motif::Capped(k)) if kept < a => Some(
+                            regime
+                                .get(k)
+                                .and_then(|r| r.cap_message.clone())
+                                .unwrap_or_else(|| "dépense plafonnée".into()),
+                        ),
+                        _ => None,
                     },
                 };
                 if self.trace.is_some() {
@@ -503,6 +770,8 @@ impl Ev<'_> {
                 }
                 expenses.push(line);
             }
+            self.s.remaining = remaining;
+            self.s.motif = motif;
             let v = if self.sit.lines.is_empty() {
                 self.missing_expenses();
                 Value::Absent
@@ -511,21 +780,23 @@ impl Ev<'_> {
             } else {
                 Value::Montant(total)
             };
-            self.step(Step {
-                kind: StepKind::Resultat,
-                name: "assiette".into(),
-                title: "Assiette éligible (dépenses retenues)".into(),
-                display: v.to_string(),
-                raw: v.to_json(),
-                formula: None,
-                detail: if self.sit.lines.is_empty() {
-                    Some("aucune dépense déclarée".into())
-                } else {
-                    None
-                },
-                source: None,
-                since: None,
-            });
+            if self.trace.is_some() {
+                self.step(Step {
+                    kind: StepKind::Resultat,
+                    name: "assiette".into(),
+                    title: "Assiette éligible (dépenses retenues)".into(),
+                    display: v.to_string(),
+                    raw: v.to_json(),
+                    formula: None,
+                    detail: if self.sit.lines.is_empty() {
+                        Some("aucune dépense déclarée".into())
+                    } else {
+                        None
+                    },
+                    source: None,
+                    since: None,
+                });
+            }
             base = Some(v);
         }
         self.base = base.clone();
@@ -543,7 +814,7 @@ impl Ev<'_> {
         ] {
             if let Some(Value::Montant(d)) = slot {
                 if d.is_sign_negative() && !d.is_zero() {
-                    return Err(EvalError::Arithmetic(format!("{label} négatif")));
+                    return Err(EvalError::Arithmetic(format!("{label} négatif")).into());
                 }
                 let r = round(*d, rounding);
                 if r != *d {
@@ -573,23 +844,26 @@ impl Ev<'_> {
             if a > mx {
                 let (a_old, mx) = (*a, *mx);
                 amount = Some(Value::Montant(mx));
-                self.step(Step {
-                    kind: StepKind::Resultat,
-                    name: "montant".into(),
-                    title: "Montant proposé ramené au montant maximal".into(),
-                    display: french_money(mx),
-                    raw: Value::Montant(mx).to_json(),
-                    formula: None,
-                    detail: Some(format!("{} dépassait le maximum", french_money(a_old))),
-                    source: None,
-                    since: None,
-                });
+                if self.trace.is_some() {
+                    self.step(Step {
+                        kind: StepKind::Resultat,
+                        name: "montant".into(),
+                        title: "Montant proposé ramené au montant maximal".into(),
+                        display: french_money(mx),
+                        raw: Value::Montant(mx).to_json(),
+                        formula: None,
+                        detail: Some(format!("{} dépassait le maximum", french_money(a_old))),
+                        source: None,
+                        since: None,
+                    });
+                }
             }
         }
 
-        self.missing.sort_unstable();
-        self.missing.dedup();
+        self.s.missing.sort_unstable();
+        self.s.missing.dedup();
         let mut missing: Vec<_> = self
+            .s
             .missing
             .iter()
             .map(|&i| {
@@ -614,6 +888,7 @@ impl Ev<'_> {
             );
         }
         if let Some(since) = self
+            .s
             .not_in_force
             .iter()
             .filter_map(|&i| self.set.params[i].first().map(|v| v.since))
@@ -639,21 +914,23 @@ impl Ev<'_> {
                     *slot = Some(Value::Montant(Decimal::ZERO));
                 }
             }
-            self.step(Step {
-                kind: StepKind::Resultat,
-                name: "non_eligible".into(),
-                title: "Montant".into(),
-                display: french_money(Decimal::ZERO),
-                raw: serde_json::json!(0),
-                formula: None,
-                detail: Some(format!(
-                    "demande non éligible ({} motif{})",
-                    reasons.len(),
-                    if reasons.len() > 1 { "s" } else { "" }
-                )),
-                source: None,
-                since: None,
-            });
+            if self.trace.is_some() {
+                self.step(Step {
+                    kind: StepKind::Resultat,
+                    name: "non_eligible".into(),
+                    title: "Montant".into(),
+                    display: french_money(Decimal::ZERO),
+                    raw: serde_json::json!(0),
+                    formula: None,
+                    detail: Some(format!(
+                        "demande non éligible ({} motif{})",
+                        reasons.len(),
+                        if reasons.len() > 1 { "s" } else { "" }
+                    )),
+                    source: None,
+                    since: None,
+                });
+            }
         } else if !missing.is_empty() {
             reasons.push(Reason {
                 code: crate::eval::MISSING_REASON.into(),
@@ -672,22 +949,16 @@ impl Ev<'_> {
             Some(Value::Nombre(d)) => Some(d.normalize()),
             _ => None,
         };
-        let assumptions = self
-            .assumed
-            .iter()
-            .map(|&i| {
-                let f = &self.rules.facts[i];
-                Assumption {
-                    nom: f.name.clone(),
-                    titre: f.title.clone(),
-                    valeur: f
-                        .default
-                        .as_ref()
-                        .map(|v| v.to_string())
-                        .unwrap_or_default(),
-                }
-            })
-            .collect();
+        let mut assumptions = Vec::with_capacity(self.s.assumed.len());
+        for k in 0..self.s.assumed.len() {
+            let i = self.s.assumed[k];
+            let f = &self.rules.facts[i];
+            assumptions.push(Assumption {
+                nom: f.name.clone(),
+                titre: f.title.clone(),
+                valeur: self.s.default_shown(&self.rules.facts, i),
+            });
+        }
         Ok(Evaluation {
             measure: m.id.clone(),
             territory: self.set.code.clone(),
@@ -725,8 +996,65 @@ impl Ev<'_> {
         }
     }
 
+    /// A condition's message, its `{nom}` (resolved at load time) replaced by their values, as
+    /// [`Ev::interpolate`] would.
+    fn condition_message(&mut self, ci: usize) -> Result<String, Box<EvalError>> {
+        let set = self.set;
+        let Some(pieces) = set.messages.get(ci) else {
+            return self.interpolate(&set.conditions[ci].message);
+        };
+        if let [Piece::Text(t)] = pieces.as_slice() {
+            return Ok(t.clone());
+        }
+        // Text and parameters only: the same message for every situation of the territory at
+        // that date. The parameters are still read, for what reading them marks.
+        let constant = pieces
+            .iter()
+            .all(|p| matches!(p, Piece::Text(_) | Piece::Param(_)));
+        let key = (self.sit.variant, self.sit.date);
+        if constant {
+            let cached = match self.s.messages.get(ci) {
+                Some(Some((k, m))) if *k == key => Some(m.clone()),
+                _ => None,
+            };
+            if let Some(m) = cached {
+                for p in pieces {
+                    if let Piece::Param(i) = p {
+                        let _ = self.param(*i);
+                    }
+                }
+                return Ok(m);
+            }
+        }
+        let mut out = String::with_capacity(set.conditions[ci].message.len() + 16);
+        for p in pieces {
+            match p {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Param(i) => {
+                    let v = self.param(*i);
+                    push_value(&mut out, &v);
+                }
+                Piece::Rule(i) => {
+                    let v = self.rule(*i)?;
+                    push_value(&mut out, &v);
+                }
+                Piece::Fact(i) => {
+                    let v = self.fact(*i);
+                    push_value(&mut out, &v);
+                }
+            }
+        }
+        if constant {
+            if self.s.messages.len() <= ci {
+                self.s.messages.resize(ci + 1, None);
+            }
+            self.s.messages[ci] = Some((key, out.clone()));
+        }
+        Ok(out)
+    }
+
     /// `{nom}` in a message becomes the value of that parameter, rule or fact.
-    fn interpolate(&mut self, msg: &str) -> Result<String, EvalError> {
+    fn interpolate(&mut self, msg: &str) -> Result<String, Box<EvalError>> {
         if !msg.contains('{') {
             return Ok(msg.to_string());
         }
@@ -758,24 +1086,49 @@ impl Ev<'_> {
     }
 
     fn rule(&mut self, i: usize) -> R {
-        if let Some((v, missing)) = &self.memo[i] {
-            let v = v.clone();
-            self.missing.extend_from_slice(missing);
+        if self.s.memo_stamp[i] == self.s.memo_epoch {
+            let m = &self.s.memo[i];
+            let v = m.value.clone();
+            let (a, (ms, me), (es, ee)) = (m.arena, m.missing, m.effects);
+            let arena = &self.s.arenas[a];
+            self.s
+                .missing
+                .extend_from_slice(arena.missing.get(ms..me).unwrap_or_default());
+            for k in es..ee {
+                if let Some(&e) = self.s.arenas[a].effects.get(k) {
+                    self.effect(e);
+                }
+            }
             return Ok(v);
         }
         let set = self.set;
         let def = &set.rules[i];
-        let notes_from = self.notes.len();
-        let missing_from = self.missing.len();
+        let notes_from = self.s.notes.len();
+        let missing_from = self.s.missing.len();
+        let effects_from = self.s.effects.len();
         let v = self.eval(&def.node)?;
-        let missing = self
+        let a = match set.dependence.get(i) {
+            Some(Dependence::Date) => DATE,
+            _ => SITUATION,
+        };
+        let arena = &mut self.s.arenas[a];
+        let ms = arena.missing.len();
+        arena
             .missing
-            .get(missing_from..)
-            .unwrap_or_default()
-            .to_vec();
-        self.memo[i] = Some((v.clone(), missing));
+            .extend_from_slice(self.s.missing.get(missing_from..).unwrap_or_default());
+        let es = arena.effects.len();
+        arena
+            .effects
+            .extend_from_slice(self.s.effects.get(effects_from..).unwrap_or_default());
+        self.s.memo[i] = Memo {
+            value: v.clone(),
+            arena: a,
+            missing: (ms, arena.missing.len()),
+            effects: (es, arena.effects.len()),
+        };
+        self.s.memo_stamp[i] = self.s.memo_epoch;
         if self.trace.is_some() {
-            let notes: Vec<String> = self.notes.drain(notes_from..).collect();
+            let notes: Vec<String> = self.s.notes.drain(notes_from..).collect();
             let kind = if def.name.starts_with("condition ") {
                 StepKind::Condition
             } else {
@@ -816,18 +1169,32 @@ impl Ev<'_> {
         Ok(v)
     }
 
+    /// A node's value, borrowed when it is a constant, a fact or a parameter: comparing it
+    /// then copies nothing (nor counts references to its text).
+    fn operand(&mut self, n: &'a Node) -> Result<Cow<'a, Value>, Box<EvalError>> {
+        Ok(match n {
+            Node::Const(v) => Cow::Borrowed(v),
+            Node::Fact(i) => Cow::Borrowed(self.fact_ref(*i)),
+            Node::Param(i) => Cow::Borrowed(self.param_ref(*i)),
+            _ => Cow::Owned(self.eval(n)?),
+        })
+    }
+
     fn param(&mut self, i: usize) -> Value {
-        let versions = &self.set.params[i];
+        self.param_ref(i).clone()
+    }
+
+    fn param_ref(&mut self, i: usize) -> &'a Value {
+        let set: &'a RuleSet = self.set;
+        let versions = &set.params[i];
         let date = self.sit.date;
         let found = versions.iter().rev().find(|v| v.since <= date);
-        let v = found
-            .map(|f| f.value.clone())
-            .unwrap_or(Value::NonApplicable);
-        if found.is_none() && !versions.is_empty() && !self.not_in_force.contains(&i) {
-            self.not_in_force.push(i);
+        let v = found.map(|f| &f.value).unwrap_or(&NON_APPLICABLE);
+        if found.is_none() && !versions.is_empty() {
+            self.effect(Effect::NotInForce(i));
         }
-        if self.trace.is_some() && !self.param_seen[i] {
-            self.param_seen[i] = true;
+        if self.trace.is_some() && self.s.param_seen[i] != self.s.seen_epoch {
+            self.s.param_seen[i] = self.s.seen_epoch;
             let def = &self.rules.params[i];
             let display = match (&v, def.ty) {
                 (Value::Nombre(d), Type::Nombre) if def.unit == "%" => french_rate(*d),
@@ -857,22 +1224,51 @@ impl Ev<'_> {
         v
     }
 
+    /// A presumed fact or a parameter not in force read again through a rule's [`Memo`] (or
+    /// a parameter read now): it counts as a fresh reading would.
+    fn effect(&mut self, e: Effect) {
+        self.s.effects.push(e);
+        match e {
+            Effect::Presumed(i) => {
+                // Read before in this measure, as any fact of a rule computed in it: the trace
+                // already shows it.
+                if self.s.fact_seen[i] != self.s.seen_epoch {
+                    self.s.fact_seen[i] = self.s.seen_epoch;
+                    self.s.assumed.push(i);
+                }
+            }
+            Effect::NotInForce(i) => {
+                if !self.s.not_in_force.contains(&i) {
+                    self.s.not_in_force.push(i);
+                }
+            }
+        }
+    }
+
     fn fact(&mut self, i: usize) -> Value {
-        let def = &self.rules.facts[i];
-        let (v, assumed) = match &self.sit.facts[i] {
-            Some(v) => (v.clone(), false),
+        self.fact_ref(i).clone()
+    }
+
+    fn fact_ref(&mut self, i: usize) -> &'a Value {
+        let (rules, sit): (&'a Rules, &'a Prepared) = (self.rules, self.sit);
+        let def = &rules.facts[i];
+        let (v, assumed) = match &sit.facts[i] {
+            Some(v) => (v, false),
             None => match &def.default {
-                Some(d) => (d.clone(), true),
-                None => (Value::Absent, false),
+                Some(d) => (d, true),
+                None => (&ABSENT, false),
             },
         };
         if matches!(v, Value::Absent) {
-            self.missing.push(i);
+            self.s.missing.push(i);
         }
-        if !self.fact_seen[i] {
-            self.fact_seen[i] = true;
+        if assumed {
+            self.s.effects.push(Effect::Presumed(i));
+        }
+        if self.s.fact_seen[i] != self.s.seen_epoch {
+            self.s.fact_seen[i] = self.s.seen_epoch;
             if assumed {
-                self.assumed.push(i);
+                self.s.assumed.push(i);
             }
             if self.trace.is_some() {
                 let step = Step {
@@ -914,7 +1310,7 @@ impl Ev<'_> {
         }
     }
 
-    fn eval(&mut self, n: &Node) -> R {
+    fn eval(&mut self, n: &'a Node) -> R {
         Ok(match n {
             Node::Const(v) => v.clone(),
             Node::Rule(i) => self.rule(*i)?,
@@ -926,20 +1322,23 @@ impl Ev<'_> {
                 Value::Montant(d) => Value::Montant(-d),
                 other => other,
             },
-            Node::In(a, items) => match self.eval(a)? {
-                v @ (Value::Absent | Value::NonApplicable) => v,
-                v => Value::Booleen(items.contains(&v)),
-            },
+            Node::In(a, items) => {
+                let v = self.operand(a)?;
+                match &*v {
+                    Value::Absent | Value::NonApplicable => v.into_owned(),
+                    v => Value::Booleen(items.contains(v)),
+                }
+            }
             Node::Bin(op, a, b) => self.binary(*op, a, b)?,
             Node::All(list) => {
                 let mut absent = false;
-                let from = self.missing.len();
+                let from = self.s.missing.len();
                 for x in list {
-                    let start = self.missing.len();
+                    let start = self.s.missing.len();
                     match self.eval(x)? {
                         Value::Booleen(false) => {
                             // Settled by this one: what the others lack does not matter.
-                            self.missing.drain(from..start);
+                            self.s.missing.drain(from..start);
                             return Ok(Value::Booleen(false));
                         }
                         Value::Absent => absent = true,
@@ -955,13 +1354,13 @@ impl Ev<'_> {
             Node::Any(list) => {
                 let mut absent = false;
                 let mut any_applicable = false;
-                let from = self.missing.len();
+                let from = self.s.missing.len();
                 for x in list {
-                    let start = self.missing.len();
+                    let start = self.s.missing.len();
                     match self.eval(x)? {
                         Value::Booleen(true) => {
                             // Settled by this one: what the others lack does not matter.
-                            self.missing.drain(from..start);
+                            self.s.missing.drain(from..start);
                             return Ok(Value::Booleen(true));
                         }
                         Value::Booleen(false) => any_applicable = true,
@@ -1103,20 +1502,24 @@ impl Ev<'_> {
                 if let Some(c) = cap {
                     let c = self.eval(c)?;
                     if let Some(std::cmp::Ordering::Greater) = cmp_values(&v, &c) {
-                        self.note(format!("plafonné : {v} ramené à {c}"));
+                        if self.trace.is_some() {
+                            self.note(format!("plafonné : {v} ramené à {c}"));
+                        }
                         v = c;
                     }
                 }
                 if let Some(f) = floor {
                     let f = self.eval(f)?;
                     if let Some(std::cmp::Ordering::Less) = cmp_values(&v, &f) {
-                        self.note(format!("plancher : {v} porté à {f}"));
+                        if self.trace.is_some() {
+                            self.note(format!("plancher : {v} porté à {f}"));
+                        }
                         v = f;
                     }
                 }
                 if let (Some(r), Value::Montant(d)) = (rounding, &v) {
                     let rd = round(*d, *r);
-                    if rd != *d {
+                    if rd != *d && self.trace.is_some() {
                         self.note(r.label().to_string());
                     }
                     v = Value::Montant(rd);
@@ -1126,30 +1529,30 @@ impl Ev<'_> {
         })
     }
 
-    fn binary(&mut self, op: BinOp, a: &Node, b: &Node) -> R {
-        let from = self.missing.len();
-        let va = self.eval(a)?;
+    fn binary(&mut self, op: BinOp, a: &'a Node, b: &'a Node) -> R {
+        let from = self.s.missing.len();
+        let va = self.operand(a)?;
         // Short-circuits: a false condition settles `et`, a true one settles `ou`.
-        match (op, &va) {
+        match (op, &*va) {
             (BinOp::And, Value::Booleen(false)) => return Ok(Value::Booleen(false)),
             (BinOp::Or, Value::Booleen(true)) => return Ok(Value::Booleen(true)),
             _ => {}
         }
-        let mid = self.missing.len();
-        let vb = self.eval(b)?;
+        let mid = self.s.missing.len();
+        let vb = self.operand(b)?;
         let settles = |y: bool| (op == BinOp::And && !y) || (op == BinOp::Or && y);
         match op {
-            BinOp::And | BinOp::Or => Ok(match (va, vb) {
+            BinOp::And | BinOp::Or => Ok(match (va.into_owned(), vb.into_owned()) {
                 (Value::Booleen(x), Value::Booleen(y)) => {
                     Value::Booleen(if op == BinOp::And { x && y } else { x || y })
                 }
                 // The known side settles it: the unknown side's missing facts do not matter.
                 (Value::Absent, Value::Booleen(y)) if settles(y) => {
-                    self.missing.drain(from..mid);
+                    self.s.missing.drain(from..mid);
                     Value::Booleen(y)
                 }
                 (Value::Booleen(y), Value::Absent) if settles(y) => {
-                    self.missing.truncate(mid);
+                    self.s.missing.truncate(mid);
                     Value::Booleen(y)
                 }
                 (Value::Absent, _) | (_, Value::Absent) => Value::Absent,
@@ -1157,15 +1560,15 @@ impl Ev<'_> {
                 _ => Value::NonApplicable,
             }),
             _ => {
-                if matches!(va, Value::Absent) || matches!(vb, Value::Absent) {
+                if matches!(*va, Value::Absent) || matches!(*vb, Value::Absent) {
                     return Ok(Value::Absent);
                 }
-                if matches!(va, Value::NonApplicable) || matches!(vb, Value::NonApplicable) {
+                if matches!(*va, Value::NonApplicable) || matches!(*vb, Value::NonApplicable) {
                     return Ok(Value::NonApplicable);
                 }
                 match op {
-                    BinOp::Eq => Ok(Value::Booleen(va == vb)),
-                    BinOp::Ne => Ok(Value::Booleen(va != vb)),
+                    BinOp::Eq => Ok(Value::Booleen(*va == *vb)),
+                    BinOp::Ne => Ok(Value::Booleen(*va != *vb)),
                     BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                         let o = cmp_values(&va, &vb).ok_or_else(|| {
                             EvalError::Arithmetic(format!("comparaison impossible : {va} et {vb}"))
@@ -1177,7 +1580,7 @@ impl Ev<'_> {
                             _ => o.is_ge(),
                         }))
                     }
-                    _ => arith(op, va, vb),
+                    _ => arith(op, va.into_owned(), vb.into_owned()),
                 }
             }
         }
@@ -1216,7 +1619,8 @@ fn arith(op: BinOp, a: Value, b: Value) -> R {
             return Err(EvalError::Arithmetic(format!(
                 "opération impossible : {a} {} {b}",
                 op.symbol()
-            )))
+            ))
+            .into())
         }
     })
 }
@@ -1352,5 +1756,214 @@ mod missing_and_in_force_tests {
             )
             .unwrap();
         assert_eq!(codes(&ev), ["hors_periode_depot"]);
+    }
+}
+
+#[cfg(test)]
+mod evaluator_tests {
+    use super::*;
+
+    /// Situations of every kind, drawn in a fixed pseudo-random order; runs of several share a
+    /// territory and a date, as in a sweep.
+    fn situations() -> Vec<Situation> {
+        let kinds = [
+            "commune",
+            "epci",
+            "departement",
+            "region",
+            "groupement",
+            "autre",
+        ];
+        let natures = ["CC", "CA", "METRO", "aucune"];
+        let regions = [
+            None,
+            Some("11"),
+            Some("76"),
+            Some("93"),
+            Some("84"),
+            Some("01"),
+        ];
+        let dates = ["2021-01-10", "2021-03-15", "2021-06-01", "2022-09-01"];
+        let mut seed = 7u64;
+        let mut pick = |n: usize| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            usize::try_from(seed >> 33).unwrap() % n
+        };
+        let mut out = Vec::new();
+        for run in 0..120 {
+            let date = NaiveDate::parse_from_str(dates[run % dates.len()], "%Y-%m-%d").unwrap();
+            let region = regions[pick(regions.len())];
+            for _ in 0..4 {
+                let mut s = Situation {
+                    date: Some(date),
+                    ..Default::default()
+                };
+                let mut fact = |name: &str, v: Value| {
+                    s.facts.insert(name.to_string(), v);
+                };
+                if pick(6) > 0 {
+                    fact("type_demandeur", Value::text(kinds[pick(kinds.len())]));
+                }
+                if pick(5) > 0 {
+                    let population = [300, 3_000, 60_000, 600_000][pick(4)];
+                    fact("population", Value::Nombre(population.into()));
+                }
+                if let Some(r) = region {
+                    fact("region", Value::text(r));
+                }
+                if pick(3) > 0 {
+                    fact("couvre_departement", Value::Booleen(pick(2) == 0));
+                }
+                fact("nature_epci", Value::text(natures[pick(natures.len())]));
+                if pick(2) == 0 {
+                    fact("date_fin", Value::Date(date + chrono::Days::new(400)));
+                }
+                for name in [
+                    "labo",
+                    "maturite_avancee",
+                    "deja_commence",
+                    "portage_decisionnel",
+                ] {
+                    if pick(3) == 0 {
+                        fact(name, Value::Booleen(pick(2) == 0));
+                    }
+                }
+                if pick(3) == 0 {
+                    fact("communes_rattachees", Value::Nombre(12.into()));
+                }
+                if pick(4) == 0 {
+                    fact("financements_franceconnect", Value::Nombre(1.into()));
+                }
+                s.expenses = match pick(4) {
+                    0 => Vec::new(),
+                    1 => vec![("prestation".into(), Cents::from_euros(40_000))],
+                    2 => vec![("formation".into(), Cents::new(1_234_567))],
+                    _ => vec![
+                        ("materiel".into(), Cents::from_euros(10_000)),
+                        ("logiciel-hors-ue".into(), Cents::from_euros(30_000)),
+                        ("prestation".into(), Cents::from_euros(5_000)),
+                    ],
+                };
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_evaluator_answers_as_independent_evaluations() {
+        let p = crate::itn7().unwrap();
+        let rules = &p.rules;
+        let n = rules.national.measures.len();
+        let prepared: Vec<Prepared> = situations()
+            .iter()
+            .map(|s| rules.prepare(s).unwrap())
+            .collect();
+        // Without trace, with trace, and both mixed within a situation.
+        for pattern in 0..3 {
+            let trace = |i: usize| match pattern {
+                0 => false,
+                1 => true,
+                _ => i.is_multiple_of(3),
+            };
+            let alone: Vec<Vec<String>> = prepared
+                .iter()
+                .map(|s| {
+                    (0..n)
+                        .map(|i| format!("{:?}", rules.evaluate_index(i, s, trace(i))))
+                        .collect()
+                })
+                .collect();
+            let mut forward = rules.evaluator();
+            let mut backward = rules.evaluator();
+            for (s, expected) in prepared.iter().zip(&alone) {
+                for (i, e) in expected.iter().enumerate() {
+                    let got = format!("{:?}", forward.evaluate_index(i, s, trace(i)));
+                    assert_eq!(&got, e, "measure {i}, pattern {pattern}");
+                }
+                for (i, e) in expected.iter().enumerate().rev() {
+                    let got = format!("{:?}", backward.evaluate_index(i, s, trace(i)));
+                    assert_eq!(&got, e, "measure {i} (backwards), pattern {pattern}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rounding_in_integers_matches_decimal_rounding() {
+        let reference = |d: Decimal, r: Rounding| {
+            let hundred = Decimal::ONE_HUNDRED;
+            match r {
+                Rounding::CentDown => d.floor(),
+                Rounding::EuroDown => (d / hundred).floor() * hundred,
+                Rounding::EuroNearest => {
+                    (d / hundred).round_dp_with_strategy(
+                        0,
+                        rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+                    ) * hundred
+                }
+            }
+        };
+        let mut values = Vec::new();
+        for m in [
+            0i64,
+            1,
+            49,
+            50,
+            51,
+            99,
+            100,
+            149,
+            150,
+            1_999_950,
+            2_000_000,
+            123_456_789,
+        ] {
+            for scale in [0, 1, 2, 3, 7, 26, 27, 28] {
+                values.push(Decimal::new(m, scale));
+                values.push(Decimal::new(-m, scale));
+            }
+        }
+        values.push(Decimal::MAX);
+        values.push(Decimal::new(4_000_000, 0) * Decimal::new(5, 1));
+        values.push(Decimal::new(3_333_333, 0) * Decimal::new(8, 1));
+        for d in values {
+            for r in [
+                Rounding::CentDown,
+                Rounding::EuroDown,
+                Rounding::EuroNearest,
+            ] {
+                let (got, want) = (round(d, r), reference(d, r));
+                assert_eq!(got, want, "{d} {r:?}");
+                assert_eq!(got.scale(), want.scale(), "{d} {r:?}");
+                assert_eq!(got.to_string(), want.to_string(), "{d} {r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_fact_is_still_refused() {
+        let p = crate::itn7().unwrap();
+        let mut s = Situation {
+            date: NaiveDate::from_ymd_opt(2021, 6, 1),
+            ..Default::default()
+        };
+        s.facts.insert("aaa".into(), Value::Booleen(true));
+        s.facts
+            .insert("population".into(), Value::Nombre(10.into()));
+        s.facts.insert("zzz".into(), Value::Booleen(true));
+        assert!(matches!(
+            p.rules.prepare(&s),
+            Err(EvalError::UnknownFact(name, _)) if name == "aaa"
+        ));
+        s.facts.remove("aaa");
+        assert!(matches!(
+            p.rules.prepare(&s),
+            Err(EvalError::UnknownFact(name, _)) if name == "zzz"
+        ));
+        s.facts.remove("zzz");
+        assert!(p.rules.prepare(&s).is_ok());
     }
 }

@@ -305,6 +305,154 @@ pub struct RuleSet {
     pub measures: Vec<MeasureRules>,
     /// Parameter versions in force in this territory, by parameter index.
     pub params: Vec<Vec<ParamVersion>>,
+    /// Each condition's message, its `{nom}` resolved once (by condition index).
+    pub(crate) messages: Vec<Vec<Piece>>,
+    /// What each rule's value depends on (see [`dependence`]), and the lists of the rules
+    /// that depend on the measure, and on the situation.
+    pub(crate) dependence: Vec<Dependence>,
+    pub(crate) per_measure: Vec<usize>,
+    pub(crate) per_situation: Vec<usize>,
+}
+
+/// What a rule's value depends on, from the least to the most: the date and the territory
+/// alone (parameters, the filing date), the situation (other facts, expenses), or the measure
+/// being evaluated (`assiette`, `taux`, `taux_max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Dependence {
+    Date,
+    Situation,
+    Measure,
+}
+
+/// The [`Dependence`] of every rule; `date_fact`: the filing date's fact, which the date sets.
+pub(crate) fn dependence(rules: &[RuleDef], date_fact: Option<usize>) -> Vec<Dependence> {
+    use Dependence::*;
+    struct Cx<'r> {
+        rules: &'r [RuleDef],
+        date_fact: Option<usize>,
+        // None: not visited; Some(None): being visited (a cycle, reported elsewhere: counted
+        // as depending on the measure).
+        state: Vec<Option<Option<Dependence>>>,
+    }
+    impl Cx<'_> {
+        fn rule(&mut self, i: usize) -> Dependence {
+            match self.state.get(i).copied() {
+                Some(None) => {
+                    self.state[i] = Some(None);
+                    let rules = self.rules;
+                    let d = rules.get(i).map_or(Measure, |r| self.node(&r.node));
+                    self.state[i] = Some(Some(d));
+                    d
+                }
+                Some(Some(Some(d))) => d,
+                _ => Measure,
+            }
+        }
+        fn all<'n>(&mut self, nodes: impl IntoIterator<Item = &'n Node>) -> Dependence {
+            nodes.into_iter().fold(Date, |d, n| d.max(self.node(n)))
+        }
+        fn node(&mut self, n: &Node) -> Dependence {
+            match n {
+                Node::Const(_) | Node::Param(_) => Date,
+                Node::Fact(i) if Some(*i) == self.date_fact => Date,
+                Node::Fact(_) => Situation,
+                Node::Builtin(b) => match b {
+                    Builtin::Assiette | Builtin::Taux | Builtin::TauxMax => Measure,
+                    Builtin::CoutTotal | Builtin::Depense(_) => Situation,
+                },
+                Node::Rule(i) => self.rule(*i),
+                Node::Bin(_, a, b) => self.all([&**a, &**b]),
+                Node::Neg(a) | Node::In(a, _) => self.node(a),
+                Node::All(l)
+                | Node::Any(l)
+                | Node::Min(l)
+                | Node::Max(l)
+                | Node::Sum(l)
+                | Node::Product(l) => self.all(l),
+                Node::Variations(branches, otherwise) => {
+                    let d = self.all(otherwise.as_deref());
+                    let b = self.all(branches.iter().flat_map(|(c, v)| [c, v]));
+                    d.max(b)
+                }
+                Node::Grid(base, tranches) => {
+                    let d = self.node(base);
+                    d.max(self.all(tranches.iter().map(|(_, _, v)| v)))
+                }
+                Node::Modified {
+                    value,
+                    applicable,
+                    not_applicable,
+                    cap,
+                    floor,
+                    rounding: _,
+                } => {
+                    let d = self.node(value);
+                    let rest = [applicable, not_applicable, cap, floor];
+                    d.max(self.all(rest.into_iter().filter_map(|n| n.as_deref())))
+                }
+            }
+        }
+    }
+    let mut cx = Cx {
+        rules,
+        date_fact,
+        state: vec![None; rules.len()],
+    };
+    (0..rules.len()).map(|i| cx.rule(i)).collect()
+}
+
+/// A piece of a message whose `{nom}` show values: text as written, or what to read.
+#[derive(Debug, Clone)]
+pub(crate) enum Piece {
+    Text(String),
+    Param(usize),
+    Rule(usize),
+    Fact(usize),
+}
+
+/// Splits a message at its `{nom}`, each name resolved as the evaluation reads it: a parameter,
+/// else a rule of the set, else a fact; an unknown name, or a `{` left open, stays as written.
+pub(crate) fn message_pieces(
+    msg: &str,
+    params: &[ParamDef],
+    rules: &[RuleDef],
+    facts: &HashMap<String, usize>,
+) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let mut rest = msg;
+    while let Some(start) = rest.find('{') {
+        text.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else {
+            text.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let name = &after[..end];
+        let piece = if let Some(i) = params.iter().position(|p| p.name == name) {
+            Some(Piece::Param(i))
+        } else if let Some(i) = rules.iter().position(|r| r.name == name) {
+            Some(Piece::Rule(i))
+        } else {
+            facts.get(name).map(|&i| Piece::Fact(i))
+        };
+        match piece {
+            Some(p) => {
+                if !text.is_empty() {
+                    pieces.push(Piece::Text(std::mem::take(&mut text)));
+                }
+                pieces.push(p);
+            }
+            None => text.push_str(&rest[start..start + end + 2]),
+        }
+        rest = &after[end + 1..];
+    }
+    text.push_str(rest);
+    if !text.is_empty() {
+        pieces.push(Piece::Text(text));
+    }
+    pieces
 }
 
 /// The compiled rules of a programme: shared declarations and one rule set per territory.
@@ -318,6 +466,11 @@ pub struct Rules {
     pub national: RuleSet,
     pub variants: Vec<RuleSet>,
     pub(crate) fact_index: HashMap<String, usize>,
+    /// Fact names in order, with their index: a situation's facts, in the same order, are
+    /// matched in one pass.
+    pub(crate) facts_by_name: Vec<(String, usize)>,
+    /// The filing date's fact (`date_depot`).
+    pub(crate) date_fact: Option<usize>,
 }
 
 impl Rules {
@@ -766,6 +919,9 @@ pub(crate) fn compile(inputs: Inputs<'_>) -> Result<Rules, Vec<Diagnostic>> {
         diags.retain(|d| seen.insert(d.clone()));
         return Err(diags);
     }
+    let mut facts_by_name: Vec<(String, usize)> =
+        fact_index.iter().map(|(n, &i)| (n.clone(), i)).collect();
+    facts_by_name.sort();
     Ok(Rules {
         rounding,
         selector,
@@ -774,7 +930,9 @@ pub(crate) fn compile(inputs: Inputs<'_>) -> Result<Rules, Vec<Diagnostic>> {
         params,
         national,
         variants,
+        date_fact: fact_index.get("date_depot").copied(),
         fact_index,
+        facts_by_name,
     })
 }
 
@@ -1206,7 +1364,7 @@ fn build_rule_set<'a>(
                 .unwrap_or_else(|| p.national.clone())
         })
         .collect();
-    let rules = pending
+    let rules: Vec<RuleDef> = pending
         .into_iter()
         .zip(resolved)
         .zip(types)
@@ -1219,6 +1377,17 @@ fn build_rule_set<'a>(
             node: node.unwrap_or(Node::Const(Value::NonApplicable)),
         })
         .collect();
+    let messages = conditions
+        .iter()
+        .map(|c| message_pieces(&c.message, shared.params, &rules, shared.fact_index))
+        .collect();
+    let dependence = dependence(&rules, shared.fact_index.get("date_depot").copied());
+    let of = |d: Dependence| {
+        (0..rules.len())
+            .filter(|&i| dependence[i] == d)
+            .collect::<Vec<_>>()
+    };
+    let (per_measure, per_situation) = (of(Dependence::Measure), of(Dependence::Situation));
     RuleSet {
         code: code.cloned(),
         name: variant
@@ -1229,6 +1398,10 @@ fn build_rule_set<'a>(
         conditions,
         measures,
         params,
+        messages,
+        dependence,
+        per_measure,
+        per_situation,
     }
 }
 
