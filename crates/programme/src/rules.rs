@@ -523,6 +523,28 @@ impl Origin<'_> {
     }
 }
 
+/// Where an entry comes from: the variant's file when the variant overrides it (its path under
+/// `variantes: CODE:`), the national rules file otherwise.
+fn origin_of<'a>(
+    overridden: bool,
+    rf: &'a SourceFile,
+    vf: &'a SourceFile,
+    code: Option<&String>,
+    path: &[&str],
+) -> Origin<'a> {
+    let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+    if overridden {
+        let mut full = vec!["variantes".to_string(), code.cloned().unwrap_or_default()];
+        full.extend(path);
+        Origin {
+            file: vf,
+            path: full,
+        }
+    } else {
+        Origin { file: rf, path }
+    }
+}
+
 #[derive(Clone)]
 struct Pending<'a> {
     name: String,
@@ -830,23 +852,35 @@ pub(crate) fn compile(inputs: Inputs<'_>) -> Result<Rules, Vec<Diagnostic>> {
 
     // Variants must only override what exists.
     for (code, v) in &inputs.variants.variantes {
-        for name in v.regles.keys() {
-            if !inputs.rules.regles.contains_key(name) {
-                diags.push(vf.at(
-                    &["variantes", code, "regles", name],
-                    None,
-                    format!("variante {code} : la règle « {name} » n’existe pas dans le programme national"),
-                ));
-            }
+        let mut overrides_nothing = |section: &str, what: &str, name: &str| {
+            diags.push(vf.at(
+                &["variantes", code, section, name],
+                None,
+                format!(
+                    "variante {code} : {what} « {name} » n’existe pas dans le programme national"
+                ),
+            ))
+        };
+        for name in v
+            .regles
+            .keys()
+            .filter(|n| !inputs.rules.regles.contains_key(*n))
+        {
+            overrides_nothing("regles", "la règle", name);
         }
-        for name in v.conditions.keys() {
-            if !inputs.rules.conditions.contains_key(name) {
-                diags.push(vf.at(
-                    &["variantes", code, "conditions", name],
-                    None,
-                    format!("variante {code} : la condition « {name} » n’existe pas dans le programme national"),
-                ));
-            }
+        for name in v
+            .conditions
+            .keys()
+            .filter(|n| !inputs.rules.conditions.contains_key(*n))
+        {
+            overrides_nothing("conditions", "la condition", name);
+        }
+        for id in v
+            .mesures
+            .keys()
+            .filter(|n| !inputs.rules.mesures.contains_key(*n))
+        {
+            overrides_nothing("mesures", "la mesure", id);
         }
         for (regime, cats) in &v.depenses {
             match inputs.rules.depenses.get(regime) {
@@ -866,15 +900,6 @@ pub(crate) fn compile(inputs: Inputs<'_>) -> Result<Rules, Vec<Diagnostic>> {
                         }
                     }
                 }
-            }
-        }
-        for id in v.mesures.keys() {
-            if !inputs.rules.mesures.contains_key(id) {
-                diags.push(vf.at(
-                    &["variantes", code, "mesures", id],
-                    None,
-                    format!("variante {code} : la mesure « {id} » n’existe pas dans le programme national"),
-                ));
             }
         }
     }
@@ -962,27 +987,9 @@ fn build_rule_set<'a>(
     // Named rules, with the variant's overrides.
     let mut rule_ids: HashMap<String, usize> = HashMap::new();
     for (name, y) in &inputs.rules.regles {
-        let (y, origin) = match variant.and_then(|v| v.regles.get(name)) {
-            Some(o) => (
-                o,
-                Origin {
-                    file: vf,
-                    path: vec![
-                        "variantes".into(),
-                        code.cloned().unwrap_or_default(),
-                        "regles".into(),
-                        name.clone(),
-                    ],
-                },
-            ),
-            None => (
-                y,
-                Origin {
-                    file: rf,
-                    path: vec!["regles".into(), name.clone()],
-                },
-            ),
-        };
+        let over = variant.and_then(|v| v.regles.get(name));
+        let origin = origin_of(over.is_some(), rf, vf, code, &["regles", name]);
+        let y = over.unwrap_or(y);
         let (title, source, formula) = rule_entry(y);
         let id = push(Pending {
             name: name.clone(),
@@ -1002,27 +1009,9 @@ fn build_rule_set<'a>(
     let mut condition_ids: HashMap<String, usize> = HashMap::new();
     for (name, c) in &inputs.rules.conditions {
         let over = variant.and_then(|v| v.conditions.get(name));
-        let (si, origin) = match over.and_then(|o| o.si.as_ref()) {
-            Some(si) => (
-                si,
-                Origin {
-                    file: vf,
-                    path: vec![
-                        "variantes".into(),
-                        code.cloned().unwrap_or_default(),
-                        "conditions".into(),
-                        name.clone(),
-                    ],
-                },
-            ),
-            None => (
-                &c.si,
-                Origin {
-                    file: rf,
-                    path: vec!["conditions".into(), name.clone()],
-                },
-            ),
-        };
+        let over_si = over.and_then(|o| o.si.as_ref());
+        let origin = origin_of(over_si.is_some(), rf, vf, code, &["conditions", name]);
+        let si = over_si.unwrap_or(&c.si);
         let message = over
             .and_then(|o| o.message.clone())
             .unwrap_or_else(|| c.message.clone());
@@ -1059,28 +1048,10 @@ fn build_rule_set<'a>(
             let over = variant
                 .and_then(|v| v.depenses.get(regime))
                 .and_then(|m| m.get(&cat.id));
-            let (entry, origin) = match (over, cats.get(&cat.id)) {
-                (Some(o), _) => (
-                    o,
-                    Origin {
-                        file: vf,
-                        path: vec![
-                            "variantes".into(),
-                            code.cloned().unwrap_or_default(),
-                            "depenses".into(),
-                            regime.clone(),
-                            cat.id.clone(),
-                        ],
-                    },
-                ),
-                (None, Some(e)) => (
-                    e,
-                    Origin {
-                        file: rf,
-                        path: vec!["depenses".into(), regime.clone(), cat.id.clone()],
-                    },
-                ),
-                (None, None) => {
+            let origin = origin_of(over.is_some(), rf, vf, code, &["depenses", regime, &cat.id]);
+            let entry = match over.or_else(|| cats.get(&cat.id)) {
+                Some(e) => e,
+                None => {
                     diags.push(rf.at(
                         &["depenses", regime],
                         None,
@@ -1192,24 +1163,8 @@ fn build_rule_set<'a>(
             continue;
         };
         let over = variant.and_then(|v| v.mesures.get(id));
-        let origin_for = |overridden: bool, slot: &str| -> Origin<'_> {
-            if overridden {
-                Origin {
-                    file: vf,
-                    path: vec![
-                        "variantes".into(),
-                        code.cloned().unwrap_or_default(),
-                        "mesures".into(),
-                        id.clone(),
-                        slot.into(),
-                    ],
-                }
-            } else {
-                Origin {
-                    file: rf,
-                    path: vec!["mesures".into(), id.clone(), slot.into()],
-                }
-            }
+        let origin_for = |overridden: bool, slot: &str| {
+            origin_of(overridden, rf, vf, code, &["mesures", id, slot])
         };
         let cond_names = over
             .and_then(|o| o.conditions.clone())
