@@ -11,6 +11,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 /// What the application knows of an applicant and a project, by fact name.
@@ -314,7 +315,19 @@ impl Rules {
         situation: &Prepared,
         trace: bool,
     ) -> Result<Evaluation, EvalError> {
-        self.evaluator().evaluate_index(idx, situation, trace)
+        // The buffers of the thread's previous evaluation, emptied: nothing carries over
+        // (the previous evaluation may have been of other rules).
+        let mut scratch = SCRATCH.with(Cell::take);
+        scratch.forget();
+        let mut evaluator = Evaluator {
+            rules: self,
+            scratch,
+            memo_for: None,
+            date_for: None,
+        };
+        let result = evaluator.evaluate_index(idx, situation, trace);
+        SCRATCH.with(|s| s.set(evaluator.scratch));
+        result
     }
 
     /// An evaluator of these rules, for measure after measure.
@@ -448,7 +461,17 @@ struct Scratch {
     shown_defaults: Vec<Option<String>>,
 }
 
+thread_local! {
+    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
+}
+
 impl Scratch {
+    /// Forgets what belongs to one programme's rules (the buffers stay allocated).
+    fn forget(&mut self) {
+        self.messages.clear();
+        self.shown_defaults.clear();
+    }
+
     fn default_shown(&mut self, facts: &[crate::rules::FactDef], i: usize) -> String {
         if self.shown_defaults.len() < facts.len() {
             self.shown_defaults.resize(facts.len(), None);
