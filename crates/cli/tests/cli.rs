@@ -7,14 +7,20 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web/tests/fixtures/node_modules")
 }
 
-fn guichet(dir: &Path, db: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_guichet"))
-        .args(args)
+/// `guichet ARGS` with a clean environment on the given data directory and database.
+fn command(dir: &Path, db: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_guichet"));
+    c.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", db)
         .env("GUICHET_DATA_DIR", dir)
-        .env("GUICHET_NPM_DIR", fixtures())
+        .env("GUICHET_NPM_DIR", fixtures());
+    c
+}
+
+fn guichet(dir: &Path, db: &str, args: &[&str]) -> Output {
+    command(dir, db, args)
         .env("GUICHET_LOG", "warn")
         .output()
         .expect("lancement de guichet")
@@ -395,12 +401,7 @@ async fn the_server_refuses_to_start_on_a_broken_programme_and_says_where() {
         "si: labo = oui",
         "si: labo = oui et laboratoir = oui",
     );
-    let o = Command::new(env!("CARGO_BIN_EXE_guichet"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &db)
-        .env("GUICHET_DATA_DIR", &dir)
+    let o = command(&dir, &db, &["serve", "--bind", "127.0.0.1:0"])
         .env("GUICHET_PROGRAMME", &programme)
         .env("GUICHET_LOG", "warn")
         .output()
@@ -583,13 +584,7 @@ fn programme_test_names_the_case_whose_expectation_is_wrong() {
 
 /// Runs `guichet` with the clock set at `horloge` (RFC 3339).
 fn guichet_at(dir: &Path, db: &str, horloge: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_guichet"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", db)
-        .env("GUICHET_DATA_DIR", dir)
-        .env("GUICHET_NPM_DIR", fixtures())
+    command(dir, db, args)
         .env("GUICHET_HORLOGE", horloge)
         .output()
         .expect("lancement de guichet")

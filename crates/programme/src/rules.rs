@@ -112,27 +112,11 @@ pub(crate) struct RawExclusion {
     pub message: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawMeasureRules {
-    pub conditions: Vec<String>,
-    #[serde(default)]
-    pub depenses: Option<String>,
-    #[serde(default)]
-    pub taux: Option<Yaml>,
-    #[serde(default, rename = "taux max")]
-    pub taux_max: Option<Yaml>,
-    #[serde(default)]
-    pub montant: Option<Yaml>,
-    #[serde(default, rename = "montant max")]
-    pub montant_max: Option<Yaml>,
-    #[serde(default)]
-    pub exclue: Option<RawExclusion>,
-}
-
+/// A measure's rules, and also what a variant overrides of them: every slot is optional, but
+/// the national file must give `conditions` (the loader says so).
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawMeasureOverride {
+pub(crate) struct RawMeasureRules {
     #[serde(default)]
     pub conditions: Option<Vec<String>>,
     #[serde(default)]
@@ -167,7 +151,7 @@ pub(crate) struct RawVariant {
     #[serde(default)]
     pub depenses: BTreeMap<String, BTreeMap<String, Yaml>>,
     #[serde(default)]
-    pub mesures: BTreeMap<String, RawMeasureOverride>,
+    pub mesures: BTreeMap<String, RawMeasureRules>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -904,6 +888,16 @@ pub(crate) fn compile(inputs: Inputs<'_>) -> Result<Rules, Vec<Diagnostic>> {
         }
     }
 
+    for (id, m) in &inputs.rules.mesures {
+        if m.conditions.is_none() {
+            diags.push(rf.at(
+                &["mesures", id],
+                None,
+                format!("mesure {id} : « conditions » manquant (une liste, vide si la mesure n’en pose aucune)"),
+            ));
+        }
+    }
+
     // Catalogue and rules name the same measures.
     for (id, _) in &inputs.measures {
         if !inputs.rules.mesures.contains_key(id) {
@@ -1168,7 +1162,8 @@ fn build_rule_set<'a>(
         };
         let cond_names = over
             .and_then(|o| o.conditions.clone())
-            .unwrap_or_else(|| m.conditions.clone());
+            .or_else(|| m.conditions.clone())
+            .unwrap_or_default();
         let overridden_conditions = over.is_some_and(|o| o.conditions.is_some());
         let mut conds = Vec::new();
         for c in &cond_names {

@@ -181,3 +181,18 @@ fn a_missing_file_is_named() {
     let d = errors(&files);
     assert!(d.to_string().contains("criteres.yaml"), "{d}");
 }
+
+#[test]
+fn a_measure_without_its_conditions_is_reported() {
+    let d = errors(&with_edit(
+        "regles.yaml",
+        "  axe4.aap:\n    conditions: [maturite_cyber]\n",
+        "  axe4.aap:\n",
+    ));
+    assert!(
+        d.0.iter()
+            .any(|d| d.file == "regles.yaml"
+                && d.message.contains("axe4.aap : « conditions » manquant")),
+        "{d}"
+    );
+}
