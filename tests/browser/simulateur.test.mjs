@@ -47,8 +47,12 @@ test('au clavier seul, on choisit Cergy dans les suggestions, on saisit un coût
   assert.match(await eligible.locator('.guichet-montant').textContent(), /100\s000\s€/);
   // The explanation opens from the keyboard.
   const button = eligible.getByRole('button', { name: 'Comprendre le résultat' });
+  // DSFR's script marks the button once it has taken charge of it: a key pressed before that
+  // would be lost (seen once in CI), so wait for it, then for DSFR to open the panel.
+  await eligible.locator('button[data-fr-js-collapse-button="true"]', { hasText: 'Comprendre le résultat' }).waitFor();
   await button.focus();
   await page.keyboard.press('Enter');
+  await eligible.locator('button[aria-expanded="true"]', { hasText: 'Comprendre le résultat' }).waitFor();
   assert.equal(await button.getAttribute('aria-expanded'), 'true');
   await eligible.getByText(/Montant proposé : 100\s000\s€/).waitFor({ state: 'visible' });
   // Editing the name forgets the reference chosen for the previous one.
