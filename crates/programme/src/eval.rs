@@ -3,7 +3,9 @@
 //! every step (rule, inputs, value, parameter version and source).
 
 use crate::expr::{BinOp, Bound, Rounding};
-use crate::rules::{cmp_values, Builtin, Dependence, MeasureRules, Node, Piece, RuleSet, Rules};
+use crate::rules::{
+    cmp_values, Builtin, Dependence, ExpenseRule, MeasureRules, Node, Piece, RuleSet, Rules,
+};
 use crate::value::{french_money, french_rate, Type, Value};
 use chrono::NaiveDate;
 use guichet_domain::Cents;
@@ -187,6 +189,110 @@ pub struct Evaluation {
     pub trace: Vec<Step>,
 }
 
+/// A measure's answer without its wording, for sweeps: eligibility, reason codes, missing and
+/// presumed facts by name, amounts ([`Evaluator::outcome_index`]). The same answer as the
+/// [`Evaluation`] of the same measure and situation without trace: a test checks it.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome<'e> {
+    pub eligible: bool,
+    pub base: Option<Cents>,
+    pub rate: Option<Decimal>,
+    pub rate_max: Option<Decimal>,
+    pub amount: Option<Cents>,
+    pub amount_max: Option<Cents>,
+    rules: &'e Rules,
+    set: &'e RuleSet,
+    measure: &'e MeasureRules,
+    reasons: &'e [ReasonRef],
+    missing_expenses: bool,
+    missing: &'e [usize],
+    assumed: &'e [usize],
+}
+
+impl<'e> Outcome<'e> {
+    /// The measure's identifier.
+    pub fn measure(&self) -> &'e str {
+        &self.measure.id
+    }
+
+    /// The territory whose rules applied (`None`: the national ones).
+    pub fn territory(&self) -> Option<&'e str> {
+        self.set.code.as_deref()
+    }
+
+    /// The reason codes, in the order of [`Evaluation::reasons`].
+    pub fn reasons(&self) -> impl Iterator<Item = &'e str> + 'e {
+        let (set, measure) = (self.set, self.measure);
+        self.reasons.iter().map(move |r| match *r {
+            ReasonRef::NotInForce(_) => NOT_IN_FORCE_REASON,
+            ReasonRef::Exclusion => measure.exclusion.as_ref().map_or("", |(c, _)| c.as_str()),
+            ReasonRef::Condition(ci) => set.conditions[ci].code.as_str(),
+            ReasonRef::Missing => MISSING_REASON,
+        })
+    }
+
+    /// The names of the missing facts, in the order of [`Evaluation::missing`].
+    pub fn missing(&self) -> impl Iterator<Item = &'e str> + 'e {
+        let facts = &self.rules.facts;
+        let expenses = self.missing_expenses.then_some(EXPENSES_FACT);
+        expenses
+            .into_iter()
+            .chain(self.missing.iter().map(move |&i| facts[i].name.as_str()))
+    }
+
+    /// The names of the facts presumed at their default value, in the order of
+    /// [`Evaluation::assumptions`].
+    pub fn assumptions(&self) -> impl Iterator<Item = &'e str> + 'e {
+        let facts = &self.rules.facts;
+        self.assumed.iter().map(move |&i| facts[i].name.as_str())
+    }
+}
+
+/// A reason of an answer before it is worded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReasonRef {
+    /// The filing date precedes the rules (the first date a parameter read takes effect).
+    NotInForce(NaiveDate),
+    /// The measure is not open in the territory.
+    Exclusion,
+    /// A condition, by index in the rule set.
+    Condition(usize),
+    /// Facts are missing.
+    Missing,
+}
+
+/// What [`Ev::decide`] decided; the rest (reasons, missing facts, expense lines) is in the
+/// scratch.
+struct Decided {
+    eligible: bool,
+    missing_expenses: bool,
+    base: Option<Value>,
+    rate: Option<Value>,
+    rate_max: Option<Value>,
+    amount: Option<Value>,
+    amount_max: Option<Value>,
+}
+
+fn as_rate(v: &Option<Value>) -> Option<Decimal> {
+    match v {
+        Some(Value::Nombre(d)) => Some(d.normalize()),
+        _ => None,
+    }
+}
+
+/// Why an expense line is not retained in full, worded.
+fn motif_message(regime: &[ExpenseRule], why: Option<Motif>) -> Option<String> {
+    match why? {
+        Motif::Excluded(k) => regime.get(k).map(|r| r.excluded_message.clone()),
+        Motif::Capped(k) => Some(
+            regime
+                .get(k)
+                .and_then(|r| r.cap_message.clone())
+                .unwrap_or_else(|| "dépense plafonnée".into()),
+        ),
+    }
+}
+
 /// The name under which missing expenses are reported (they are not a fact of their own).
 pub const EXPENSES_FACT: &str = "depenses";
 
@@ -356,11 +462,19 @@ pub struct Evaluator<'r> {
     date_for: Option<DateKey>,
 }
 
+/// The rule set of a situation's territory.
+fn set_for<'r>(rules: &'r Rules, situation: &Prepared) -> &'r RuleSet {
+    match situation.variant.and_then(|i| rules.variants.get(i)) {
+        Some(set) => set,
+        None => rules.rule_set(situation.territory.as_deref()),
+    }
+}
+
 /// A territory (index of its variant; `None`: national) and a date: what the rules that read
 /// only parameters and the filing date depend on.
 type DateKey = (Option<usize>, NaiveDate);
 
-impl Evaluator<'_> {
+impl<'r> Evaluator<'r> {
     pub fn evaluate(
         &mut self,
         measure: &str,
@@ -380,12 +494,56 @@ impl Evaluator<'_> {
         situation: &Prepared,
         trace: bool,
     ) -> Result<Evaluation, EvalError> {
+        let (mut ev, m) = self.begin(idx, situation, trace, true)?;
+        let decided = ev.decide(m).map_err(|e| *e)?;
+        Ok(ev.evaluation(m, decided))
+    }
+
+    /// Evaluates one measure, as [`Evaluator::evaluate_index`] without trace would, and
+    /// answers without wording it: eligibility, reason codes, missing and presumed facts by
+    /// name, amounts. Nothing is allocated: for sweeps over many applicants.
+    pub fn outcome_index(
+        &mut self,
+        idx: usize,
+        situation: &Prepared,
+    ) -> Result<Outcome<'_>, EvalError> {
         let rules = self.rules;
-        let national = &rules.national.measures[idx];
-        let set = match situation.variant.and_then(|i| rules.variants.get(i)) {
-            Some(set) => set,
-            None => rules.rule_set(situation.territory.as_deref()),
+        let (mut ev, m) = self.begin(idx, situation, false, false)?;
+        let d = ev.decide(m).map_err(|e| *e)?;
+        let set = set_for(rules, situation);
+        let m = &set.measures[idx];
+        let s = &self.scratch;
+        Ok(Outcome {
+            rules,
+            set,
+            measure: m,
+            eligible: d.eligible,
+            base: d.base.as_ref().and_then(to_cents),
+            rate: as_rate(&d.rate),
+            rate_max: as_rate(&d.rate_max),
+            amount: d.amount.as_ref().and_then(to_cents),
+            amount_max: d.amount_max.as_ref().and_then(to_cents),
+            reasons: &s.reasons,
+            missing_expenses: d.missing_expenses,
+            missing: &s.missing,
+            assumed: &s.assumed,
+        })
+    }
+
+    /// Gets the buffers ready for one measure of a situation: what the memo may keep of the
+    /// previous evaluation, and the measure's rules for the situation's territory.
+    fn begin<'e>(
+        &'e mut self,
+        idx: usize,
+        situation: &'e Prepared,
+        trace: bool,
+        worded: bool,
+    ) -> Result<(Ev<'e>, &'e MeasureRules), EvalError> {
+        let rules = self.rules;
+        let Some(national) = rules.national.measures.get(idx) else {
+            return Err(EvalError::UnknownMeasure(format!("n° {idx}")));
         };
+        let set = set_for(rules, situation);
         if national.territorial && situation.territory.is_none() {
             return Err(EvalError::NoTerritory(national.id.clone()));
         }
@@ -411,17 +569,18 @@ impl Evaluator<'_> {
             (Some(situation.id), Some(date))
         };
         s.new_measure(rules.facts.len(), rules.params.len());
-        let mut ev = Ev {
+        let ev = Ev {
             rules,
             set,
             sit: situation,
             s,
             trace: if trace { Some(Vec::new()) } else { None },
+            worded: worded || trace,
             base: None,
             rate: None,
             rate_max: None,
         };
-        ev.measure(&set.measures[idx]).map_err(|e| *e)
+        Ok((ev, &set.measures[idx]))
     }
 }
 
@@ -459,6 +618,12 @@ struct Scratch {
     messages: Vec<Option<(DateKey, String)>>,
     /// Default values of facts as shown in the answer.
     shown_defaults: Vec<Option<String>>,
+    /// The answer being decided: its reasons in order, the wording of those that are
+    /// conditions (only when the answer is worded), and each expense line's amount retained
+    /// with why it is not retained in full.
+    reasons: Vec<ReasonRef>,
+    wording: Vec<String>,
+    kept: Vec<(Decimal, Option<Motif>)>,
 }
 
 thread_local! {
@@ -516,6 +681,9 @@ impl Scratch {
         self.assumed.clear();
         self.effects.clear();
         self.notes.clear();
+        self.reasons.clear();
+        self.wording.clear();
+        self.kept.clear();
     }
 }
 
@@ -581,6 +749,8 @@ struct Ev<'a> {
     sit: &'a Prepared,
     s: &'a mut Scratch,
     trace: Option<Vec<Step>>,
+    /// Whether the answer is worded ([`Evaluation`]) or not ([`Outcome`]).
+    worded: bool,
     base: Option<Value>,
     rate: Option<Value>,
     rate_max: Option<Value>,
@@ -660,14 +830,12 @@ impl<'a> Ev<'a> {
         }
     }
 
-    fn measure(&mut self, m: &MeasureRules) -> Result<Evaluation, Box<EvalError>> {
-        let mut reasons = Vec::new();
-        if let Some((code, message)) = &m.exclusion {
-            reasons.push(Reason {
-                code: code.clone(),
-                message: message.clone(),
-                source: self.set.source.clone(),
-            });
+    /// Decides one measure: eligibility, reasons, expense base, rates and amounts. Its
+    /// reasons, missing and presumed facts and expense lines are left in the scratch, for
+    /// [`Ev::evaluation`] to word or for an [`Outcome`] to show as they are.
+    fn decide(&mut self, m: &MeasureRules) -> Result<Decided, Box<EvalError>> {
+        if let Some((_, message)) = &m.exclusion {
+            self.s.reasons.push(ReasonRef::Exclusion);
             if self.trace.is_some() {
                 self.step(Step {
                     kind: StepKind::Condition,
@@ -686,11 +854,14 @@ impl<'a> Ev<'a> {
             let c = &self.set.conditions[ci];
             let v = self.rule(c.rule)?;
             match v {
-                Value::Booleen(false) => reasons.push(Reason {
-                    code: c.code.clone(),
-                    message: self.condition_message(ci)?,
-                    source: c.source.clone(),
-                }),
+                Value::Booleen(false) => {
+                    // The message is read even when not worded: what it reads counts.
+                    let message = self.condition_message(ci)?;
+                    self.s.reasons.push(ReasonRef::Condition(ci));
+                    if let Some(message) = message {
+                        self.s.wording.push(message);
+                    }
+                }
                 Value::Booleen(true) | Value::NonApplicable | Value::Absent => {}
                 other => {
                     return Err(EvalError::Arithmetic(format!(
@@ -703,7 +874,6 @@ impl<'a> Ev<'a> {
         }
 
         // Expense base.
-        let mut expenses = Vec::new();
         let mut base = None;
         if let Some((_, regime)) = &m.expenses {
             // By category: what is retained, left to match the lines against; why not in full.
@@ -751,27 +921,13 @@ impl<'a> Ev<'a> {
                 let kept = a.min(remaining[*ci]);
                 remaining[*ci] -= kept;
                 total += kept;
-                let cat = &self.rules.categories[*ci];
-                let line = ExpenseLine {
-                    categorie: cat.id.clone(),
-                    libelle: cat.label.clone(),
-                    montant_centimes: amount.get(),
-                    retenu_centimes: kept.to_i64().ok_or_else(overflow)?,
-                    motif: match motif[*ci] {
-                        Some(Motif::Excluded(k)) if kept < a => {
-                            regime.get(k).map(|r| r.excluded_message.clone())
-                        }
-                        Some(Motif::Capped(k)) if kept < a => Some(
-                            regime
-                                .get(k)
-                                .and_then(|r| r.cap_message.clone())
-                                .unwrap_or_else(|| "dépense plafonnée".into()),
-                        ),
-                        _ => None,
-                    },
-                };
+                if kept.to_i64().is_none() {
+                    return Err(overflow().into());
+                }
+                let why = motif[*ci].filter(|_| kept < a);
                 if self.trace.is_some() {
-                    let detail = match &line.motif {
+                    let cat = &self.rules.categories[*ci];
+                    let detail = match motif_message(regime, why) {
                         Some(m) => format!(
                             "{} déclarés, {} retenus : {m}",
                             french_money(a),
@@ -791,7 +947,7 @@ impl<'a> Ev<'a> {
                         since: None,
                     });
                 }
-                expenses.push(line);
+                self.s.kept.push((kept, why));
             }
             self.s.remaining = remaining;
             self.s.motif = motif;
@@ -885,31 +1041,7 @@ impl<'a> Ev<'a> {
 
         self.s.missing.sort_unstable();
         self.s.missing.dedup();
-        let mut missing: Vec<_> = self
-            .s
-            .missing
-            .iter()
-            .map(|&i| {
-                let f = &self.rules.facts[i];
-                crate::eval::Missing {
-                    nom: f.name.clone(),
-                    titre: f.title.clone(),
-                    question: f.question.clone(),
-                }
-            })
-            .collect();
-        if m.expenses.is_some() && self.sit.lines.is_empty() {
-            missing.insert(
-                0,
-                crate::eval::Missing {
-                    nom: EXPENSES_FACT.into(),
-                    titre: "Coût du projet".into(),
-                    question: Some(
-                        "Quel est le coût du projet, ou le détail de ses dépenses ?".into(),
-                    ),
-                },
-            );
-        }
+        let missing_expenses = m.expenses.is_some() && self.sit.lines.is_empty();
         if let Some(since) = self
             .s
             .not_in_force
@@ -917,27 +1049,18 @@ impl<'a> Ev<'a> {
             .filter_map(|&i| self.set.params[i].first().map(|v| v.since))
             .min()
         {
-            reasons.insert(
-                0,
-                Reason {
-                    code: NOT_IN_FORCE_REASON.into(),
-                    message: format!(
-                        "Les règles de cette mesure ne sont pas en vigueur à la date de dépôt ({}) : elles s’appliquent à compter du {}.",
-                        crate::value::french_date(self.sit.date),
-                        crate::value::french_date(since)
-                    ),
-                    source: None,
-                },
-            );
+            self.s.reasons.insert(0, ReasonRef::NotInForce(since));
         }
-        let eligible = reasons.is_empty() && missing.is_empty();
-        if !reasons.is_empty() {
+        let any_missing = missing_expenses || !self.s.missing.is_empty();
+        let eligible = self.s.reasons.is_empty() && !any_missing;
+        if !self.s.reasons.is_empty() {
             for slot in [&mut amount, &mut amount_max] {
                 if slot.is_some() {
                     *slot = Some(Value::Montant(Decimal::ZERO));
                 }
             }
             if self.trace.is_some() {
+                let n = self.s.reasons.len();
                 self.step(Step {
                     kind: StepKind::Resultat,
                     name: "non_eligible".into(),
@@ -947,58 +1070,140 @@ impl<'a> Ev<'a> {
                     formula: None,
                     detail: Some(format!(
                         "demande non éligible ({} motif{})",
-                        reasons.len(),
-                        if reasons.len() > 1 { "s" } else { "" }
+                        n,
+                        if n > 1 { "s" } else { "" }
                     )),
                     source: None,
                     since: None,
                 });
             }
-        } else if !missing.is_empty() {
-            reasons.push(Reason {
-                code: crate::eval::MISSING_REASON.into(),
-                message: format!(
-                    "Informations à compléter : {}.",
-                    missing
-                        .iter()
-                        .map(|m| m.titre.to_lowercase())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                source: None,
+        } else if any_missing {
+            self.s.reasons.push(ReasonRef::Missing);
+        }
+        Ok(Decided {
+            eligible,
+            missing_expenses,
+            base,
+            rate,
+            rate_max,
+            amount,
+            amount_max,
+        })
+    }
+
+    /// Words what [`Ev::decide`] decided.
+    fn evaluation(mut self, m: &MeasureRules, d: Decided) -> Evaluation {
+        let (rules, set) = (self.rules, self.set);
+        let mut missing = Vec::with_capacity(self.s.missing.len() + 1);
+        if d.missing_expenses {
+            missing.push(crate::eval::Missing {
+                nom: EXPENSES_FACT.into(),
+                titre: "Coût du projet".into(),
+                question: Some("Quel est le coût du projet, ou le détail de ses dépenses ?".into()),
             });
         }
-        let as_rate = |v: &Option<Value>| match v {
-            Some(Value::Nombre(d)) => Some(d.normalize()),
-            _ => None,
-        };
+        missing.extend(self.s.missing.iter().map(|&i| {
+            let f = &rules.facts[i];
+            crate::eval::Missing {
+                nom: f.name.clone(),
+                titre: f.title.clone(),
+                question: f.question.clone(),
+            }
+        }));
+        let mut wording = self.s.wording.drain(..);
+        let reasons = self
+            .s
+            .reasons
+            .iter()
+            .map(|r| match *r {
+                ReasonRef::NotInForce(since) => Reason {
+                    code: NOT_IN_FORCE_REASON.into(),
+                    message: format!(
+                        "Les règles de cette mesure ne sont pas en vigueur à la date de dépôt ({}) : elles s’appliquent à compter du {}.",
+                        crate::value::french_date(self.sit.date),
+                        crate::value::french_date(since)
+                    ),
+                    source: None,
+                },
+                ReasonRef::Exclusion => {
+                    let (code, message) = m.exclusion.clone().unwrap_or_default();
+                    Reason {
+                        code,
+                        message,
+                        source: set.source.clone(),
+                    }
+                }
+                ReasonRef::Condition(ci) => {
+                    let c = &set.conditions[ci];
+                    Reason {
+                        code: c.code.clone(),
+                        message: wording.next().unwrap_or_else(|| c.message.clone()),
+                        source: c.source.clone(),
+                    }
+                }
+                ReasonRef::Missing => Reason {
+                    code: crate::eval::MISSING_REASON.into(),
+                    message: format!(
+                        "Informations à compléter : {}.",
+                        missing
+                            .iter()
+                            .map(|m| m.titre.to_lowercase())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    source: None,
+                },
+            })
+            .collect();
+        drop(wording);
+        let regime = m
+            .expenses
+            .as_ref()
+            .map(|(_, r)| r.as_slice())
+            .unwrap_or_default();
+        let expenses = self
+            .sit
+            .lines
+            .iter()
+            .zip(&self.s.kept)
+            .map(|((ci, amount), (kept, why))| {
+                let cat = &rules.categories[*ci];
+                ExpenseLine {
+                    categorie: cat.id.clone(),
+                    libelle: cat.label.clone(),
+                    montant_centimes: amount.get(),
+                    retenu_centimes: kept.to_i64().unwrap_or_default(),
+                    motif: motif_message(regime, *why),
+                }
+            })
+            .collect();
         let mut assumptions = Vec::with_capacity(self.s.assumed.len());
         for k in 0..self.s.assumed.len() {
             let i = self.s.assumed[k];
-            let f = &self.rules.facts[i];
+            let f = &rules.facts[i];
             assumptions.push(Assumption {
                 nom: f.name.clone(),
                 titre: f.title.clone(),
-                valeur: self.s.default_shown(&self.rules.facts, i),
+                valeur: self.s.default_shown(&rules.facts, i),
             });
         }
-        Ok(Evaluation {
+        Evaluation {
             measure: m.id.clone(),
-            territory: self.set.code.clone(),
-            territory_name: self.set.name.clone(),
+            territory: set.code.clone(),
+            territory_name: set.name.clone(),
             date: self.sit.date,
-            eligible,
+            eligible: d.eligible,
             reasons,
             missing,
             assumptions,
             expenses,
-            base: base.as_ref().and_then(to_cents),
-            rate: as_rate(&rate),
-            rate_max: as_rate(&rate_max),
-            amount: amount.as_ref().and_then(to_cents),
-            amount_max: amount_max.as_ref().and_then(to_cents),
+            base: d.base.as_ref().and_then(to_cents),
+            rate: as_rate(&d.rate),
+            rate_max: as_rate(&d.rate_max),
+            amount: d.amount.as_ref().and_then(to_cents),
+            amount_max: d.amount_max.as_ref().and_then(to_cents),
             trace: self.trace.take().unwrap_or_default(),
-        })
+        }
     }
 
     fn missing_expenses(&mut self) {
@@ -1021,13 +1226,33 @@ impl<'a> Ev<'a> {
 
     /// A condition's message, its `{nom}` (resolved at load time) replaced by their values, as
     /// [`Ev::interpolate`] would.
-    fn condition_message(&mut self, ci: usize) -> Result<String, Box<EvalError>> {
+    fn condition_message(&mut self, ci: usize) -> Result<Option<String>, Box<EvalError>> {
         let set = self.set;
         let Some(pieces) = set.messages.get(ci) else {
-            return self.interpolate(&set.conditions[ci].message);
+            let message = self.interpolate(&set.conditions[ci].message)?;
+            return Ok(Some(message).filter(|_| self.worded));
         };
+        if !self.worded {
+            // Not worded, the message is still read: what reading it marks counts (a fact
+            // missing, a parameter not in force), in the same order.
+            for p in pieces {
+                match p {
+                    Piece::Text(_) => {}
+                    Piece::Param(i) => {
+                        self.param_ref(*i);
+                    }
+                    Piece::Rule(i) => {
+                        self.rule(*i)?;
+                    }
+                    Piece::Fact(i) => {
+                        self.fact_ref(*i);
+                    }
+                }
+            }
+            return Ok(None);
+        }
         if let [Piece::Text(t)] = pieces.as_slice() {
-            return Ok(t.clone());
+            return Ok(Some(t.clone()));
         }
         // Text and parameters only: the same message for every situation of the territory at
         // that date. The parameters are still read, for what reading them marks.
@@ -1046,7 +1271,7 @@ impl<'a> Ev<'a> {
                         let _ = self.param(*i);
                     }
                 }
-                return Ok(m);
+                return Ok(Some(m));
             }
         }
         let mut out = String::with_capacity(set.conditions[ci].message.len() + 16);
@@ -1073,7 +1298,7 @@ impl<'a> Ev<'a> {
             }
             self.s.messages[ci] = Some((key, out.clone()));
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// `{nom}` in a message becomes the value of that parameter, rule or fact.
@@ -1912,6 +2137,84 @@ mod evaluator_tests {
                 }
             }
         }
+    }
+
+    /// An [`Outcome`] in the terms of an [`Evaluation`]: what both must say alike.
+    fn outcome_as_evaluation(o: &Outcome<'_>) -> String {
+        format!(
+            "{} {:?} eligible={} reasons={:?} missing={:?} assumed={:?} base={:?} rate={:?} rate_max={:?} amount={:?} amount_max={:?}",
+            o.measure(),
+            o.territory(),
+            o.eligible,
+            o.reasons().collect::<Vec<_>>(),
+            o.missing().collect::<Vec<_>>(),
+            o.assumptions().collect::<Vec<_>>(),
+            o.base,
+            o.rate,
+            o.rate_max,
+            o.amount,
+            o.amount_max
+        )
+    }
+
+    fn evaluation_summary(e: &Evaluation) -> String {
+        format!(
+            "{} {:?} eligible={} reasons={:?} missing={:?} assumed={:?} base={:?} rate={:?} rate_max={:?} amount={:?} amount_max={:?}",
+            e.measure,
+            e.territory.as_deref(),
+            e.eligible,
+            e.reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+            e.missing.iter().map(|m| m.nom.as_str()).collect::<Vec<_>>(),
+            e.assumptions.iter().map(|a| a.nom.as_str()).collect::<Vec<_>>(),
+            e.base,
+            e.rate,
+            e.rate_max,
+            e.amount,
+            e.amount_max
+        )
+    }
+
+    #[test]
+    fn an_outcome_says_what_the_evaluation_says() {
+        let p = crate::itn7().unwrap();
+        let rules = &p.rules;
+        let n = rules.national.measures.len();
+        let mut outcomes = rules.evaluator();
+        let mut mixed = rules.evaluator();
+        let (mut eligible, mut ineligible, mut errors) = (0, 0, 0);
+        for s in situations() {
+            let s = rules.prepare(&s).unwrap();
+            for i in 0..n {
+                let expected = rules
+                    .evaluate_index(i, &s, false)
+                    .map(|e| evaluation_summary(&e));
+                match &expected {
+                    Ok(e) if e.contains("eligible=true") => eligible += 1,
+                    Ok(_) => ineligible += 1,
+                    Err(_) => errors += 1,
+                }
+                let got = outcomes
+                    .outcome_index(i, &s)
+                    .map(|o| outcome_as_evaluation(&o));
+                assert_eq!(got, expected, "measure {i}");
+                // Outcomes and evaluations through one evaluator do not disturb each other.
+                let got = if i % 2 == 0 {
+                    mixed
+                        .outcome_index(i, &s)
+                        .map(|o| outcome_as_evaluation(&o))
+                } else {
+                    mixed
+                        .evaluate_index(i, &s, i % 3 == 0)
+                        .map(|e| evaluation_summary(&e))
+                };
+                assert_eq!(got, expected, "measure {i}, mixed");
+            }
+        }
+        // The situations reach every kind of answer.
+        assert!(
+            eligible > 100 && ineligible > 100 && errors > 0,
+            "{eligible} {ineligible} {errors}"
+        );
     }
 
     #[test]
