@@ -318,6 +318,10 @@ fn main() {
     );
 
     // For information: the same sweep through independent calls, and with the explanation.
+    // `GUICHET_BENCH_SWEEP_ONLY=1` skips them (when comparing two builds).
+    if std::env::var_os("GUICHET_BENCH_SWEEP_ONLY").is_some() {
+        return;
+    }
     for (label, api, trace) in [
         (
             "no trace, one Evaluator, worded Evaluation",

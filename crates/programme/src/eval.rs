@@ -791,6 +791,27 @@ fn push_value(out: &mut String, v: &Value) {
 fn round(d: Decimal, r: Rounding) -> Decimal {
     // A positive amount whose hundredth is exact (at most 26 decimals): the same result in
     // integers, without dividing decimals.
+    if !d.is_sign_negative() && d.scale() <= 17 {
+        // Most amounts: whole cents already, or a mantissa of 64 bits (divided in hardware,
+        // not by the 128-bit routine).
+        if d.scale() == 0 && matches!(r, Rounding::CentDown) {
+            return d;
+        }
+        if let Ok(m) = u64::try_from(d.mantissa()) {
+            let unit = 10u64.pow(d.scale());
+            let q = match r {
+                Rounding::CentDown => Some(m / unit),
+                Rounding::EuroDown => (m / (unit * 100)).checked_mul(100),
+                Rounding::EuroNearest => {
+                    let euro = unit * 100;
+                    (m / euro + u64::from(m % euro >= euro - m % euro)).checked_mul(100)
+                }
+            };
+            if let Some(q) = q {
+                return Decimal::from(q);
+            }
+        }
+    }
     if !d.is_sign_negative() && d.scale() <= 26 {
         let (m, unit) = (d.mantissa(), 10i128.pow(d.scale()));
         let q = match r {
@@ -921,9 +942,7 @@ impl<'a> Ev<'a> {
                 let kept = a.min(remaining[*ci]);
                 remaining[*ci] -= kept;
                 total += kept;
-                if kept.to_i64().is_none() {
-                    return Err(overflow().into());
-                }
+                // 0 <= kept <= a, an i64: it fits in i64 cents.
                 let why = motif[*ci].filter(|_| kept < a);
                 if self.trace.is_some() {
                     let cat = &self.rules.categories[*ci];
@@ -1338,6 +1357,9 @@ impl<'a> Ev<'a> {
             let m = &self.s.memo[i];
             let v = m.value.clone();
             let (a, (ms, me), (es, ee)) = (m.arena, m.missing, m.effects);
+            if ms == me && es == ee {
+                return Ok(v);
+            }
             let arena = &self.s.arenas[a];
             self.s
                 .missing
@@ -1368,12 +1390,13 @@ impl<'a> Ev<'a> {
         arena
             .effects
             .extend_from_slice(self.s.effects.get(effects_from..).unwrap_or_default());
-        self.s.memo[i] = Memo {
-            value: v.clone(),
-            arena: a,
-            missing: (ms, arena.missing.len()),
-            effects: (es, arena.effects.len()),
-        };
+        // Field by field, in place: no temporary `Memo` to copy.
+        let (me, ee) = (arena.missing.len(), arena.effects.len());
+        let m = &mut self.s.memo[i];
+        m.value.clone_from(&v);
+        m.arena = a;
+        m.missing = (ms, me);
+        m.effects = (es, ee);
         self.s.memo_stamp[i] = self.s.memo_epoch;
         if self.trace.is_some() {
             let notes: Vec<String> = self.s.notes.drain(notes_from..).collect();
