@@ -21,6 +21,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Timed sweeps, unless `GUICHET_BENCH_SWEEPS` says how many (one, under a profiler).
 const SWEEPS: usize = 10;
 const LOADS: usize = 20;
 const SWEEP_TARGET_MS: f64 = 300.0;
@@ -288,8 +289,13 @@ fn main() {
         (t.elapsed(), tally)
     };
     let (_, reference) = run(Api::Outcome, false);
-    let mut times = Vec::with_capacity(SWEEPS);
-    for _ in 0..SWEEPS {
+    let sweeps = std::env::var("GUICHET_BENCH_SWEEPS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(SWEEPS);
+    let mut times = Vec::with_capacity(sweeps);
+    for _ in 0..sweeps {
         let (d, tally) = run(Api::Outcome, false);
         assert_eq!(
             tally, reference,
@@ -298,12 +304,12 @@ fn main() {
         times.push(d);
     }
     times.sort();
-    let median = times[SWEEPS / 2];
+    let median = times[sweeps / 2];
     println!(
-        "sweep, no trace ({SWEEPS} runs, one thread, one Evaluator, Outcome): min {:.1} ms, median {:.1} ms, max {:.1} ms; {:.0} ns per evaluation (median) (target < {SWEEP_TARGET_MS} ms: {})",
+        "sweep, no trace ({sweeps} runs, one thread, one Evaluator, Outcome): min {:.1} ms, median {:.1} ms, max {:.1} ms; {:.0} ns per evaluation (median) (target < {SWEEP_TARGET_MS} ms: {})",
         ms(times[0]),
         ms(median),
-        ms(times[SWEEPS - 1]),
+        ms(times[sweeps - 1]),
         median.as_nanos() as f64 / reference.evaluations as f64,
         verdict(ms(median), SWEEP_TARGET_MS)
     );

@@ -552,17 +552,11 @@ impl<'r> Evaluator<'r> {
         // With a trace, every step is shown: nothing is carried over from another measure.
         if trace || self.date_for != Some(date) || s.memo.len() != set.rules.len() {
             s.new_date(set.rules.len());
-        } else {
-            if self.memo_for != Some(situation.id) {
-                for &r in &set.per_situation {
-                    s.memo_stamp[r] = 0;
-                }
-                s.arenas[SITUATION].clear();
-            }
-            for &r in &set.per_measure {
-                s.memo_stamp[r] = 0;
-            }
+        } else if self.memo_for != Some(situation.id) {
+            s.renew(Dependence::Situation);
+            s.arenas[SITUATION].clear();
         }
+        s.renew(Dependence::Measure);
         (self.memo_for, self.date_for) = if trace {
             (None, None)
         } else {
@@ -589,10 +583,15 @@ impl<'r> Evaluator<'r> {
 /// counter to increment, not buffers to clear.
 #[derive(Default)]
 struct Scratch {
-    /// Rule values (see [`Memo`]), valid where `memo_stamp` is `memo_epoch`.
+    /// Rule values (see [`Memo`]). A rule's value is valid while its stamp is the current
+    /// epoch of what the rule depends on ([`Dependence`]): a new measure renews the epoch of
+    /// the rules that depend on the measure, a new situation that of the situation's too, a
+    /// new territory or date every epoch. Epochs are drawn from one counter (64 bits: it
+    /// never wraps), so a stamp is never mistaken for a later epoch.
     memo: Vec<Memo>,
-    memo_stamp: Vec<u32>,
-    memo_epoch: u32,
+    memo_stamp: Vec<u64>,
+    memo_epochs: [u64; 3],
+    last_epoch: u64,
     /// What computing the rules did besides, for those of the situation ([`SITUATION`]) and for
     /// those of the date ([`DATE`]).
     arenas: [Arena; 2],
@@ -655,16 +654,20 @@ impl Scratch {
 
     /// Forgets every rule value.
     fn new_date(&mut self, rules: usize) {
-        self.memo_epoch = self.memo_epoch.wrapping_add(1);
-        if self.memo_epoch == 0 {
-            self.memo_stamp.fill(0);
-            self.memo_epoch = 1;
+        for d in [Dependence::Date, Dependence::Situation, Dependence::Measure] {
+            self.renew(d);
         }
         self.memo.resize(rules, Memo::default());
         self.memo_stamp.resize(rules, 0);
         for a in &mut self.arenas {
             a.clear();
         }
+    }
+
+    /// Forgets the values of the rules that depend on `d`.
+    fn renew(&mut self, d: Dependence) {
+        self.last_epoch += 1;
+        self.memo_epochs[d as usize] = self.last_epoch;
     }
 
     fn new_measure(&mut self, facts: usize, params: usize) {
@@ -1353,7 +1356,12 @@ impl<'a> Ev<'a> {
     }
 
     fn rule(&mut self, i: usize) -> R {
-        if self.s.memo_stamp[i] == self.s.memo_epoch {
+        let class = self
+            .set
+            .dependence
+            .get(i)
+            .map_or(Dependence::Measure as usize, |&d| d as usize);
+        if self.s.memo_stamp[i] == self.s.memo_epochs[class] {
             let m = &self.s.memo[i];
             let v = m.value.clone();
             let (a, (ms, me), (es, ee)) = (m.arena, m.missing, m.effects);
@@ -1397,7 +1405,7 @@ impl<'a> Ev<'a> {
         m.arena = a;
         m.missing = (ms, me);
         m.effects = (es, ee);
-        self.s.memo_stamp[i] = self.s.memo_epoch;
+        self.s.memo_stamp[i] = self.s.memo_epochs[class];
         if self.trace.is_some() {
             let notes: Vec<String> = self.s.notes.drain(notes_from..).collect();
             let kind = if def.name.starts_with("condition ") {

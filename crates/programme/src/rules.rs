@@ -291,11 +291,8 @@ pub struct RuleSet {
     pub params: Vec<Vec<ParamVersion>>,
     /// Each condition's message, its `{nom}` resolved once (by condition index).
     pub(crate) messages: Vec<Vec<Piece>>,
-    /// What each rule's value depends on (see [`dependence`]), and the lists of the rules
-    /// that depend on the measure, and on the situation.
+    /// What each rule's value depends on (see [`dependence`]), by rule index.
     pub(crate) dependence: Vec<Dependence>,
-    pub(crate) per_measure: Vec<usize>,
-    pub(crate) per_situation: Vec<usize>,
 }
 
 /// What a rule's value depends on, from the least to the most: the date and the territory
@@ -1332,12 +1329,6 @@ fn build_rule_set<'a>(
         .map(|c| message_pieces(&c.message, shared.params, &rules, shared.fact_index))
         .collect();
     let dependence = dependence(&rules, shared.fact_index.get("date_depot").copied());
-    let of = |d: Dependence| {
-        (0..rules.len())
-            .filter(|&i| dependence[i] == d)
-            .collect::<Vec<_>>()
-    };
-    let (per_measure, per_situation) = (of(Dependence::Measure), of(Dependence::Situation));
     RuleSet {
         code: code.cloned(),
         name: variant
@@ -1350,8 +1341,6 @@ fn build_rule_set<'a>(
         params,
         messages,
         dependence,
-        per_measure,
-        per_situation,
     }
 }
 
