@@ -470,6 +470,10 @@ fn set_for<'r>(rules: &'r Rules, situation: &Prepared) -> &'r RuleSet {
     }
 }
 
+/// A measure's base, rate and maximum rate (`assiette`, `taux`, `taux_max`), exactly: the
+/// kind of each value and its decimal's bytes.
+type MeasureInputs = [(u8, [u8; 16]); 3];
+
 /// A territory (index of its variant; `None`: national) and a date: what the rules that read
 /// only parameters and the filing date depend on.
 type DateKey = (Option<usize>, NaiveDate);
@@ -554,6 +558,7 @@ impl<'r> Evaluator<'r> {
             s.new_date(set.rules.len());
         } else if self.memo_for != Some(situation.id) {
             s.renew(Dependence::Situation);
+            s.measure_keys.clear();
             s.arenas[SITUATION].clear();
         }
         s.renew(Dependence::Measure);
@@ -592,6 +597,9 @@ struct Scratch {
     memo_stamp: Vec<u64>,
     memo_epochs: [u64; 3],
     last_epoch: u64,
+    /// The bases and rates the rules that depend on the measure were computed with in this
+    /// situation, with the epoch of each.
+    measure_keys: Vec<(MeasureInputs, u64)>,
     /// What computing the rules did besides, for those of the situation ([`SITUATION`]) and for
     /// those of the date ([`DATE`]).
     arenas: [Arena; 2],
@@ -657,10 +665,40 @@ impl Scratch {
         for d in [Dependence::Date, Dependence::Situation, Dependence::Measure] {
             self.renew(d);
         }
+        self.measure_keys.clear();
         self.memo.resize(rules, Memo::default());
         self.memo_stamp.resize(rules, 0);
         for a in &mut self.arenas {
             a.clear();
+        }
+    }
+
+    /// The rules that depend on the measure read its base and rates (`assiette`, `taux`,
+    /// `taux_max`), whose values are often the same from one measure to another of a
+    /// situation: once they are known, the values computed with the same ones in this
+    /// situation are valid again.
+    fn measure_inputs(&mut self, inputs: [&Option<Value>; 3]) {
+        let mut key: MeasureInputs = [(0, [0; 16]); 3];
+        for (k, v) in key.iter_mut().zip(inputs) {
+            *k = match v {
+                None => (0, [0; 16]),
+                // Exact decimals: the same number written with another scale is another key.
+                Some(Value::Montant(d)) => (1, d.serialize()),
+                Some(Value::Nombre(d)) => (2, d.serialize()),
+                Some(Value::NonApplicable) => (3, [0; 16]),
+                Some(Value::Absent) => (4, [0; 16]),
+                // Not a base nor a rate: computed afresh.
+                Some(_) => return,
+            };
+        }
+        let known = self.measure_keys.iter().find(|(k, _)| *k == key);
+        match known {
+            Some(&(_, epoch)) => self.memo_epochs[Dependence::Measure as usize] = epoch,
+            None => {
+                self.renew(Dependence::Measure);
+                let epoch = self.memo_epochs[Dependence::Measure as usize];
+                self.measure_keys.push((key, epoch));
+            }
         }
     }
 
@@ -1005,6 +1043,10 @@ impl<'a> Ev<'a> {
         self.rate = rate.clone();
         let rate_max = m.rate_max.map(|r| self.rule(r)).transpose()?;
         self.rate_max = rate_max.clone();
+        if self.trace.is_none() {
+            self.s
+                .measure_inputs([&self.base, &self.rate, &self.rate_max]);
+        }
         let mut amount = m.amount.map(|r| self.rule(r)).transpose()?;
         let mut amount_max = m.amount_max.map(|r| self.rule(r)).transpose()?;
 
@@ -1356,13 +1398,18 @@ impl<'a> Ev<'a> {
     }
 
     fn rule(&mut self, i: usize) -> R {
-        let class = self
-            .set
+        let set = self.set;
+        let class = set
             .dependence
             .get(i)
             .map_or(Dependence::Measure as usize, |&d| d as usize);
-        if self.s.memo_stamp[i] == self.s.memo_epochs[class] {
-            let m = &self.s.memo[i];
+        // With an explanation, each rule shows under its own name.
+        let slot = match (&self.trace, set.same_as.get(i)) {
+            (None, Some(&same)) => same,
+            _ => i,
+        };
+        if self.s.memo_stamp[slot] == self.s.memo_epochs[class] {
+            let m = &self.s.memo[slot];
             let v = m.value.clone();
             let (a, (ms, me), (es, ee)) = (m.arena, m.missing, m.effects);
             if ms == me && es == ee {
@@ -1379,6 +1426,12 @@ impl<'a> Ev<'a> {
             }
             return Ok(v);
         }
+        self.compute_rule(i, slot, class)
+    }
+
+    /// A rule's value, computed (and kept for as long as what it depends on stays).
+    #[inline(never)]
+    fn compute_rule(&mut self, i: usize, slot: usize, class: usize) -> R {
         let set = self.set;
         let def = &set.rules[i];
         let notes_from = self.s.notes.len();
@@ -1400,12 +1453,12 @@ impl<'a> Ev<'a> {
             .extend_from_slice(self.s.effects.get(effects_from..).unwrap_or_default());
         // Field by field, in place: no temporary `Memo` to copy.
         let (me, ee) = (arena.missing.len(), arena.effects.len());
-        let m = &mut self.s.memo[i];
+        let m = &mut self.s.memo[slot];
         m.value.clone_from(&v);
         m.arena = a;
         m.missing = (ms, me);
         m.effects = (es, ee);
-        self.s.memo_stamp[i] = self.s.memo_epochs[class];
+        self.s.memo_stamp[slot] = self.s.memo_epochs[class];
         if self.trace.is_some() {
             let notes: Vec<String> = self.s.notes.drain(notes_from..).collect();
             let kind = if def.name.starts_with("condition ") {
@@ -1589,13 +1642,29 @@ impl<'a> Ev<'a> {
         }
     }
 
+    /// A node's value. The common nodes are here, the mechanisms in [`Ev::mechanism`]: a
+    /// small function whose calls are cheap, most nodes being leaves and operators.
     fn eval(&mut self, n: &'a Node) -> R {
+        match n {
+            Node::Const(v) => Ok(v.clone()),
+            Node::Rule(i) => self.rule(*i),
+            Node::Param(i) => Ok(self.param(*i)),
+            Node::Fact(i) => Ok(self.fact(*i)),
+            Node::Builtin(b) => Ok(self.builtin(*b)),
+            Node::Bin(op, a, b) => self.binary(*op, a, b),
+            _ => self.mechanism(n),
+        }
+    }
+
+    #[inline(never)]
+    fn mechanism(&mut self, n: &'a Node) -> R {
         Ok(match n {
-            Node::Const(v) => v.clone(),
-            Node::Rule(i) => self.rule(*i)?,
-            Node::Param(i) => self.param(*i),
-            Node::Fact(i) => self.fact(*i),
-            Node::Builtin(b) => self.builtin(*b),
+            Node::Const(_)
+            | Node::Rule(_)
+            | Node::Param(_)
+            | Node::Fact(_)
+            | Node::Builtin(_)
+            | Node::Bin(..) => return self.eval(n),
             Node::Neg(a) => match self.eval(a)? {
                 Value::Nombre(d) => Value::Nombre(-d),
                 Value::Montant(d) => Value::Montant(-d),
@@ -1608,7 +1677,6 @@ impl<'a> Ev<'a> {
                     v => Value::Booleen(items.contains(v)),
                 }
             }
-            Node::Bin(op, a, b) => self.binary(*op, a, b)?,
             Node::All(list) => {
                 let mut absent = false;
                 let from = self.s.missing.len();

@@ -293,6 +293,9 @@ pub struct RuleSet {
     pub(crate) messages: Vec<Vec<Piece>>,
     /// What each rule's value depends on (see [`dependence`]), by rule index.
     pub(crate) dependence: Vec<Dependence>,
+    /// For each rule, the first rule of the set with the same formula (itself if none): the
+    /// evaluation keeps one value for both, except in an explanation, where each shows.
+    pub(crate) same_as: Vec<usize>,
 }
 
 /// What a rule's value depends on, from the least to the most: the date and the territory
@@ -1329,6 +1332,14 @@ fn build_rule_set<'a>(
         .map(|c| message_pieces(&c.message, shared.params, &rules, shared.fact_index))
         .collect();
     let dependence = dependence(&rules, shared.fact_index.get("date_depot").copied());
+    // Rules written alike (the default amount `assiette * taux` of several measures, say) are
+    // one: the first of them.
+    let mut first: HashMap<String, usize> = HashMap::new();
+    let same_as = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| *first.entry(format!("{:?} {:?}", r.ty, r.node)).or_insert(i))
+        .collect();
     RuleSet {
         code: code.cloned(),
         name: variant
@@ -1341,6 +1352,7 @@ fn build_rule_set<'a>(
         params,
         messages,
         dependence,
+        same_as,
     }
 }
 
