@@ -715,8 +715,12 @@ impl Scratch {
             self.param_seen.fill(0);
             self.seen_epoch = 1;
         }
-        self.fact_seen.resize(facts, 0);
-        self.param_seen.resize(params, 0);
+        if self.fact_seen.len() != facts {
+            self.fact_seen.resize(facts, 0);
+        }
+        if self.param_seen.len() != params {
+            self.param_seen.resize(params, 0);
+        }
         self.not_in_force.clear();
         self.missing.clear();
         self.assumed.clear();
@@ -949,6 +953,10 @@ impl<'a> Ev<'a> {
             let mut any_missing = false;
             for (k, rule) in regime.iter().enumerate() {
                 let amount = self.sit.by_category[rule.category];
+                if amount.is_zero() {
+                    // Nothing to retain, and no line of it loses anything: no rule to read.
+                    continue;
+                }
                 let eligible = if rule.always {
                     Value::Booleen(true)
                 } else if let Some(r) = rule.eligible_if {
@@ -977,12 +985,23 @@ impl<'a> Ev<'a> {
                     _ => motif[rule.category] = Some(Motif::Excluded(k)),
                 }
             }
-            let mut total = Decimal::ZERO;
+            // Whole cents added as integers, the rest (a cap may fall between two cents) as
+            // decimals: the same sum, without decimal additions for most lines.
+            let (mut whole, mut fraction) = (0i128, Decimal::ZERO);
             for (ci, amount) in &self.sit.lines {
                 let a = Decimal::from(amount.get());
-                let kept = a.min(remaining[*ci]);
-                remaining[*ci] -= kept;
-                total += kept;
+                let left = remaining[*ci];
+                let kept = if left.scale() == 0 {
+                    let k = i128::from(amount.get()).min(left.mantissa());
+                    remaining[*ci] = Decimal::from_i128_with_scale(left.mantissa() - k, 0);
+                    whole += k;
+                    Decimal::from_i128_with_scale(k, 0)
+                } else {
+                    let kept = a.min(left);
+                    remaining[*ci] -= kept;
+                    fraction += kept;
+                    kept
+                };
                 // 0 <= kept <= a, an i64: it fits in i64 cents.
                 let why = motif[*ci].filter(|_| kept < a);
                 if self.trace.is_some() {
@@ -1011,6 +1030,7 @@ impl<'a> Ev<'a> {
             }
             self.s.remaining = remaining;
             self.s.motif = motif;
+            let total = Decimal::from_i128_with_scale(whole, 0) + fraction;
             let v = if self.sit.lines.is_empty() {
                 self.missing_expenses();
                 Value::Absent
