@@ -470,6 +470,15 @@ fn set_for<'r>(rules: &'r Rules, situation: &Prepared) -> &'r RuleSet {
     }
 }
 
+/// The same fact, exactly (a decimal written with another scale is another value).
+fn same_fact(a: &Option<Value>, b: &Option<Value>) -> bool {
+    match (a, b) {
+        (Some(Value::Montant(x)), Some(Value::Montant(y)))
+        | (Some(Value::Nombre(x)), Some(Value::Nombre(y))) => x.serialize() == y.serialize(),
+        (a, b) => a == b,
+    }
+}
+
 /// A measure's base, rate and maximum rate (`assiette`, `taux`, `taux_max`), exactly: the
 /// kind of each value and its decimal's bytes.
 type MeasureInputs = [(u8, [u8; 16]); 3];
@@ -556,10 +565,9 @@ impl<'r> Evaluator<'r> {
         // With a trace, every step is shown: nothing is carried over from another measure.
         if trace || self.date_for != Some(date) || s.memo.len() != set.rules.len() {
             s.new_date(set.rules.len());
+            s.record_situation(situation);
         } else if self.memo_for != Some(situation.id) {
-            s.renew(Dependence::Situation);
-            s.measure_keys.clear();
-            s.arenas[SITUATION].clear();
+            s.next_situation(set, situation);
         }
         s.renew(Dependence::Measure);
         (self.memo_for, self.date_for) = if trace {
@@ -600,6 +608,10 @@ struct Scratch {
     /// The bases and rates the rules that depend on the measure were computed with in this
     /// situation, with the epoch of each.
     measure_keys: Vec<(MeasureInputs, u64)>,
+    /// The facts and expenses of the situation the rule values were computed for.
+    last_facts: Vec<Option<Value>>,
+    last_by_category: Vec<Decimal>,
+    last_total: Decimal,
     /// What computing the rules did besides, for those of the situation ([`SITUATION`]) and for
     /// those of the date ([`DATE`]).
     arenas: [Arena; 2],
@@ -700,6 +712,52 @@ impl Scratch {
                 self.measure_keys.push((key, epoch));
             }
         }
+    }
+
+    /// Another situation follows: the rules that read a fact (or the expenses) that changed
+    /// are computed again, the others keep their values. The arena of what they did besides
+    /// grows with each situation: past a bound, every rule is computed again.
+    fn next_situation(&mut self, set: &RuleSet, sit: &Prepared) {
+        const ARENA_BOUND: usize = 1 << 14;
+        let arena = &self.arenas[SITUATION];
+        if self.last_facts.len() != sit.facts.len()
+            || arena.missing.len() + arena.effects.len() > ARENA_BOUND
+        {
+            self.renew(Dependence::Situation);
+            self.arenas[SITUATION].clear();
+        } else {
+            let forget = |stamps: &mut Vec<u64>, rules: &[usize]| {
+                for &r in rules {
+                    if let Some(&slot) = set.same_as.get(r) {
+                        stamps[slot] = 0;
+                    }
+                }
+            };
+            for (f, (old, new)) in self.last_facts.iter().zip(&sit.facts).enumerate() {
+                if !same_fact(old, new) {
+                    forget(&mut self.memo_stamp, set.fact_readers.get(f).map_or(&[], |r| r));
+                }
+            }
+            let same_expenses = self.last_total.serialize() == sit.total.serialize()
+                && self.last_by_category.len() == sit.by_category.len()
+                && self
+                    .last_by_category
+                    .iter()
+                    .zip(&sit.by_category)
+                    .all(|(a, b)| a.serialize() == b.serialize());
+            if !same_expenses {
+                forget(&mut self.memo_stamp, &set.expense_readers);
+            }
+        }
+        self.record_situation(sit);
+    }
+
+    /// Keeps what the rules of a situation read, to tell what the next one changes.
+    fn record_situation(&mut self, sit: &Prepared) {
+        self.last_facts.clone_from(&sit.facts);
+        self.last_by_category.clone_from(&sit.by_category);
+        self.last_total = sit.total;
+        self.measure_keys.clear();
     }
 
     /// Forgets the values of the rules that depend on `d`.

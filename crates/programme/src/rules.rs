@@ -296,6 +296,10 @@ pub struct RuleSet {
     /// For each rule, the first rule of the set with the same formula (itself if none): the
     /// evaluation keeps one value for both, except in an explanation, where each shows.
     pub(crate) same_as: Vec<usize>,
+    /// The rules that read each fact (by fact index), and those that read the expenses (see
+    /// [`readers`]).
+    pub(crate) fact_readers: Vec<Vec<usize>>,
+    pub(crate) expense_readers: Vec<usize>,
 }
 
 /// What a rule's value depends on, from the least to the most: the date and the territory
@@ -306,6 +310,108 @@ pub(crate) enum Dependence {
     Date,
     Situation,
     Measure,
+}
+
+/// The rules that read each fact, directly or through other rules (by fact index), and those
+/// that read the expenses (`cout_total`, a category's amount): when a situation follows
+/// another, only they are computed again for the facts that changed. A rule in a cycle (a
+/// programme refused at load) counts as reading everything.
+pub(crate) fn readers(rules: &[RuleDef], facts: usize) -> (Vec<Vec<usize>>, Vec<usize>) {
+    #[derive(Clone, Default)]
+    struct Reads {
+        facts: Vec<usize>,
+        expenses: bool,
+    }
+    fn node(n: &Node, out: &mut Reads, rule: &mut dyn FnMut(usize, &mut Reads)) {
+        let mut all = |l: &[Node], out: &mut Reads| l.iter().for_each(|x| node(x, out, rule));
+        match n {
+            Node::Const(_) | Node::Param(_) => {}
+            Node::Fact(i) => out.facts.push(*i),
+            Node::Builtin(Builtin::CoutTotal | Builtin::Depense(_)) => out.expenses = true,
+            Node::Builtin(_) => {}
+            Node::Rule(i) => rule(*i, out),
+            Node::Bin(_, a, b) => {
+                node(a, out, rule);
+                node(b, out, rule);
+            }
+            Node::Neg(a) | Node::In(a, _) => node(a, out, rule),
+            Node::All(l)
+            | Node::Any(l)
+            | Node::Min(l)
+            | Node::Max(l)
+            | Node::Sum(l)
+            | Node::Product(l) => all(l, out),
+            Node::Variations(branches, otherwise) => {
+                for (c, v) in branches {
+                    node(c, out, rule);
+                    node(v, out, rule);
+                }
+                if let Some(o) = otherwise {
+                    node(o, out, rule);
+                }
+            }
+            Node::Grid(base, tranches) => {
+                node(base, out, rule);
+                for (_, _, v) in tranches {
+                    node(v, out, rule);
+                }
+            }
+            Node::Modified {
+                value,
+                applicable,
+                not_applicable,
+                cap,
+                floor,
+                rounding: _,
+            } => {
+                node(value, out, rule);
+                for x in [applicable, not_applicable, cap, floor].into_iter().flatten() {
+                    node(x, out, rule);
+                }
+            }
+        }
+    }
+    // None: not visited; Some(None): being visited.
+    fn visit(i: usize, rules: &[RuleDef], facts: usize, state: &mut Vec<Option<Option<Reads>>>) -> Reads {
+        match state.get(i) {
+            Some(Some(Some(r))) => return r.clone(),
+            Some(None) => {}
+            _ => {
+                return Reads {
+                    facts: (0..facts).collect(),
+                    expenses: true,
+                }
+            }
+        }
+        state[i] = Some(None);
+        let mut out = Reads::default();
+        if let Some(def) = rules.get(i) {
+            node(&def.node, &mut out, &mut |j, out: &mut Reads| {
+                let r = visit(j, rules, facts, state);
+                out.facts.extend(r.facts);
+                out.expenses |= r.expenses;
+            });
+        }
+        out.facts.sort_unstable();
+        out.facts.dedup();
+        state[i] = Some(Some(out.clone()));
+        out
+    }
+    let mut state = vec![None; rules.len()];
+    let mut by_fact = vec![Vec::new(); facts];
+    let mut expenses = Vec::new();
+    for i in 0..rules.len() {
+        let r = visit(i, rules, facts, &mut state);
+        for f in r.facts {
+            if let Some(list) = by_fact.get_mut(f) {
+                list.push(i);
+            }
+        }
+        if r.expenses {
+            expenses.push(i);
+        }
+    }
+    (by_fact, expenses)
 }
 
 /// The [`Dependence`] of every rule; `date_fact`: the filing date's fact, which the date sets.
@@ -1332,6 +1438,7 @@ fn build_rule_set<'a>(
         .map(|c| message_pieces(&c.message, shared.params, &rules, shared.fact_index))
         .collect();
     let dependence = dependence(&rules, shared.fact_index.get("date_depot").copied());
+    let (fact_readers, expense_readers) = readers(&rules, shared.facts.len());
     // Rules written alike (the default amount `assiette * taux` of several measures, say) are
     // one: the first of them.
     let mut first: HashMap<String, usize> = HashMap::new();
@@ -1353,6 +1460,8 @@ fn build_rule_set<'a>(
         messages,
         dependence,
         same_as,
+        fact_readers,
+        expense_readers,
     }
 }
 
