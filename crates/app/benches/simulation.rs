@@ -59,20 +59,53 @@ fn npm_dir() -> PathBuf {
     }
 }
 
-fn situation(applicant: &Applicant) -> Situation {
+/// The project every applicant files: the same one (`Projects::Same`), or one of its own
+/// (`Projects::Varied`: its cost, its expense lines, its answers and its filing date change
+/// from one applicant to the next, so that no rule reading them keeps its value).
+#[derive(Clone, Copy, PartialEq)]
+enum Projects {
+    Same,
+    Varied,
+}
+
+fn situation(applicant: &Applicant, k: usize, projects: Projects) -> Situation {
     let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("valid date");
     let mut facts: BTreeMap<String, Value> = applicant.facts();
     facts.insert("date_fin".into(), Value::Date(date(2022, 6, 30)));
-    facts.insert(
-        "communes_rattachees".into(),
-        Value::Nombre(rust_decimal::Decimal::from(12)),
-    );
-    facts.insert("labo".into(), Value::Booleen(true));
-    facts.insert("maturite_avancee".into(), Value::Booleen(true));
+    let number = |n: usize| Value::Nombre(rust_decimal::Decimal::from(n));
+    if projects == Projects::Same {
+        facts.insert("communes_rattachees".into(), number(12));
+        facts.insert("labo".into(), Value::Booleen(true));
+        facts.insert("maturite_avancee".into(), Value::Booleen(true));
+        return Situation {
+            date: Some(date(2021, 6, 1)),
+            facts,
+            expenses: vec![("prestation".into(), Cents::from_euros(40_000))],
+        };
+    }
+    facts.insert("communes_rattachees".into(), number(k % 41));
+    facts.insert("labo".into(), Value::Booleen(k % 3 != 0));
+    facts.insert("maturite_avancee".into(), Value::Booleen(k % 5 != 0));
+    facts.insert("deja_commence".into(), Value::Booleen(k % 7 == 0));
+    facts.insert("financements_franceconnect".into(), number(k % 2));
+    // A cost between 1,000.01 € and about 250,000 €, cents included.
+    let cost = 100_001 + (k as i64 * 7_919_993) % 25_000_000;
+    let mut expenses = vec![("prestation".into(), Cents::new(cost))];
+    if k % 4 == 1 {
+        expenses.push(("logiciel-hors-ue".into(), Cents::new(cost / 3)));
+    }
+    if k % 6 == 2 {
+        expenses.push(("materiel".into(), Cents::new(cost / 5)));
+    }
     Situation {
-        date: Some(date(2021, 6, 1)),
+        // Two filing dates, alternating in runs of 1,000 applicants.
+        date: Some(if (k / 1000) % 2 == 0 {
+            date(2021, 6, 1)
+        } else {
+            date(2021, 6, 2)
+        }),
         facts,
-        expenses: vec![("prestation".into(), Cents::from_euros(40_000))],
+        expenses,
     }
 }
 
@@ -273,7 +306,16 @@ fn main() {
 
     // Setup, not timed: the applicants and their situations.
     let applicants = applicants(&npm_dir());
-    let situations: Vec<Situation> = applicants.iter().map(situation).collect();
+    let situations: Vec<Situation> = applicants
+        .iter()
+        .enumerate()
+        .map(|(k, a)| situation(a, k, Projects::Same))
+        .collect();
+    let varied: Vec<Situation> = applicants
+        .iter()
+        .enumerate()
+        .map(|(k, a)| situation(a, k, Projects::Varied))
+        .collect();
     let n_measures = programme.rules.national.measures.len();
     println!(
         "{} applicants × {} measures = {} evaluations per sweep",
@@ -282,46 +324,56 @@ fn main() {
         applicants.len() * n_measures
     );
 
-    // The timed sweep; one warm-up sweep first (page faults, caches).
-    let run = |api: Api, trace: bool| {
-        let t = Instant::now();
-        let tally = sweep(&programme, &situations, api, trace);
-        (t.elapsed(), tally)
-    };
-    let (_, reference) = run(Api::Outcome, false);
+    // The timed sweeps; one warm-up sweep first (page faults, caches).
     let sweeps = std::env::var("GUICHET_BENCH_SWEEPS")
         .ok()
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|&n| n > 0)
         .unwrap_or(SWEEPS);
-    let mut times = Vec::with_capacity(sweeps);
-    for _ in 0..sweeps {
-        let (d, tally) = run(Api::Outcome, false);
-        assert_eq!(
-            tally, reference,
-            "a sweep must give the same answer every time"
+    let timed = |situations: &[Situation], label: &str| -> Tally {
+        let run = || {
+            let t = Instant::now();
+            let tally = sweep(&programme, situations, Api::Outcome, false);
+            (t.elapsed(), tally)
+        };
+        let (_, reference) = run();
+        let mut times = Vec::with_capacity(sweeps);
+        for _ in 0..sweeps {
+            let (d, tally) = run();
+            assert_eq!(
+                tally, reference,
+                "a sweep must give the same answer every time"
+            );
+            times.push(d);
+        }
+        times.sort();
+        let median = times[sweeps / 2];
+        println!(
+            "sweep, {label}, no trace ({sweeps} runs, one thread, one Evaluator, Outcome): min {:.1} ms, median {:.1} ms, max {:.1} ms; {:.0} ns per evaluation (median) (target < {SWEEP_TARGET_MS} ms: {})",
+            ms(times[0]),
+            ms(median),
+            ms(times[sweeps - 1]),
+            median.as_nanos() as f64 / reference.evaluations as f64,
+            verdict(ms(median), SWEEP_TARGET_MS)
         );
-        times.push(d);
-    }
-    times.sort();
-    let median = times[sweeps / 2];
-    println!(
-        "sweep, no trace ({sweeps} runs, one thread, one Evaluator, Outcome): min {:.1} ms, median {:.1} ms, max {:.1} ms; {:.0} ns per evaluation (median) (target < {SWEEP_TARGET_MS} ms: {})",
-        ms(times[0]),
-        ms(median),
-        ms(times[sweeps - 1]),
-        median.as_nanos() as f64 / reference.evaluations as f64,
-        verdict(ms(median), SWEEP_TARGET_MS)
-    );
-    println!(
-        "  {} evaluations, {} errors (territorial measure without région), {} situations refused by prepare; checksum: {} eligible, {} reasons, {} proposed in total",
-        reference.evaluations,
-        reference.errors,
-        reference.refused,
-        reference.eligible,
-        reference.reasons,
-        Cents::new(reference.amount_cents)
-    );
+        println!(
+            "  {} evaluations, {} errors (territorial measure without région), {} situations refused by prepare; checksum: {} eligible, {} reasons, {} proposed in total",
+            reference.evaluations,
+            reference.errors,
+            reference.refused,
+            reference.eligible,
+            reference.reasons,
+            Cents::new(reference.amount_cents)
+        );
+        reference
+    };
+    let reference = timed(&situations, "same project for all");
+    timed(&varied, "a project of its own for each");
+    let run = |api: Api, trace: bool| {
+        let t = Instant::now();
+        let tally = sweep(&programme, &situations, api, trace);
+        (t.elapsed(), tally)
+    };
 
     // For information: the same sweep through independent calls, and with the explanation.
     // `GUICHET_BENCH_SWEEP_ONLY=1` skips them (when comparing two builds).
