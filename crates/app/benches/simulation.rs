@@ -84,9 +84,9 @@ fn situation(applicant: &Applicant, k: usize, projects: Projects) -> Situation {
         };
     }
     facts.insert("communes_rattachees".into(), number(k % 41));
-    facts.insert("labo".into(), Value::Booleen(k % 3 != 0));
-    facts.insert("maturite_avancee".into(), Value::Booleen(k % 5 != 0));
-    facts.insert("deja_commence".into(), Value::Booleen(k % 7 == 0));
+    facts.insert("labo".into(), Value::Booleen(!k.is_multiple_of(3)));
+    facts.insert("maturite_avancee".into(), Value::Booleen(!k.is_multiple_of(5)));
+    facts.insert("deja_commence".into(), Value::Booleen(k.is_multiple_of(7)));
     facts.insert("financements_franceconnect".into(), number(k % 2));
     // A cost between 1,000.01 € and about 250,000 €, cents included.
     let cost = 100_001 + (k as i64 * 7_919_993) % 25_000_000;
@@ -99,7 +99,7 @@ fn situation(applicant: &Applicant, k: usize, projects: Projects) -> Situation {
     }
     Situation {
         // Two filing dates, alternating in runs of 1,000 applicants.
-        date: Some(if (k / 1000) % 2 == 0 {
+        date: Some(if (k / 1000).is_multiple_of(2) {
             date(2021, 6, 1)
         } else {
             date(2021, 6, 2)

@@ -605,8 +605,8 @@ struct Scratch {
     memo_stamp: Vec<u64>,
     memo_epochs: [u64; 3],
     last_epoch: u64,
-    /// The bases and rates the rules that depend on the measure were computed with in this
-    /// situation, with the epoch of each.
+    /// The bases and rates the rules that depend on the measure were computed with since the
+    /// expenses last changed, with the epoch of each.
     measure_keys: Vec<(MeasureInputs, u64)>,
     /// The facts and expenses of the situation the rule values were computed for.
     last_facts: Vec<Option<Value>>,
@@ -686,9 +686,10 @@ impl Scratch {
     }
 
     /// The rules that depend on the measure read its base and rates (`assiette`, `taux`,
-    /// `taux_max`), whose values are often the same from one measure to another of a
-    /// situation: once they are known, the values computed with the same ones in this
-    /// situation are valid again.
+    /// `taux_max`), whose values are often the same from one measure to another, and from one
+    /// situation to the next with the same expenses: once they are known, the values computed
+    /// with the same ones are valid again (unless a fact they read changed: see
+    /// [`Scratch::next_situation`]).
     fn measure_inputs(&mut self, inputs: [&Option<Value>; 3]) {
         let mut key: MeasureInputs = [(0, [0; 16]); 3];
         for (k, v) in key.iter_mut().zip(inputs) {
@@ -709,6 +710,10 @@ impl Scratch {
             None => {
                 self.renew(Dependence::Measure);
                 let epoch = self.memo_epochs[Dependence::Measure as usize];
+                if self.measure_keys.len() >= 64 {
+                    // Bounded: past it, the oldest values are computed again when needed.
+                    self.measure_keys.clear();
+                }
                 self.measure_keys.push((key, epoch));
             }
         }
@@ -725,6 +730,7 @@ impl Scratch {
         {
             self.renew(Dependence::Situation);
             self.arenas[SITUATION].clear();
+            self.measure_keys.clear();
         } else {
             let forget = |stamps: &mut Vec<u64>, rules: &[usize]| {
                 for &r in rules {
@@ -735,7 +741,10 @@ impl Scratch {
             };
             for (f, (old, new)) in self.last_facts.iter().zip(&sit.facts).enumerate() {
                 if !same_fact(old, new) {
-                    forget(&mut self.memo_stamp, set.fact_readers.get(f).map_or(&[], |r| r));
+                    forget(
+                        &mut self.memo_stamp,
+                        set.fact_readers.get(f).map_or(&[], |r| r),
+                    );
                 }
             }
             let same_expenses = self.last_total.serialize() == sit.total.serialize()
@@ -747,6 +756,8 @@ impl Scratch {
                     .all(|(a, b)| a.serialize() == b.serialize());
             if !same_expenses {
                 forget(&mut self.memo_stamp, &set.expense_readers);
+                // Other expenses, other bases: the measures' rules are computed again.
+                self.measure_keys.clear();
             }
         }
         self.record_situation(sit);
@@ -757,7 +768,6 @@ impl Scratch {
         self.last_facts.clone_from(&sit.facts);
         self.last_by_category.clone_from(&sit.by_category);
         self.last_total = sit.total;
-        self.measure_keys.clear();
     }
 
     /// Forgets the values of the rules that depend on `d`.
@@ -1586,6 +1596,8 @@ impl<'a> Ev<'a> {
             Node::Const(v) => Cow::Borrowed(v),
             Node::Fact(i) => Cow::Borrowed(self.fact_ref(*i)),
             Node::Param(i) => Cow::Borrowed(self.param_ref(*i)),
+            Node::Builtin(b) => Cow::Owned(self.builtin(*b)),
+            Node::Rule(i) => Cow::Owned(self.rule(*i)?),
             _ => Cow::Owned(self.eval(n)?),
         })
     }
@@ -1842,7 +1854,7 @@ impl<'a> Ev<'a> {
                         v => {
                             acc = Some(match acc {
                                 None => v,
-                                Some(a) => arith(BinOp::Add, a, v)?,
+                                Some(a) => arith(BinOp::Add, &a, &v)?,
                             })
                         }
                     }
@@ -1855,7 +1867,7 @@ impl<'a> Ev<'a> {
                     let v = self.eval(x)?;
                     match v {
                         Value::Absent | Value::NonApplicable => return Ok(v),
-                        v => acc = arith(BinOp::Mul, acc, v)?,
+                        v => acc = arith(BinOp::Mul, &acc, &v)?,
                     }
                 }
                 acc
@@ -2005,14 +2017,14 @@ impl<'a> Ev<'a> {
                             _ => o.is_ge(),
                         }))
                     }
-                    _ => arith(op, va.into_owned(), vb.into_owned()),
+                    _ => arith(op, &va, &vb),
                 }
             }
         }
     }
 }
 
-fn arith(op: BinOp, a: Value, b: Value) -> R {
+fn arith(op: BinOp, a: &Value, b: &Value) -> R {
     use Value::*;
     let f = |x: Decimal, y: Decimal| -> Result<Decimal, EvalError> {
         match op {
@@ -2030,16 +2042,16 @@ fn arith(op: BinOp, a: Value, b: Value) -> R {
         .ok_or_else(overflow)
     };
     Ok(match (op, a, b) {
-        (BinOp::Add | BinOp::Sub, Nombre(x), Nombre(y)) => Nombre(f(x, y)?),
-        (BinOp::Add | BinOp::Sub, Montant(x), Montant(y)) => Montant(f(x, y)?),
-        (BinOp::Mul, Nombre(x), Nombre(y)) => Nombre(f(x, y)?),
+        (BinOp::Add | BinOp::Sub, Nombre(x), Nombre(y)) => Nombre(f(*x, *y)?),
+        (BinOp::Add | BinOp::Sub, Montant(x), Montant(y)) => Montant(f(*x, *y)?),
+        (BinOp::Mul, Nombre(x), Nombre(y)) => Nombre(f(*x, *y)?),
         (BinOp::Mul, Montant(x), Nombre(y)) | (BinOp::Mul, Nombre(y), Montant(x)) => {
-            Montant(f(x, y)?)
+            Montant(f(*x, *y)?)
         }
         (BinOp::Div, Nombre(x), Nombre(y)) | (BinOp::Div, Montant(x), Montant(y)) => {
-            Nombre(f(x, y)?)
+            Nombre(f(*x, *y)?)
         }
-        (BinOp::Div, Montant(x), Nombre(y)) => Montant(f(x, y)?),
+        (BinOp::Div, Montant(x), Nombre(y)) => Montant(f(*x, *y)?),
         (op, a, b) => {
             return Err(EvalError::Arithmetic(format!(
                 "opération impossible : {a} {} {b}",
@@ -2314,6 +2326,98 @@ mod evaluator_tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_evaluator_follows_situations_that_change_little_by_little() {
+        // Rule values are kept from one situation to the next unless a fact they read, or the
+        // expenses, changed: situations that change one thing at a time, and come back, must
+        // get the answers of independent evaluations.
+        let p = crate::itn7().unwrap();
+        let rules = &p.rules;
+        let n = rules.national.measures.len();
+        let changes: Vec<fn(&mut Situation)> = vec![
+            |s| {
+                s.facts
+                    .insert("population".into(), Value::Nombre(14_999.into()));
+            },
+            |s| {
+                s.facts
+                    .insert("population".into(), Value::Nombre(Decimal::new(149_990, 1)));
+            },
+            |s| {
+                s.facts.remove("population");
+            },
+            |s| {
+                s.facts.insert("type_demandeur".into(), Value::text("epci"));
+            },
+            |s| {
+                s.facts.insert("labo".into(), Value::Booleen(false));
+            },
+            |s| {
+                s.facts.remove("date_fin");
+            },
+            |s| {
+                s.facts
+                    .insert("communes_rattachees".into(), Value::Nombre(31.into()));
+            },
+            |s| {
+                s.facts.insert("deja_commence".into(), Value::Booleen(true));
+            },
+            |s| {
+                s.expenses = vec![("prestation".into(), Cents::from_euros(333_334))];
+            },
+            |s| {
+                // More cost: a cap on the other lines (non-EU licences) moves.
+                s.expenses
+                    .push(("prestation".into(), Cents::from_euros(50_000)));
+            },
+            |s| {
+                s.expenses.clear();
+            },
+        ];
+        let mut evaluator = rules.evaluator();
+        let mut compared = 0;
+        for (k, base) in situations().into_iter().enumerate().step_by(5) {
+            // The situation, each change and the situation again after it, then every change
+            // piled up.
+            let mut chain = vec![base.clone()];
+            for change in &changes {
+                let mut s = base.clone();
+                change(&mut s);
+                chain.push(s);
+                chain.push(base.clone());
+            }
+            let mut piled = base.clone();
+            for change in &changes {
+                change(&mut piled);
+                chain.push(piled.clone());
+            }
+            for (j, s) in chain.iter().enumerate() {
+                let s = rules.prepare(s).unwrap();
+                for i in 0..n {
+                    let alone = rules.evaluate_index(i, &s, false);
+                    let expected = alone.as_ref().map(evaluation_summary).map_err(Clone::clone);
+                    let got = if (i + j + k) % 3 == 0 {
+                        // Worded: every sentence alike too.
+                        let got = evaluator.evaluate_index(i, &s, false);
+                        assert_eq!(
+                            format!("{got:?}"),
+                            format!("{alone:?}"),
+                            "situation {k}, step {j}, measure {i}"
+                        );
+                        got.map(|e| evaluation_summary(&e))
+                    } else {
+                        evaluator
+                            .outcome_index(i, &s)
+                            .map(|o| outcome_as_evaluation(&o))
+                    };
+                    assert_eq!(got, expected, "situation {k}, step {j}, measure {i}");
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 10_000, "{compared}");
     }
 
     /// An [`Outcome`] in the terms of an [`Evaluation`]: what both must say alike.

@@ -365,14 +365,22 @@ pub(crate) fn readers(rules: &[RuleDef], facts: usize) -> (Vec<Vec<usize>>, Vec<
                 rounding: _,
             } => {
                 node(value, out, rule);
-                for x in [applicable, not_applicable, cap, floor].into_iter().flatten() {
+                for x in [applicable, not_applicable, cap, floor]
+                    .into_iter()
+                    .flatten()
+                {
                     node(x, out, rule);
                 }
             }
         }
     }
     // None: not visited; Some(None): being visited.
-    fn visit(i: usize, rules: &[RuleDef], facts: usize, state: &mut Vec<Option<Option<Reads>>>) -> Reads {
+    fn visit(
+        i: usize,
+        rules: &[RuleDef],
+        facts: usize,
+        state: &mut Vec<Option<Option<Reads>>>,
+    ) -> Reads {
         match state.get(i) {
             Some(Some(Some(r))) => return r.clone(),
             Some(None) => {}
