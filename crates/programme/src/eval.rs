@@ -275,6 +275,10 @@ struct Decided {
 
 fn as_rate(v: &Option<Value>) -> Option<Decimal> {
     match v {
+        // Already without trailing zeros (most rates, written so): as is.
+        Some(Value::Nombre(d)) if !d.is_zero() && (d.scale() == 0 || d.mantissa() % 10 != 0) => {
+            Some(*d)
+        }
         Some(Value::Nombre(d)) => Some(d.normalize()),
         _ => None,
     }
@@ -464,9 +468,10 @@ pub struct Evaluator<'r> {
 
 /// The rule set of a situation's territory.
 fn set_for<'r>(rules: &'r Rules, situation: &Prepared) -> &'r RuleSet {
+    // `prepare` found the variant of the territory, if it has one.
     match situation.variant.and_then(|i| rules.variants.get(i)) {
         Some(set) => set,
-        None => rules.rule_set(situation.territory.as_deref()),
+        None => &rules.national,
     }
 }
 
@@ -882,7 +887,7 @@ fn overflow() -> EvalError {
 fn to_cents(v: &Value) -> Option<Cents> {
     match v {
         // Whole cents: no fraction to drop.
-        Value::Montant(d) if d.scale() == 0 => d.to_i64().map(Cents::new),
+        Value::Montant(d) if d.scale() == 0 => i64::try_from(d.mantissa()).ok().map(Cents::new),
         Value::Montant(d) => d.trunc().to_i64().map(Cents::new),
         _ => None,
     }
