@@ -640,6 +640,8 @@ struct Scratch {
     /// Condition messages made of text and parameters, by condition: the same for every
     /// situation of one territory (variant index) at one date.
     messages: Vec<Option<(DateKey, String)>>,
+    /// By condition: the territory and date at which reading its message marks nothing.
+    quiet: Vec<Option<DateKey>>,
     /// Default values of facts as shown in the answer.
     shown_defaults: Vec<Option<String>>,
     /// The answer being decided: its reasons in order, the wording of those that are
@@ -658,6 +660,7 @@ impl Scratch {
     /// Forgets what belongs to one programme's rules (the buffers stay allocated).
     fn forget(&mut self) {
         self.messages.clear();
+        self.quiet.clear();
         self.shown_defaults.clear();
     }
 
@@ -1391,7 +1394,16 @@ impl<'a> Ev<'a> {
         };
         if !self.worded {
             // Not worded, the message is still read: what reading it marks counts (a fact
-            // missing, a parameter not in force), in the same order.
+            // missing, a parameter not in force), in the same order. Made of text and
+            // parameters in force, reading it marks nothing: known once per territory and date.
+            let key = (self.sit.variant, self.sit.date);
+            if self.s.quiet.get(ci) == Some(&Some(key)) {
+                return Ok(None);
+            }
+            let marks = (self.s.effects.len(), self.s.missing.len());
+            let constant = pieces
+                .iter()
+                .all(|p| matches!(p, Piece::Text(_) | Piece::Param(_)));
             for p in pieces {
                 match p {
                     Piece::Text(_) => {}
@@ -1405,6 +1417,12 @@ impl<'a> Ev<'a> {
                         self.fact_ref(*i);
                     }
                 }
+            }
+            if constant && marks == (self.s.effects.len(), self.s.missing.len()) {
+                if self.s.quiet.len() <= ci {
+                    self.s.quiet.resize(ci + 1, None);
+                }
+                self.s.quiet[ci] = Some(key);
             }
             return Ok(None);
         }
