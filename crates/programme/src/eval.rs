@@ -1102,7 +1102,10 @@ impl<'a> Ev<'a> {
                         since: None,
                     });
                 }
-                self.s.kept.push((kept, why));
+                if self.worded {
+                    // For the expense lines of an `Evaluation` (an `Outcome` has none).
+                    self.s.kept.push((kept, why));
+                }
             }
             self.s.remaining = remaining;
             self.s.motif = motif;
