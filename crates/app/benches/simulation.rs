@@ -85,7 +85,10 @@ fn situation(applicant: &Applicant, k: usize, projects: Projects) -> Situation {
     }
     facts.insert("communes_rattachees".into(), number(k % 41));
     facts.insert("labo".into(), Value::Booleen(!k.is_multiple_of(3)));
-    facts.insert("maturite_avancee".into(), Value::Booleen(!k.is_multiple_of(5)));
+    facts.insert(
+        "maturite_avancee".into(),
+        Value::Booleen(!k.is_multiple_of(5)),
+    );
     facts.insert("deja_commence".into(), Value::Booleen(k.is_multiple_of(7)));
     facts.insert("financements_franceconnect".into(), number(k % 2));
     // A cost between 1,000.01 € and about 250,000 €, cents included.
