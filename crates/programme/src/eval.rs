@@ -64,7 +64,7 @@ pub struct Prepared {
     by_category: Vec<Decimal>,
     total: Decimal,
     lines: Vec<(usize, Cents)>,
-    territory: Option<String>,
+    territory: Option<std::sync::Arc<str>>,
     /// Index of the territory's rule set among the variants; `None`: the national one.
     variant: Option<usize>,
 }
@@ -266,11 +266,11 @@ enum ReasonRef {
 struct Decided {
     eligible: bool,
     missing_expenses: bool,
-    base: Option<Value>,
-    rate: Option<Value>,
-    rate_max: Option<Value>,
-    amount: Option<Value>,
-    amount_max: Option<Value>,
+    base: Option<Cents>,
+    rate: Option<Decimal>,
+    rate_max: Option<Decimal>,
+    amount: Option<Cents>,
+    amount_max: Option<Cents>,
 }
 
 fn as_rate(v: &Option<Value>) -> Option<Decimal> {
@@ -380,7 +380,7 @@ impl Rules {
             lines.push((ci, *amount));
         }
         let territory = match &facts[self.selector] {
-            Some(Value::Texte(t)) => Some(t.to_string()),
+            Some(Value::Texte(t)) => Some(t.clone()),
             _ => None,
         };
         let variant = territory.as_deref().and_then(|c| {
@@ -536,11 +536,11 @@ impl<'r> Evaluator<'r> {
             set,
             measure: m,
             eligible: d.eligible,
-            base: d.base.as_ref().and_then(to_cents),
-            rate: as_rate(&d.rate),
-            rate_max: as_rate(&d.rate_max),
-            amount: d.amount.as_ref().and_then(to_cents),
-            amount_max: d.amount_max.as_ref().and_then(to_cents),
+            base: d.base,
+            rate: d.rate,
+            rate_max: d.rate_max,
+            amount: d.amount,
+            amount_max: d.amount_max,
             reasons: &s.reasons,
             missing_expenses: d.missing_expenses,
             missing: &s.missing,
@@ -1017,7 +1017,14 @@ impl<'a> Ev<'a> {
 
         // Expense base.
         let mut base = None;
-        if let Some((_, regime)) = &m.expenses {
+        if m.whole_cost && !self.worded {
+            // Every line retained in full: no rule to read, no line to word.
+            base = Some(if self.sit.lines.is_empty() {
+                Value::Absent
+            } else {
+                Value::Montant(self.sit.total)
+            });
+        } else if let Some((_, regime)) = &m.expenses {
             // By category: what is retained, left to match the lines against; why not in full.
             let categories = self.rules.categories.len();
             let mut remaining = std::mem::take(&mut self.s.remaining);
@@ -1246,11 +1253,11 @@ impl<'a> Ev<'a> {
         Ok(Decided {
             eligible,
             missing_expenses,
-            base,
-            rate,
-            rate_max,
-            amount,
-            amount_max,
+            base: base.as_ref().and_then(to_cents),
+            rate: as_rate(&rate),
+            rate_max: as_rate(&rate_max),
+            amount: amount.as_ref().and_then(to_cents),
+            amount_max: amount_max.as_ref().and_then(to_cents),
         })
     }
 
@@ -1360,11 +1367,11 @@ impl<'a> Ev<'a> {
             missing,
             assumptions,
             expenses,
-            base: d.base.as_ref().and_then(to_cents),
-            rate: as_rate(&d.rate),
-            rate_max: as_rate(&d.rate_max),
-            amount: d.amount.as_ref().and_then(to_cents),
-            amount_max: d.amount_max.as_ref().and_then(to_cents),
+            base: d.base,
+            rate: d.rate,
+            rate_max: d.rate_max,
+            amount: d.amount,
+            amount_max: d.amount_max,
             trace: self.trace.take().unwrap_or_default(),
         }
     }
@@ -2050,9 +2057,32 @@ impl<'a> Ev<'a> {
     }
 }
 
+/// Sums, differences and products of non-negative decimals whose mantissas fit in 62 bits,
+/// computed in integers: the decimal `rust_decimal` gives, same scale included (a test
+/// compares them), without its general algorithm. `None`: not such a case.
+fn small_decimal(op: BinOp, x: Decimal, y: Decimal) -> Option<Decimal> {
+    const LIMIT: i128 = 1 << 62;
+    let (mx, my) = (x.mantissa(), y.mantissa());
+    if !(0..LIMIT).contains(&mx) || !(0..LIMIT).contains(&my) {
+        return None;
+    }
+    let (sx, sy) = (x.scale(), y.scale());
+    match op {
+        BinOp::Add if sx == sy => Decimal::try_from_i128_with_scale(mx + my, sx).ok(),
+        BinOp::Sub if sx == sy && mx >= my => Decimal::try_from_i128_with_scale(mx - my, sx).ok(),
+        BinOp::Mul if mx != 0 && my != 0 && sx + sy <= 28 => {
+            Decimal::try_from_i128_with_scale(mx * my, sx + sy).ok()
+        }
+        _ => None,
+    }
+}
+
 fn arith(op: BinOp, a: &Value, b: &Value) -> R {
     use Value::*;
     let f = |x: Decimal, y: Decimal| -> Result<Decimal, EvalError> {
+        if let Some(d) = small_decimal(op, x, y) {
+            return Ok(d);
+        }
         match op {
             BinOp::Add => x.checked_add(y),
             BinOp::Sub => x.checked_sub(y),
@@ -2522,6 +2552,54 @@ mod evaluator_tests {
             eligible > 100 && ineligible > 100 && errors > 0,
             "{eligible} {ineligible} {errors}"
         );
+    }
+
+    #[test]
+    fn small_decimals_are_computed_as_rust_decimal_does() {
+        let mut values = Vec::new();
+        for m in [
+            0i64,
+            1,
+            5,
+            9,
+            10,
+            50,
+            99,
+            100,
+            12_345,
+            4_000_000,
+            1 << 40,
+            (1 << 62) - 1,
+        ] {
+            for scale in [0, 1, 2, 3, 7, 14, 20, 28] {
+                values.push(Decimal::new(m, scale));
+                values.push(Decimal::new(-m, scale));
+            }
+        }
+        let (mut fast, mut all) = (0, 0);
+        for &x in &values {
+            for &y in &values {
+                for op in [BinOp::Add, BinOp::Sub, BinOp::Mul] {
+                    all += 1;
+                    let Some(got) = small_decimal(op, x, y) else {
+                        continue;
+                    };
+                    fast += 1;
+                    let want = match op {
+                        BinOp::Add => x.checked_add(y),
+                        BinOp::Sub => x.checked_sub(y),
+                        _ => x.checked_mul(y),
+                    }
+                    .unwrap();
+                    assert_eq!(
+                        got.serialize(),
+                        want.serialize(),
+                        "{x} {op:?} {y}: {got} / {want}"
+                    );
+                }
+            }
+        }
+        assert!(fast > 5_000, "{fast} of {all}");
     }
 
     #[test]

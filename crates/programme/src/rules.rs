@@ -271,6 +271,9 @@ pub struct MeasureRules {
     pub territorial: bool,
     pub conditions: Vec<usize>,
     pub expenses: Option<(String, Vec<ExpenseRule>)>,
+    /// The regime retains every category in full, without rule nor cap: the base is the
+    /// project's total cost.
+    pub whole_cost: bool,
     pub rate: Option<usize>,
     pub rate_max: Option<usize>,
     pub amount: Option<usize>,
@@ -1379,11 +1382,21 @@ fn build_rule_set<'a>(
             .and_then(|o| o.exclue.clone())
             .or_else(|| m.exclue.clone())
             .map(|e| (e.motif, e.message));
+        // Every category retained in full (`cout_total`): the base is the total cost.
+        let whole_cost = expenses.as_ref().is_some_and(|(_, regime)| {
+            (0..shared.categories.len()).all(|c| {
+                regime
+                    .iter()
+                    .any(|r| r.category == c && r.always && r.cap.is_none())
+                    && regime.iter().filter(|r| r.category == c).count() == 1
+            })
+        });
         measures.push(MeasureRules {
             id: id.clone(),
             territorial: *territorial,
             conditions: conds,
             expenses,
+            whole_cost,
             rate,
             rate_max,
             amount,
@@ -1566,7 +1579,12 @@ fn resolve(
 pub(crate) fn cmp_values(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     match (a, b) {
         (Value::Nombre(x), Value::Nombre(y)) | (Value::Montant(x), Value::Montant(y)) => {
-            Some(x.cmp(y))
+            // The same scale (most comparisons: whole numbers, cents): the mantissas say it.
+            Some(if x.scale() == y.scale() {
+                x.mantissa().cmp(&y.mantissa())
+            } else {
+                x.cmp(y)
+            })
         }
         (Value::Date(x), Value::Date(y)) => Some(x.cmp(y)),
         _ => None,
