@@ -550,6 +550,7 @@ impl<'r> Evaluator<'r> {
 
     /// Gets the buffers ready for one measure of a situation: what the memo may keep of the
     /// previous evaluation, and the measure's rules for the situation's territory.
+    #[inline]
     fn begin<'e>(
         &'e mut self,
         idx: usize,
