@@ -608,7 +608,6 @@ struct Scratch {
     /// new territory or date every epoch. Epochs are drawn from one counter (64 bits: it
     /// never wraps), so a stamp is never mistaken for a later epoch.
     memo: Vec<Memo>,
-    memo_stamp: Vec<u64>,
     memo_epochs: [u64; 3],
     last_epoch: u64,
     /// The bases and rates the rules that depend on the measure were computed with since the
@@ -688,7 +687,6 @@ impl Scratch {
         }
         self.measure_keys.clear();
         self.memo.resize(rules, Memo::default());
-        self.memo_stamp.resize(rules, 0);
         for a in &mut self.arenas {
             a.clear();
         }
@@ -741,19 +739,16 @@ impl Scratch {
             self.arenas[SITUATION].clear();
             self.measure_keys.clear();
         } else {
-            let forget = |stamps: &mut Vec<u64>, rules: &[usize]| {
+            let forget = |memo: &mut Vec<Memo>, rules: &[usize]| {
                 for &r in rules {
-                    if let Some(&slot) = set.same_as.get(r) {
-                        stamps[slot] = 0;
+                    if let Some(m) = set.same_as.get(r).and_then(|&slot| memo.get_mut(slot)) {
+                        m.stamp = 0;
                     }
                 }
             };
             for (f, (old, new)) in self.last_facts.iter().zip(&sit.facts).enumerate() {
                 if !same_fact(old, new) {
-                    forget(
-                        &mut self.memo_stamp,
-                        set.fact_readers.get(f).map_or(&[], |r| r),
-                    );
+                    forget(&mut self.memo, set.fact_readers.get(f).map_or(&[], |r| r));
                 }
             }
             let same_expenses = self.last_total.serialize() == sit.total.serialize()
@@ -764,7 +759,7 @@ impl Scratch {
                     .zip(&sit.by_category)
                     .all(|(a, b)| a.serialize() == b.serialize());
             if !same_expenses {
-                forget(&mut self.memo_stamp, &set.expense_readers);
+                forget(&mut self.memo, &set.expense_readers);
                 // Other expenses, other bases: the measures' rules are computed again.
                 self.measure_keys.clear();
             }
@@ -821,6 +816,8 @@ enum Motif {
 /// count again wherever the rule is used.
 #[derive(Debug, Clone)]
 struct Memo {
+    /// The epoch the value was computed in (see [`Scratch::memo`]); 0: none.
+    stamp: u64,
     value: Value,
     arena: usize,
     missing: (usize, usize),
@@ -830,6 +827,7 @@ struct Memo {
 impl Default for Memo {
     fn default() -> Self {
         Memo {
+            stamp: 0,
             value: Value::Absent,
             arena: SITUATION,
             missing: (0, 0),
@@ -1530,8 +1528,8 @@ impl<'a> Ev<'a> {
             (None, Some(&same)) => same,
             _ => i,
         };
-        if self.s.memo_stamp[slot] == self.s.memo_epochs[class] {
-            let m = &self.s.memo[slot];
+        let m = &self.s.memo[slot];
+        if m.stamp == self.s.memo_epochs[class] {
             let v = m.value.clone();
             let (a, (ms, me), (es, ee)) = (m.arena, m.missing, m.effects);
             if ms == me && es == ee {
@@ -1580,7 +1578,7 @@ impl<'a> Ev<'a> {
         m.arena = a;
         m.missing = (ms, me);
         m.effects = (es, ee);
-        self.s.memo_stamp[slot] = self.s.memo_epochs[class];
+        m.stamp = self.s.memo_epochs[class];
         if self.trace.is_some() {
             let notes: Vec<String> = self.s.notes.drain(notes_from..).collect();
             let kind = if def.name.starts_with("condition ") {
