@@ -232,6 +232,57 @@ pub(crate) enum Node {
     },
 }
 
+impl Node {
+    /// Calls `f` on each node this one is made of (none for a leaf).
+    pub(crate) fn for_each_child<'n>(&'n self, f: &mut dyn FnMut(&'n Node)) {
+        match self {
+            Node::Const(_) | Node::Rule(_) | Node::Param(_) | Node::Fact(_) | Node::Builtin(_) => {}
+            Node::Bin(_, a, b) => {
+                f(a);
+                f(b);
+            }
+            Node::Neg(a) | Node::In(a, _) => f(a),
+            Node::All(l)
+            | Node::Any(l)
+            | Node::Min(l)
+            | Node::Max(l)
+            | Node::Sum(l)
+            | Node::Product(l) => l.iter().for_each(&mut *f),
+            Node::Variations(branches, otherwise) => {
+                for (c, v) in branches {
+                    f(c);
+                    f(v);
+                }
+                if let Some(o) = otherwise {
+                    f(o);
+                }
+            }
+            Node::Grid(base, tranches) => {
+                f(base);
+                for (_, _, v) in tranches {
+                    f(v);
+                }
+            }
+            Node::Modified {
+                value,
+                applicable,
+                not_applicable,
+                cap,
+                floor,
+                rounding: _,
+            } => {
+                f(value);
+                for x in [applicable, not_applicable, cap, floor]
+                    .into_iter()
+                    .flatten()
+                {
+                    f(x);
+                }
+            }
+        }
+    }
+}
+
 /// A named formula: a rule of the file, or a formula the engine names itself (a condition's
 /// test, a measure's rate, an expense category's eligibility).
 #[derive(Debug, Clone)]
@@ -326,55 +377,11 @@ pub(crate) fn readers(rules: &[RuleDef], facts: usize) -> (Vec<Vec<usize>>, Vec<
         expenses: bool,
     }
     fn node(n: &Node, out: &mut Reads, rule: &mut dyn FnMut(usize, &mut Reads)) {
-        let mut all = |l: &[Node], out: &mut Reads| l.iter().for_each(|x| node(x, out, rule));
         match n {
-            Node::Const(_) | Node::Param(_) => {}
             Node::Fact(i) => out.facts.push(*i),
             Node::Builtin(Builtin::CoutTotal | Builtin::Depense(_)) => out.expenses = true,
-            Node::Builtin(_) => {}
             Node::Rule(i) => rule(*i, out),
-            Node::Bin(_, a, b) => {
-                node(a, out, rule);
-                node(b, out, rule);
-            }
-            Node::Neg(a) | Node::In(a, _) => node(a, out, rule),
-            Node::All(l)
-            | Node::Any(l)
-            | Node::Min(l)
-            | Node::Max(l)
-            | Node::Sum(l)
-            | Node::Product(l) => all(l, out),
-            Node::Variations(branches, otherwise) => {
-                for (c, v) in branches {
-                    node(c, out, rule);
-                    node(v, out, rule);
-                }
-                if let Some(o) = otherwise {
-                    node(o, out, rule);
-                }
-            }
-            Node::Grid(base, tranches) => {
-                node(base, out, rule);
-                for (_, _, v) in tranches {
-                    node(v, out, rule);
-                }
-            }
-            Node::Modified {
-                value,
-                applicable,
-                not_applicable,
-                cap,
-                floor,
-                rounding: _,
-            } => {
-                node(value, out, rule);
-                for x in [applicable, not_applicable, cap, floor]
-                    .into_iter()
-                    .flatten()
-                {
-                    node(x, out, rule);
-                }
-            }
+            _ => n.for_each_child(&mut |c| node(c, out, rule)),
         }
     }
     // None: not visited; Some(None): being visited.
@@ -449,9 +456,6 @@ pub(crate) fn dependence(rules: &[RuleDef], date_fact: Option<usize>) -> Vec<Dep
                 _ => Measure,
             }
         }
-        fn all<'n>(&mut self, nodes: impl IntoIterator<Item = &'n Node>) -> Dependence {
-            nodes.into_iter().fold(Date, |d, n| d.max(self.node(n)))
-        }
         fn node(&mut self, n: &Node) -> Dependence {
             match n {
                 Node::Const(_) | Node::Param(_) => Date,
@@ -462,34 +466,10 @@ pub(crate) fn dependence(rules: &[RuleDef], date_fact: Option<usize>) -> Vec<Dep
                     Builtin::CoutTotal | Builtin::Depense(_) => Situation,
                 },
                 Node::Rule(i) => self.rule(*i),
-                Node::Bin(_, a, b) => self.all([&**a, &**b]),
-                Node::Neg(a) | Node::In(a, _) => self.node(a),
-                Node::All(l)
-                | Node::Any(l)
-                | Node::Min(l)
-                | Node::Max(l)
-                | Node::Sum(l)
-                | Node::Product(l) => self.all(l),
-                Node::Variations(branches, otherwise) => {
-                    let d = self.all(otherwise.as_deref());
-                    let b = self.all(branches.iter().flat_map(|(c, v)| [c, v]));
-                    d.max(b)
-                }
-                Node::Grid(base, tranches) => {
-                    let d = self.node(base);
-                    d.max(self.all(tranches.iter().map(|(_, _, v)| v)))
-                }
-                Node::Modified {
-                    value,
-                    applicable,
-                    not_applicable,
-                    cap,
-                    floor,
-                    rounding: _,
-                } => {
-                    let d = self.node(value);
-                    let rest = [applicable, not_applicable, cap, floor];
-                    d.max(self.all(rest.into_iter().filter_map(|n| n.as_deref())))
+                _ => {
+                    let mut d = Date;
+                    n.for_each_child(&mut |c| d = d.max(self.node(c)));
+                    d
                 }
             }
         }
