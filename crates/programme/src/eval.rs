@@ -479,9 +479,14 @@ fn set_for<'r>(rules: &'r Rules, situation: &Prepared) -> &'r RuleSet {
 fn same_fact(a: &Option<Value>, b: &Option<Value>) -> bool {
     match (a, b) {
         (Some(Value::Montant(x)), Some(Value::Montant(y)))
-        | (Some(Value::Nombre(x)), Some(Value::Nombre(y))) => x.serialize() == y.serialize(),
+        | (Some(Value::Nombre(x)), Some(Value::Nombre(y))) => exactly(x, y),
         (a, b) => a == b,
     }
+}
+
+/// The same decimal, written with the same scale too (`2.50` is not `2.5` here).
+fn exactly(a: &Decimal, b: &Decimal) -> bool {
+    a.serialize() == b.serialize()
 }
 
 /// A measure's base, rate and maximum rate (`assiette`, `taux`, `taux_max`), exactly: the
@@ -751,13 +756,13 @@ impl Scratch {
                     forget(&mut self.memo, set.fact_readers.get(f).map_or(&[], |r| r));
                 }
             }
-            let same_expenses = self.last_total.serialize() == sit.total.serialize()
+            let same_expenses = exactly(&self.last_total, &sit.total)
                 && self.last_by_category.len() == sit.by_category.len()
                 && self
                     .last_by_category
                     .iter()
                     .zip(&sit.by_category)
-                    .all(|(a, b)| a.serialize() == b.serialize());
+                    .all(|(a, b)| exactly(a, b));
             if !same_expenses {
                 forget(&mut self.memo, &set.expense_readers);
                 // Other expenses, other bases: the measures' rules are computed again.
@@ -1413,20 +1418,7 @@ impl<'a> Ev<'a> {
             let constant = pieces
                 .iter()
                 .all(|p| matches!(p, Piece::Text(_) | Piece::Param(_)));
-            for p in pieces {
-                match p {
-                    Piece::Text(_) => {}
-                    Piece::Param(i) => {
-                        self.param_ref(*i);
-                    }
-                    Piece::Rule(i) => {
-                        self.rule(*i)?;
-                    }
-                    Piece::Fact(i) => {
-                        self.fact_ref(*i);
-                    }
-                }
-            }
+            self.read_pieces(pieces, None)?;
             if constant && marks == (self.s.effects.len(), self.s.missing.len()) {
                 if self.s.quiet.len() <= ci {
                     self.s.quiet.resize(ci + 1, None);
@@ -1450,32 +1442,12 @@ impl<'a> Ev<'a> {
                 _ => None,
             };
             if let Some(m) = cached {
-                for p in pieces {
-                    if let Piece::Param(i) = p {
-                        let _ = self.param(*i);
-                    }
-                }
+                self.read_pieces(pieces, None)?;
                 return Ok(Some(m));
             }
         }
         let mut out = String::with_capacity(set.conditions[ci].message.len() + 16);
-        for p in pieces {
-            match p {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Param(i) => {
-                    let v = self.param(*i);
-                    push_value(&mut out, &v);
-                }
-                Piece::Rule(i) => {
-                    let v = self.rule(*i)?;
-                    push_value(&mut out, &v);
-                }
-                Piece::Fact(i) => {
-                    let v = self.fact(*i);
-                    push_value(&mut out, &v);
-                }
-            }
-        }
+        self.read_pieces(pieces, Some(&mut out))?;
         if constant {
             if self.s.messages.len() <= ci {
                 self.s.messages.resize(ci + 1, None);
@@ -1485,35 +1457,43 @@ impl<'a> Ev<'a> {
         Ok(Some(out))
     }
 
-    /// `{nom}` in a message becomes the value of that parameter, rule or fact.
-    fn interpolate(&mut self, msg: &str) -> Result<String, Box<EvalError>> {
-        if !msg.contains('{') {
-            return Ok(msg.to_string());
-        }
-        let mut out = String::new();
-        let mut rest = msg;
-        while let Some(start) = rest.find('{') {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 1..];
-            let Some(end) = after.find('}') else {
-                out.push_str(&rest[start..]);
-                return Ok(out);
+    /// Reads what a message's pieces show, in order (reading counts: a fact missing, a
+    /// parameter not in force), and writes the message into `out` when given.
+    fn read_pieces(
+        &mut self,
+        pieces: &[Piece],
+        mut out: Option<&mut String>,
+    ) -> Result<(), Box<EvalError>> {
+        for p in pieces {
+            let v = match p {
+                Piece::Text(t) => {
+                    if let Some(out) = out.as_deref_mut() {
+                        out.push_str(t);
+                    }
+                    continue;
+                }
+                Piece::Param(i) => Cow::Borrowed(self.param_ref(*i)),
+                Piece::Rule(i) => Cow::Owned(self.rule(*i)?),
+                Piece::Fact(i) => Cow::Borrowed(self.fact_ref(*i)),
             };
-            let name = &after[..end];
-            let value = if let Some(i) = self.rules.params.iter().position(|p| p.name == name) {
-                Some(self.param(i))
-            } else if let Some(i) = self.set.rules.iter().position(|r| r.name == name) {
-                Some(self.rule(i)?)
-            } else {
-                self.rules.fact(name).map(|i| self.fact(i))
-            };
-            match value {
-                Some(v) => out.push_str(&v.to_string()),
-                None => out.push_str(&rest[start..start + end + 2]),
+            if let Some(out) = out.as_deref_mut() {
+                push_value(out, &v);
             }
-            rest = &after[end + 1..];
         }
-        out.push_str(rest);
+        Ok(())
+    }
+
+    /// `{nom}` in a message becomes the value of that parameter, rule or fact, resolved as
+    /// at load (see [`crate::rules::message_pieces`]).
+    fn interpolate(&mut self, msg: &str) -> Result<String, Box<EvalError>> {
+        let pieces = crate::rules::message_pieces(
+            msg,
+            &self.rules.params,
+            &self.set.rules,
+            &self.rules.fact_index,
+        );
+        let mut out = String::with_capacity(msg.len() + 16);
+        self.read_pieces(&pieces, Some(&mut out))?;
         Ok(out)
     }
 
