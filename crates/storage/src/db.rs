@@ -20,13 +20,80 @@ pub struct Db {
     backend: Backend,
 }
 
-/// Describes a URL without its password, for messages.
-fn redact(url: &url::Url) -> String {
-    let mut u = url.clone();
-    if u.password().is_some() {
-        let _ = u.set_password(Some("***"));
+/// A database URL as it may be shown (messages, logs): any password replaced by `***`, whether
+/// or not the URL parses. The user-information part is everything between `://` and the last
+/// `@` (a password that breaks the URL may hold `/`, `?`, `#` or `@`); `password=` parameters
+/// of the query are masked too.
+pub fn redact_url(raw: &str) -> String {
+    let (scheme, rest) = match raw.find("://") {
+        Some(i) => raw.split_at(i + 3),
+        None => ("", raw),
+    };
+    let mut out = String::from(scheme);
+    let rest = match rest.rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            match userinfo.find(':') {
+                Some(colon) if !scheme.is_empty() => {
+                    out.push_str(&userinfo[..colon]);
+                    out.push_str(":***");
+                }
+                Some(_) | None if scheme.is_empty() => out.push_str("***"),
+                _ => out.push_str(userinfo),
+            }
+            &rest[at..]
+        }
+        None => rest,
+    };
+    // `password=…` (and `sslpassword=…`) in the query, up to the next `&` or `#`.
+    let mut tail = rest;
+    while let Some(i) = tail.to_ascii_lowercase().find("password=") {
+        let value_start = i + "password=".len();
+        out.push_str(&tail[..value_start]);
+        out.push_str("***");
+        let after = &tail[value_start..];
+        tail = &after[after.find(['&', '#']).unwrap_or(after.len())..];
     }
-    u.to_string()
+    out.push_str(tail);
+    out
+}
+
+/// `text` with every secret of `raw` (its password, its `password=` values) masked: for error
+/// messages from libraries that may quote the URL.
+fn scrub(text: &str, raw: &str) -> String {
+    let mut secrets = Vec::new();
+    if let Some(rest) = raw.split_once("://").map(|(_, r)| r) {
+        if let Some(at) = rest.rfind('@') {
+            if let Some((_, pw)) = rest[..at].split_once(':') {
+                secrets.push(pw.to_string());
+            }
+        }
+    }
+    let lower = raw.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("password=") {
+        let start = from + i + "password=".len();
+        let end = raw[start..]
+            .find(['&', '#'])
+            .map_or(raw.len(), |e| start + e);
+        secrets.push(raw[start..end].to_string());
+        from = end;
+    }
+    let mut out = text.replace(raw, &redact_url(raw));
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(s.as_str(), "***");
+        // Percent-decoded forms may be quoted too.
+        if let Ok(decoded) = url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .ok_or(())
+        {
+            if !decoded.is_empty() {
+                out = out.replace(decoded.as_str(), "***");
+            }
+        }
+    }
+    out
 }
 
 impl Db {
@@ -35,7 +102,7 @@ impl Db {
     pub async fn connect(database_url: &str, max_connections: u32) -> Result<Db, StorageError> {
         sqlx::any::install_default_drivers();
         let parsed = url::Url::parse(database_url)
-            .map_err(|e| StorageError::BadUrl(format!("« {database_url} » n’est pas une URL ({e}) ; exemples : sqlite://data/guichet.sqlite ou postgres://utilisateur@hote:5432/base")))?;
+            .map_err(|e| StorageError::BadUrl(format!("« {} » n’est pas une URL ({}) ; exemples : sqlite://data/guichet.sqlite ou postgres://utilisateur@hote:5432/base", redact_url(database_url), scrub(&e.to_string(), database_url))))?;
         let backend = match parsed.scheme() {
             "sqlite" => Backend::Sqlite,
             "postgres" | "postgresql" => Backend::Postgres,
@@ -45,7 +112,7 @@ impl Db {
                 )))
             }
         };
-        let target = redact(&parsed);
+        let target = redact_url(database_url);
         let mut url = database_url.to_string();
         if backend == Backend::Sqlite {
             // sqlite://relative/path and sqlite:///absolute/path; create the parent folder and the file.
@@ -85,7 +152,7 @@ impl Db {
             return Err(StorageError::BadUrl("hôte PostgreSQL manquant".into()));
         }
         let options = AnyConnectOptions::from_str(&url)
-            .map_err(|e| StorageError::BadUrl(e.to_string()))?
+            .map_err(|e| StorageError::BadUrl(scrub(&e.to_string(), &url)))?
             .log_statements(tracing::log::LevelFilter::Trace);
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
@@ -108,7 +175,7 @@ impl Db {
             .await
             .map_err(|e| StorageError::Unreachable {
                 target,
-                reason: describe_connect_error(&e),
+                reason: scrub(&describe_connect_error(&e), database_url),
             })?;
         Ok(Db { pool, backend })
     }
@@ -144,5 +211,61 @@ fn describe_connect_error(e: &sqlx::Error) -> String {
         sqlx::Error::Database(db) => format!("refus du serveur : {}", db.message()),
         sqlx::Error::Tls(t) => format!("erreur TLS : {t}"),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{redact_url, scrub};
+
+    #[test]
+    fn passwords_never_show_even_when_the_url_does_not_parse() {
+        for (raw, shown) in [
+            (
+                "postgres://guichet:s3cret@db:5432/guichet",
+                "postgres://guichet:***@db:5432/guichet",
+            ),
+            (
+                "postgres://guichet:s3cret@db:notaport/guichet",
+                "postgres://guichet:***@db:notaport/guichet",
+            ),
+            (
+                "postgres://guichet:s3/c?r#e@t@db/guichet",
+                "postgres://guichet:***@db/guichet",
+            ),
+            (
+                "postgres://guichet@db/guichet?sslmode=require&password=s3cret&x=1",
+                "postgres://guichet@db/guichet?sslmode=require&password=***&x=1",
+            ),
+            (
+                "postgres://guichet@db/guichet",
+                "postgres://guichet@db/guichet",
+            ),
+            (
+                "sqlite://data/guichet.sqlite",
+                "sqlite://data/guichet.sqlite",
+            ),
+            ("guichet:s3cret@db", "***@db"),
+            ("n’importe quoi", "n’importe quoi"),
+        ] {
+            assert_eq!(redact_url(raw), shown, "{raw}");
+        }
+        let raw = "postgres://u:p%40ss@h:x/d";
+        let msg = scrub("bad url postgres://u:p%40ss@h:x/d, password p@ss", raw);
+        assert!(!msg.contains("p%40ss") && !msg.contains("p@ss"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn a_url_that_does_not_parse_is_refused_without_its_password() {
+        for raw in [
+            "postgres://guichet:Tr3sS3cret@db:notaport/guichet",
+            "postgres://guichet:Tr3s S3cret@db/guichet",
+            "postgres://guichet:Tr3sS3cret@[::1/guichet",
+            "postgres://guichet@127.0.0.1:9/guichet?password=Tr3sS3cret",
+            "postgres://guichet:Tr3sS3cret@127.0.0.1:9/guichet",
+        ] {
+            let e = super::Db::connect(raw, 1).await.expect_err(raw).to_string();
+            assert!(!e.contains("Tr3s"), "{e}");
+        }
     }
 }

@@ -14,6 +14,6 @@ mod migrations;
 pub mod referentiel;
 mod time;
 
-pub use db::{Backend, Db};
+pub use db::{redact_url, Backend, Db};
 pub use error::StorageError;
 pub use time::{format_ts, parse_ts};
