@@ -25,7 +25,31 @@ impl fmt::Display for Actor {
     }
 }
 
-/// Appends an entry within the caller's transaction.
+/// The key under which an entry made while serving a request records the request's identifier,
+/// inside its `after` JSON (hashed with the rest of the entry, so the chain covers it; no
+/// column needed).
+pub const REQUEST_ID_KEY: &str = "requete";
+
+/// `after`, with the identifier of the request being served (if any) added.
+fn with_request_id(after: Option<&serde_json::Value>) -> Option<serde_json::Value> {
+    let Some(id) = crate::request::current_id() else {
+        return after.cloned();
+    };
+    let mut details = match after {
+        Some(serde_json::Value::Object(map)) => map.clone(),
+        Some(other) => {
+            let mut map = serde_json::Map::new();
+            map.insert("valeur".into(), other.clone());
+            map
+        }
+        None => serde_json::Map::new(),
+    };
+    details.insert(REQUEST_ID_KEY.into(), serde_json::Value::String(id));
+    Some(serde_json::Value::Object(details))
+}
+
+/// Appends an entry within the caller's transaction. Made while serving a request, the entry
+/// carries the request's identifier (see [`REQUEST_ID_KEY`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn record(
     conn: &mut AnyConnection,
@@ -40,7 +64,7 @@ pub async fn record(
     let at = format_ts(clock.now());
     let actor = actor.to_string();
     let before = before.map(serde_json::Value::to_string);
-    let after = after.map(serde_json::Value::to_string);
+    let after = with_request_id(after).map(|v| v.to_string());
     Ok(store::append(
         conn,
         &store::NewEntry {

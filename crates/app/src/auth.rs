@@ -75,10 +75,34 @@ fn verify_password(pw: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// A hash to verify against when the account does not exist, so that timing does not reveal it.
-fn dummy_hash() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash_password(&random_token()).unwrap_or_default())
+static DUMMY: OnceLock<String> = OnceLock::new();
+
+/// Computes, once per process, the hash verified against when an account does not exist (so
+/// that timing does not reveal it). Called by `App::start`, which fails if it cannot be made: a
+/// missing dummy would make unknown accounts answer faster.
+pub fn prepare_dummy_hash() -> AppResult<()> {
+    if DUMMY.get().is_none() {
+        let hash = hash_password(&random_token())?;
+        // A valid PHC string, checked now rather than at the first unknown login.
+        PasswordHash::new(&hash)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("empreinte factice invalide : {e}")))?;
+        let _ = DUMMY.set(hash);
+    }
+    Ok(())
+}
+
+/// The dummy hash (made at start-up; made here if an `App` was built some other way).
+fn dummy_hash() -> AppResult<&'static str> {
+    prepare_dummy_hash()?;
+    DUMMY
+        .get()
+        .map(String::as_str)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("empreinte factice absente")))
+}
+
+/// Whether the dummy hash is ready (tests).
+pub fn dummy_hash_ready() -> bool {
+    DUMMY.get().is_some_and(|h| PasswordHash::new(h).is_ok())
 }
 
 /// A session just opened: the cookie value to set.
@@ -185,7 +209,7 @@ impl App {
             .as_ref()
             .filter(|u| u.disabled_at.is_none())
             .and_then(|u| u.password_hash.clone())
-            .unwrap_or_else(|| dummy_hash().to_string());
+            .map_or_else(|| dummy_hash().map(str::to_string), Ok)?;
         let pw = password.to_string();
         let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &phc))
             .await

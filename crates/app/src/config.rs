@@ -16,7 +16,7 @@ pub enum SmtpTls {
     None,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
@@ -25,7 +25,7 @@ pub struct SmtpConfig {
     pub tls: SmtpTls,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub database_url: String,
     pub bind: String,
@@ -39,8 +39,128 @@ pub struct Config {
     /// Another programme folder than the shipped ITN7 one (or its programme.yaml).
     pub programme_file: Option<PathBuf>,
     pub db_max_connections: u32,
-    /// Trust `X-Forwarded-For` (only behind a reverse proxy that sets it).
-    pub trust_proxy: bool,
+    /// How many reverse proxies stand in front and append to `X-Forwarded-For` (0: none, the
+    /// header is ignored). The client is the address that many hops from the right.
+    pub trusted_proxy_hops: u32,
+    /// Largest body of an upload route (multipart), in bytes.
+    pub upload_max_bytes: usize,
+}
+
+/// Default largest upload: 20 MB.
+pub const DEFAULT_UPLOAD_MAX_BYTES: usize = 20 * 1024 * 1024;
+
+/// Most proxy hops accepted in `GUICHET_TRUST_PROXY` (a deeper chain is surely a mistake).
+const MAX_PROXY_HOPS: u32 = 16;
+
+// Written by hand so that no password (database, SMTP) ever reaches a log line.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field(
+                "database_url",
+                &guichet_storage::redact_url(&self.database_url),
+            )
+            .field("bind", &self.bind)
+            .field("base_url", &self.base_url)
+            .field("data_dir", &self.data_dir)
+            .field("npm_dir", &self.npm_dir)
+            .field("clock_start", &self.clock_start)
+            .field("smtp", &self.smtp)
+            .field("mail_from", &self.mail_from)
+            .field("programme_file", &self.programme_file)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("trusted_proxy_hops", &self.trusted_proxy_hops)
+            .field("upload_max_bytes", &self.upload_max_bytes)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// A yes/no setting, in the usual spellings (any case): `1`/`0`, `true`/`false`, `yes`/`no`,
+/// `oui`/`non`, `on`/`off`. Anything else is refused, naming the setting.
+pub fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_lowercase().as_str() {
+        "1" | "true" | "yes" | "oui" | "on" | "vrai" => Ok(true),
+        "0" | "false" | "no" | "non" | "off" | "faux" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            name,
+            reason: format!(
+                "« {value} » n’est pas une valeur oui/non (1/0, true/false, yes/no, oui/non, on/off)"
+            ),
+        }),
+    }
+}
+
+/// `GUICHET_TRUST_PROXY`: a yes/no (yes is one proxy) or the number of proxies in front.
+pub fn parse_proxy_hops(value: &str) -> Result<u32, ConfigError> {
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        return v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= MAX_PROXY_HOPS)
+            .ok_or(ConfigError::Invalid {
+                name: "GUICHET_TRUST_PROXY",
+                reason: format!("« {value} » : au plus {MAX_PROXY_HOPS} mandataires"),
+            });
+    }
+    parse_bool("GUICHET_TRUST_PROXY", v)
+        .map(u32::from)
+        .map_err(|_| ConfigError::Invalid {
+            name: "GUICHET_TRUST_PROXY",
+            reason: format!(
+                "« {value} » : le nombre de mandataires inverses devant Guichet (0, 1, 2…) ou oui/non (1/0, true/false, yes/no, oui/non, on/off)"
+            ),
+        })
+}
+
+/// A byte count: `20971520`, or with a unit `20M`, `20 Mo`, `512K`, `512 Ko` (powers of 1024).
+pub fn parse_bytes(name: &'static str, value: &str) -> Result<usize, ConfigError> {
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let factor: usize = match unit.trim().to_lowercase().as_str() {
+        "" | "o" | "b" => 1,
+        "k" | "ko" | "kb" | "kio" | "kib" => 1024,
+        "m" | "mo" | "mb" | "mio" | "mib" => 1024 * 1024,
+        "g" | "go" | "gb" | "gio" | "gib" => 1024 * 1024 * 1024,
+        _ => 0,
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .filter(|n| *n > 0)
+        .ok_or(ConfigError::Invalid {
+            name,
+            reason: format!("« {value} » n’est pas une taille (exemples : 20971520, 20M, 512K)"),
+        })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileProxy {
+    Flag(bool),
+    Hops(u32),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileBytes {
+    Count(usize),
+    Text(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +183,8 @@ struct FileConfig {
     mail_from: Option<String>,
     programme: Option<PathBuf>,
     db_max_connections: Option<u32>,
-    trust_proxy: Option<bool>,
+    trust_proxy: Option<FileProxy>,
+    upload_max_octets: Option<FileBytes>,
     smtp: Option<FileSmtp>,
 }
 
@@ -112,7 +233,8 @@ impl Config {
             mail_from: "Guichet <ne-pas-repondre@guichet.localhost>".into(),
             programme_file: None,
             db_max_connections: 8,
-            trust_proxy: false,
+            trusted_proxy_hops: 0,
+            upload_max_bytes: DEFAULT_UPLOAD_MAX_BYTES,
         }
     }
 
@@ -184,10 +306,19 @@ impl Config {
         } else if let Some(n) = file.db_max_connections {
             c.db_max_connections = n.max(1);
         }
-        c.trust_proxy = env("GUICHET_TRUST_PROXY")
-            .map(|v| v == "1" || v == "true")
-            .or(file.trust_proxy)
-            .unwrap_or(false);
+        c.trusted_proxy_hops = match (env("GUICHET_TRUST_PROXY"), file.trust_proxy) {
+            (Some(v), _) | (None, Some(FileProxy::Text(v))) => parse_proxy_hops(&v)?,
+            (None, Some(FileProxy::Flag(b))) => u32::from(b),
+            (None, Some(FileProxy::Hops(n))) => parse_proxy_hops(&n.to_string())?,
+            (None, None) => 0,
+        };
+        c.upload_max_bytes = match (env("GUICHET_UPLOAD_MAX_OCTETS"), file.upload_max_octets) {
+            (Some(v), _) | (None, Some(FileBytes::Text(v))) => {
+                parse_bytes("GUICHET_UPLOAD_MAX_OCTETS", &v)?
+            }
+            (None, Some(FileBytes::Count(n))) => parse_bytes("upload_max_octets", &n.to_string())?,
+            (None, None) => DEFAULT_UPLOAD_MAX_BYTES,
+        };
         let fs = file.smtp.unwrap_or_default();
         if let Some(host) = env("GUICHET_SMTP_HOST").or(fs.host) {
             let tls = match env("GUICHET_SMTP_TLS").or(fs.tls) {
@@ -298,5 +429,80 @@ mod tests {
         assert!(e.contains("GUICHET_HORLOGE"), "{e}");
         assert!(load(&[("GUICHET_SMTP_HOST", "x"), ("GUICHET_SMTP_TLS", "ssl3")]).is_err());
         assert!(load(&[("GUICHET_CONFIG", "/nonexistent/guichet.toml")]).is_err());
+    }
+
+    #[test]
+    fn trust_proxy_takes_the_usual_spellings_or_a_hop_count() {
+        for (v, hops) in [
+            ("1", 1),
+            ("0", 0),
+            ("true", 1),
+            ("TRUE", 1),
+            ("false", 0),
+            ("yes", 1),
+            ("Yes", 1),
+            ("no", 0),
+            ("oui", 1),
+            ("non", 0),
+            ("on", 1),
+            ("off", 0),
+            (" yes ", 1),
+            ("2", 2),
+            ("3", 3),
+        ] {
+            let c = load(&[("GUICHET_TRUST_PROXY", v)]).unwrap_or_else(|e| panic!("{v} : {e}"));
+            assert_eq!(c.trusted_proxy_hops, hops, "{v}");
+        }
+        assert_eq!(load(&[]).unwrap().trusted_proxy_hops, 0);
+        for v in ["peut-être", "y", "2.5", "-1", "17", "vraiment"] {
+            let e = load(&[("GUICHET_TRUST_PROXY", v)])
+                .expect_err(v)
+                .to_string();
+            assert!(e.contains("GUICHET_TRUST_PROXY") && e.contains(v), "{e}");
+        }
+        let path = std::env::temp_dir().join(format!("guichet-proxy-{}.toml", std::process::id()));
+        let file = path.display().to_string();
+        for (text, hops) in [
+            ("trust_proxy = true", Ok(1)),
+            ("trust_proxy = 2", Ok(2)),
+            ("trust_proxy = \"oui\"", Ok(1)),
+            ("trust_proxy = \"nope\"", Err(())),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let got = load(&[("GUICHET_CONFIG", file.as_str())]).map(|c| c.trusted_proxy_hops);
+            assert_eq!(got.map_err(|_| ()), hops, "{text}");
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn the_upload_limit_defaults_to_20_mb_and_reads_units() {
+        assert_eq!(load(&[]).unwrap().upload_max_bytes, 20 * 1024 * 1024);
+        for (v, n) in [("1048576", 1 << 20), ("5M", 5 << 20), ("512 Ko", 512 << 10)] {
+            let c = load(&[("GUICHET_UPLOAD_MAX_OCTETS", v)]).unwrap();
+            assert_eq!(c.upload_max_bytes, n, "{v}");
+        }
+        for v in ["beaucoup", "0", "-5", "5 To"] {
+            assert!(load(&[("GUICHET_UPLOAD_MAX_OCTETS", v)]).is_err(), "{v}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        let c = load(&[
+            ("DATABASE_URL", "postgres://guichet:Tr3sS3cret@db/guichet"),
+            ("GUICHET_SMTP_HOST", "smtp.exemple.fr"),
+            ("GUICHET_SMTP_PASSWORD", "S3cretSmtp"),
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("Tr3s") && !shown.contains("S3cretSmtp"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("postgres://guichet:***@db/guichet"),
+            "{shown}"
+        );
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod mail;
 pub mod programme;
 pub mod referentiel;
+pub mod request;
 pub mod simulation;
 
 use crate::clock::Clock;
@@ -44,6 +45,10 @@ pub type Progress<'a> = dyn Fn(u64, u64) + Sync + 'a;
 impl App {
     /// Connects to the database, applies migrations and loads the programme.
     pub async fn start(config: Config, clock: Clock) -> AppResult<App> {
+        // The dummy password hash (timing of unknown accounts), before anything is served.
+        tokio::task::spawn_blocking(auth::prepare_dummy_hash)
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))??;
         let db = Db::connect(&config.database_url, config.db_max_connections).await?;
         db.migrate().await?;
         let programme = programme::configured(config.programme_file.as_deref())?;

@@ -31,7 +31,9 @@ Configuration (variables d'environnement, ou fichier TOML désigné par GUICHET_
   GUICHET_SMTP_TLS (tls|starttls|none), GUICHET_MAIL_FROM
   GUICHET_PROGRAMME       fichier de programme YAML (défaut : ITN7 intégré)
   GUICHET_DB_MAX_CONNECTIONS  taille du pool de connexions (défaut : 8)
-  GUICHET_TRUST_PROXY     1 derrière un proxy inverse qui pose X-Forwarded-For
+  GUICHET_TRUST_PROXY     nombre de proxys inverses devant Guichet qui ajoutent X-Forwarded-For
+                          (défaut : 0 ; oui/non, 1/0, true/false, yes/no, on/off acceptés : oui = 1)
+  GUICHET_UPLOAD_MAX_OCTETS  taille maximale d'un envoi de fichiers (défaut : 20M ; ex. 20971520, 50M)
   GUICHET_LOG             filtre des journaux (défaut : info ; warn pour simulate et programme)
 
 Codes de sortie : 0 succès ; 1 échec (base injoignable, programme invalide, cas de test en échec…) ;

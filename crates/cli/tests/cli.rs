@@ -792,3 +792,49 @@ async fn simulate_and_programme_explain_their_options_in_french() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_database_password_is_never_printed() {
+    let dir = guichet_testkit::temp_dir();
+    for url in [
+        // Does not parse (port), then cannot be reached, then a password in the query.
+        "postgres://guichet:Tr3sS3cret@db.exemple.fr:port/guichet",
+        "postgres://guichet:Tr3s/S3cret@db.exemple.fr/guichet",
+        "postgres://guichet:Tr3sS3cret@127.0.0.1:9/guichet",
+        "postgres://guichet@127.0.0.1:9/guichet?password=Tr3sS3cret",
+    ] {
+        let o = command(&dir, url, &["migrate"])
+            .env("GUICHET_LOG", "debug")
+            .output()
+            .expect("lancement de guichet");
+        assert!(!o.status.success(), "{url}");
+        let (out, err) = text(&o);
+        assert!(
+            !out.contains("Tr3s") && !err.contains("Tr3s"),
+            "{url} :\n{out}\n{err}"
+        );
+        assert!(err.contains("***"), "{url} :\n{err}");
+    }
+}
+
+#[tokio::test]
+async fn trust_proxy_accepts_the_usual_spellings_and_refuses_others() {
+    let (dir, db) = fresh().await;
+    for v in ["yes", "oui", "on", "true", "1", "2", "non", "off"] {
+        let o = command(&dir, &db, &["migrate"])
+            .env("GUICHET_TRUST_PROXY", v)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{v} : {:?}", text(&o));
+    }
+    let o = command(&dir, &db, &["migrate"])
+        .env("GUICHET_TRUST_PROXY", "peut-être")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let (_, err) = text(&o);
+    assert!(
+        err.contains("GUICHET_TRUST_PROXY") && err.contains("peut-être"),
+        "{err}"
+    );
+}

@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use chrono::Datelike;
 use guichet_app::accounts::UserView;
 use guichet_app::auth::random_token;
@@ -14,8 +15,20 @@ use guichet_app::App;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// Base names of the cookies; behind HTTPS they carry the `__Host-` prefix (see [`cookie_name`]).
 pub const SESSION_COOKIE: &str = "guichet_session";
 pub const CSRF_COOKIE: &str = "guichet_csrf";
+
+/// The name a cookie goes by: with the `__Host-` prefix when the public URL is HTTPS, so that
+/// browsers accept it only `Secure`, for `Path=/` and without `Domain` (a sibling sub-domain
+/// cannot plant or shadow it). Over plain HTTP (local use) browsers refuse the prefix.
+pub fn cookie_name(app: &App, base: &'static str) -> String {
+    if app.config.secure_cookies() {
+        format!("__Host-{base}")
+    } else {
+        base.to_string()
+    }
+}
 
 #[derive(Clone)]
 pub struct Ctx {
@@ -72,34 +85,49 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     }
 }
 
+/// A cookie's value from the request (through axum-extra's cookie jar); empty or overlong
+/// values count as absent.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+    CookieJar::from_headers(headers)
+        .get(name)
+        .map(|c| c.value().to_string())
         .filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
-/// Builds a `Set-Cookie` value: HttpOnly, SameSite, Path=/, Secure behind HTTPS.
+/// Builds a `Set-Cookie` value for the cookie `base` (named by [`cookie_name`]): HttpOnly,
+/// SameSite, Path=/, Secure behind HTTPS; a session cookie (no expiry).
 pub fn set_cookie(
     app: &App,
-    name: &str,
+    base: &'static str,
     value: &str,
-    max_age: Option<i64>,
-    same_site: &str,
+    same_site: SameSite,
 ) -> Option<HeaderValue> {
-    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}");
-    if let Some(age) = max_age {
-        c.push_str(&format!("; Max-Age={age}"));
-    }
-    if app.config.secure_cookies() {
-        c.push_str("; Secure");
-    }
-    HeaderValue::from_str(&c).ok()
+    encode(build_cookie(app, base, value, same_site))
+}
+
+/// A `Set-Cookie` value that removes the cookie `base`.
+pub fn remove_cookie(app: &App, base: &'static str, same_site: SameSite) -> Option<HeaderValue> {
+    let mut c = build_cookie(app, base, "", same_site);
+    c.make_removal();
+    encode(c)
+}
+
+fn build_cookie(
+    app: &App,
+    base: &'static str,
+    value: &str,
+    same_site: SameSite,
+) -> Cookie<'static> {
+    Cookie::build((cookie_name(app, base), value.to_string()))
+        .path("/")
+        .http_only(true)
+        .same_site(same_site)
+        .secure(app.config.secure_cookies())
+        .build()
+}
+
+fn encode(c: Cookie<'_>) -> Option<HeaderValue> {
+    HeaderValue::from_str(&c.encoded().to_string()).ok()
 }
 
 fn french_date(at: chrono::DateTime<chrono::Utc>) -> String {
@@ -132,21 +160,54 @@ pub fn paris_datetime(at: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 fn client_ip(app: &App, req: &Request) -> Option<String> {
-    if app.config.trust_proxy {
-        if let Some(ip) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-        {
-            return Some(ip);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    forwarded_client(req.headers(), app.config.trusted_proxy_hops, peer).map(|ip| ip.to_string())
+}
+
+/// The client's address behind `hops` trusted reverse proxies. Each proxy appends the address
+/// it received the request from to `X-Forwarded-For`, so only the last `hops` entries were
+/// written by proxies we trust; everything to their left came from the client and may be
+/// forged. The client is therefore the `hops`-th entry from the right (the leftmost if the
+/// chain is shorter). Without trusted proxies, or when that entry is not an address, the
+/// socket's peer is the client.
+pub fn forwarded_client(
+    headers: &HeaderMap,
+    hops: u32,
+    peer: Option<std::net::IpAddr>,
+) -> Option<std::net::IpAddr> {
+    if hops == 0 {
+        return peer;
+    }
+    // Several header lines are one list, in order (RFC 9110, 5.3).
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if entries.is_empty() {
+        return peer;
+    }
+    let index = entries.len().saturating_sub(hops as usize);
+    let chosen = entries[index];
+    match parse_forwarded_ip(chosen) {
+        Some(ip) => Some(ip),
+        None => {
+            tracing::warn!(entree = %chosen, "X-Forwarded-For illisible : adresse du pair retenue");
+            peer
         }
     }
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+}
+
+/// `203.0.113.7`, `2001:db8::1`, and the forms with a port (`203.0.113.7:443`, `[2001:db8::1]:443`).
+fn parse_forwarded_ip(s: &str) -> Option<std::net::IpAddr> {
+    s.parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
 /// Middleware: loads the session and user, sets the anonymous CSRF cookie when missing.
@@ -156,8 +217,8 @@ pub async fn load(
     next: Next,
 ) -> Result<Response, PageError> {
     let headers = req.headers();
-    let session_cookie = cookie(headers, SESSION_COOKIE);
-    let anon_csrf = cookie(headers, CSRF_COOKIE);
+    let session_cookie = cookie(headers, &cookie_name(&app, SESSION_COOKIE));
+    let anon_csrf = cookie(headers, &cookie_name(&app, CSRF_COOKIE));
     let mut user = None;
     let mut session_csrf = None;
     let mut stale_session = false;
@@ -194,14 +255,56 @@ pub async fn load(
     // The error-page renderer, outside this middleware, draws the header for this user.
     response.extensions_mut().insert(ctx);
     if let Some(token) = new_anon {
-        if let Some(v) = set_cookie(&app, CSRF_COOKIE, &token, None, "Strict") {
+        if let Some(v) = set_cookie(&app, CSRF_COOKIE, &token, SameSite::Strict) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
     }
     if stale_session && !response.headers().contains_key(header::SET_COOKIE) {
-        if let Some(v) = set_cookie(&app, SESSION_COOKIE, "", Some(0), "Lax") {
+        if let Some(v) = remove_cookie(&app, SESSION_COOKIE, SameSite::Lax) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarded_client;
+    use axum::http::{HeaderMap, HeaderValue};
+    use std::net::IpAddr;
+
+    fn client(xff: &[&str], hops: u32) -> Option<String> {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        forwarded_client(&h, hops, Some(peer)).map(|ip| ip.to_string())
+    }
+
+    #[test]
+    fn only_the_trusted_hops_from_the_right_are_believed() {
+        let s = |v: &str| Some(v.to_string());
+        // No proxy trusted: the header is ignored.
+        assert_eq!(client(&["203.0.113.7"], 0), s("10.0.0.1"));
+        // One proxy: the entry it appended, whatever the client wrote before it.
+        assert_eq!(client(&["203.0.113.7"], 1), s("203.0.113.7"));
+        assert_eq!(client(&["6.6.6.6, 203.0.113.7"], 1), s("203.0.113.7"));
+        assert_eq!(client(&["6.6.6.6", "203.0.113.7"], 1), s("203.0.113.7"));
+        // Two proxies: the second from the right.
+        assert_eq!(
+            client(&["6.6.6.6, 203.0.113.7, 10.1.1.1"], 2),
+            s("203.0.113.7")
+        );
+        // A chain shorter than the hops: its leftmost, written by a trusted proxy.
+        assert_eq!(client(&["203.0.113.7"], 3), s("203.0.113.7"));
+        // Ports and IPv6.
+        assert_eq!(client(&["203.0.113.7:443"], 1), s("203.0.113.7"));
+        assert_eq!(client(&["[2001:db8::1]:443"], 1), s("2001:db8::1"));
+        assert_eq!(client(&["2001:db8::1"], 1), s("2001:db8::1"));
+        // Garbage where the proxy's entry should be: the peer.
+        assert_eq!(client(&["1.2.3.4, pas-une-adresse"], 1), s("10.0.0.1"));
+        // No header: the peer.
+        assert_eq!(client(&[], 1), s("10.0.0.1"));
+    }
 }

@@ -9,8 +9,11 @@ use guichet_app::error::AppError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// The reference of an internal error: the request's identifier (in the `X-Request-Id` header
+/// and on every log line of the request), or a fresh one outside a request.
 fn reference() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..8].to_uppercase()
+    guichet_app::request::current_id()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_string())
 }
 
 /// Status and French message of an application error; logs internal ones.

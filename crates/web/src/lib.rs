@@ -6,7 +6,9 @@ pub mod assets;
 mod ctx;
 mod error;
 mod layout;
+mod multipart;
 mod pages;
+mod request_id;
 mod security;
 
 use axum::extract::State;
@@ -60,6 +62,27 @@ async fn not_found() -> impl IntoResponse {
 
 /// The whole application as an axum router.
 pub fn router(app: App) -> Router {
+    router_with_uploads(app, Vec::new())
+}
+
+/// A route that takes files: a `multipart/form-data` body whose first part is the `csrf` field,
+/// up to `GUICHET_UPLOAD_MAX_OCTETS` (see `security::csrf_guard`).
+pub type UploadRoute = (&'static str, axum::routing::MethodRouter<App>);
+
+/// The application with its upload routes (none yet besides those given; tests add one).
+pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
+    let guard = security::Guard {
+        app: app.clone(),
+        uploads: uploads.iter().map(|(p, _)| p.to_string()).collect(),
+    };
+    let mut upload_routes = Router::new();
+    for (path, route) in uploads {
+        // The guard enforces the upload limit; axum's own 2 MB default must not cut it short.
+        upload_routes = upload_routes.route(
+            path,
+            route.layer(axum::extract::DefaultBodyLimit::disable()),
+        );
+    }
     let pages = Router::new()
         .route("/", get(pages::home::page))
         .route("/accessibilite", get(pages::accessibilite::page))
@@ -106,12 +129,16 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/moi", get(api::moi::moi))
         .route("/api/v1/services", get(api::services::list))
         .route("/api/v1/services/{id}", get(api::services::details));
-    let dynamic = pages.merge(api).fallback(not_found).layer(
-        ServiceBuilder::new()
-            .layer(from_fn_with_state(app.clone(), security::render_errors))
-            .layer(from_fn_with_state(app.clone(), ctx::load))
-            .layer(from_fn(security::csrf_guard)),
-    );
+    let dynamic = pages
+        .merge(api)
+        .merge(upload_routes)
+        .fallback(not_found)
+        .layer(
+            ServiceBuilder::new()
+                .layer(from_fn_with_state(app.clone(), security::render_errors))
+                .layer(from_fn_with_state(app.clone(), ctx::load))
+                .layer(from_fn_with_state(guard, security::csrf_guard)),
+        );
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -120,7 +147,18 @@ pub fn router(app: App) -> Router {
         .merge(dynamic)
         .layer(
             ServiceBuilder::new()
-                .layer(tower_http::trace::TraceLayer::new_for_http())
+                .layer(from_fn_with_state(app.clone(), request_id::filter_incoming))
+                .layer(tower_http::request_id::SetRequestIdLayer::new(
+                    request_id::HEADER,
+                    request_id::MakeId,
+                ))
+                .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+                    request_id::HEADER,
+                ))
+                .layer(
+                    tower_http::trace::TraceLayer::new_for_http().make_span_with(request_id::span),
+                )
+                .layer(from_fn(request_id::scope))
                 .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     Duration::from_secs(30),
@@ -161,9 +199,17 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
 
 /// Serves on an already bound listener (tests bind port 0).
 pub async fn serve_on(listener: tokio::net::TcpListener, app: App) -> std::io::Result<()> {
+    serve_router_on(listener, router(app)).await
+}
+
+/// Serves a router made by [`router`] or [`router_with_uploads`] on a bound listener.
+pub async fn serve_router_on(
+    listener: tokio::net::TcpListener,
+    router: Router,
+) -> std::io::Result<()> {
     axum::serve(
         listener,
-        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+        router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown())
     .await

@@ -5,10 +5,11 @@
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ErrorPage, PageError};
 use crate::layout::Layout;
+use crate::multipart::FirstPart;
 use askama::Template;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use guichet_app::App;
@@ -66,11 +67,18 @@ fn state_changing(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-fn too_large(api: bool) -> Response {
-    let msg = format!(
-        "le contenu envoyé dépasse la taille autorisée ({} Ko)",
-        FORM_LIMIT / 1024
-    );
+fn too_large(api: bool, limit: usize) -> Response {
+    let msg = if limit >= 1024 * 1024 {
+        format!(
+            "le contenu envoyé dépasse la taille autorisée ({} Mo)",
+            limit / (1024 * 1024)
+        )
+    } else {
+        format!(
+            "le contenu envoyé dépasse la taille autorisée ({} Ko)",
+            limit / 1024
+        )
+    };
     if api {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, msg).into_response()
     } else {
@@ -78,27 +86,125 @@ fn too_large(api: bool) -> Response {
     }
 }
 
-/// Every state-changing request to a page must be a form carrying the CSRF token of the
-/// session (or, before login, of the anonymous cookie). The body is read here, within the size
-/// limit, and handed on unchanged.
-pub async fn csrf_guard(req: Request, next: Next) -> Response {
+/// Where a state-changing request comes from, by the headers browsers add themselves and a page
+/// cannot forge: `Sec-Fetch-Site` (only `same-origin`, or `none` for a request the user made
+/// directly, pass) and `Origin` (this site's public origin, or the origin of the `Host` the
+/// request was sent to). Absent headers (older browsers, scripts) leave the decision to the CSRF
+/// token; present ones that name another site refuse the request whatever its token.
+pub(crate) fn cross_site(headers: &HeaderMap, base_url: &str) -> Option<&'static str> {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.to_str().unwrap_or("").trim().to_ascii_lowercase();
+        if !matches!(site.as_str(), "same-origin" | "none") {
+            return Some("sec-fetch-site");
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("").trim();
+        let Ok(sent) = url::Url::parse(origin) else {
+            // `null` (sandboxed frame, cross-site redirect) and anything unreadable.
+            return Some("origin");
+        };
+        let ours = url::Url::parse(base_url)
+            .map(|u| u.origin() == sent.origin())
+            .unwrap_or(false);
+        // The origin of the address the request was sent to (a local test, a second name):
+        // the scheme is the browser's, the host and port must be the `Host` header's.
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| url::Url::parse(&format!("{}://{h}", sent.scheme())).ok())
+            .is_some_and(|u| u.origin() == sent.origin());
+        if !ours && !host {
+            return Some("origin");
+        }
+    }
+    None
+}
+
+fn refused_cross_site(api: bool, path: &str, which: &str) -> Response {
+    tracing::warn!(chemin = %path, en_tete = which, "requête d’un autre site refusée");
+    let msg = "cette demande provient d’un autre site : elle est refusée. Recommencez depuis les pages de Guichet";
+    if api {
+        ApiError::new(StatusCode::FORBIDDEN, msg).into_response()
+    } else {
+        PageError::new(StatusCode::FORBIDDEN, msg).into_response()
+    }
+}
+
+/// What the CSRF guard knows: the application and the routes that take uploads.
+#[derive(Clone)]
+pub struct Guard {
+    pub app: App,
+    /// Route paths (as declared, `/dossiers/{id}/pieces`) whose multipart bodies may reach
+    /// the upload limit; other page routes keep the form limit.
+    pub uploads: Arc<[String]>,
+}
+
+fn refused_token(path: &str) -> Response {
+    tracing::warn!(chemin = %path, "jeton CSRF absent ou invalide");
+    PageError::new(
+        StatusCode::FORBIDDEN,
+        "le formulaire a expiré ou ne provient pas de ce site : rechargez la page et recommencez",
+    )
+    .into_response()
+}
+
+fn token_matches(sent: Option<&str>, ctx: &Ctx) -> bool {
+    sent.is_some_and(|s| {
+        !ctx.csrf.is_empty() && bool::from(s.as_bytes().ct_eq(ctx.csrf.as_bytes()))
+    })
+}
+
+/// Every state-changing request to a page must carry the CSRF token of the session (or, before
+/// login, of the anonymous cookie), and must not come from another site by its `Origin` /
+/// `Sec-Fetch-Site`. Two bodies are accepted:
+/// - `application/x-www-form-urlencoded`: read here within [`FORM_LIMIT`], handed on unchanged;
+/// - `multipart/form-data`: its **first part must be the `csrf` field**; only that part is read
+///   here, and the body is handed on whole and still streaming, under the upload limit
+///   (`GUICHET_UPLOAD_MAX_OCTETS`) on upload routes and [`FORM_LIMIT`] elsewhere.
+pub async fn csrf_guard(State(guard): State<Guard>, req: Request, next: Next) -> Response {
+    let app = &guard.app;
     let path = req.uri().path().to_string();
     let api = is_api(&path);
     if !state_changing(req.method()) {
         return next.run(req).await;
     }
+    // A public computation changes nothing: another site's page may well call it.
+    let public_json =
+        api && *req.method() == Method::POST && PUBLIC_JSON_POSTS.contains(&path.as_str());
+    if !public_json {
+        if let Some(which) = cross_site(req.headers(), &app.config.base_url) {
+            return refused_cross_site(api, &path, which);
+        }
+    }
+    let upload = req
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|m| guard.uploads.iter().any(|u| u == m.as_str()));
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let boundary = crate::multipart::boundary(&content_type);
+    let limit = if upload && boundary.is_some() {
+        app.config.upload_max_bytes
+    } else {
+        FORM_LIMIT
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > FORM_LIMIT) {
-        return too_large(api);
+    if declared.is_some_and(|n| n > limit) {
+        return too_large(api, limit);
     }
     if api {
         // A public computation posted as JSON changes nothing and reads no cookie; a cross-site
         // form cannot send `application/json` without a CORS preflight, which is refused.
-        if *req.method() == Method::POST && PUBLIC_JSON_POSTS.contains(&path.as_str()) {
+        if public_json {
             if !crate::error::extract::is_json(req.headers()) {
                 return crate::error::extract::not_json().into_response();
             }
@@ -114,12 +220,44 @@ pub async fn csrf_guard(req: Request, next: Next) -> Response {
     let Some(ctx) = req.extensions().get::<Arc<Ctx>>().cloned() else {
         return PageError::status(StatusCode::INTERNAL_SERVER_ERROR).into_response();
     };
-    let form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !form {
+    if let Some(boundary) = boundary {
+        let (parts, body) = req.into_parts();
+        let body = http_body_util::Limited::new(body, limit);
+        let (read, first, rest) = match crate::multipart::read_first_part(body, &boundary).await {
+            Ok(r) => r,
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(false, limit),
+            Err(e) => {
+                tracing::debug!(erreur = %e, "corps multipart interrompu");
+                return PageError::new(StatusCode::BAD_REQUEST, "envoi interrompu : recommencez")
+                    .into_response();
+            }
+        };
+        return match first {
+            FirstPart::Field { name, value } if name == "csrf" => {
+                if !token_matches(Some(&value), &ctx) {
+                    return refused_token(&path);
+                }
+                next.run(Request::from_parts(
+                    parts,
+                    crate::multipart::Prefixed::into_body(read, rest),
+                ))
+                .await
+            }
+            FirstPart::Field { .. } | FirstPart::Incomplete => PageError::new(
+                StatusCode::BAD_REQUEST,
+                "formulaire mal formé : le jeton du formulaire (champ « csrf ») doit être envoyé en premier, avant les fichiers ; rechargez la page et recommencez",
+            )
+            .into_response(),
+            FirstPart::Refused(why) => PageError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "formulaire mal formé ({why}) : le jeton du formulaire (champ « csrf ») doit être envoyé en premier, avant les fichiers ; rechargez la page et recommencez"
+                ),
+            )
+            .into_response(),
+        };
+    }
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
         return PageError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "ce formulaire doit être envoyé depuis la page du site",
@@ -129,21 +267,13 @@ pub async fn csrf_guard(req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let bytes: Bytes = match axum::body::to_bytes(body, FORM_LIMIT).await {
         Ok(b) => b,
-        Err(_) => return too_large(false),
+        Err(_) => return too_large(false, FORM_LIMIT),
     };
     let sent = url::form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v.into_owned());
-    let valid = sent.is_some_and(|s| {
-        !ctx.csrf.is_empty() && bool::from(s.as_bytes().ct_eq(ctx.csrf.as_bytes()))
-    });
-    if !valid {
-        tracing::warn!(chemin = %path, "jeton CSRF absent ou invalide");
-        return PageError::new(
-            StatusCode::FORBIDDEN,
-            "le formulaire a expiré ou ne provient pas de ce site : rechargez la page et recommencez",
-        )
-        .into_response();
+    if !token_matches(sent.as_deref(), &ctx) {
+        return refused_token(&path);
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await

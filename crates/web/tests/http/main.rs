@@ -10,4 +10,5 @@ mod instances;
 mod matrix;
 mod pages;
 mod referentiel_reel;
+mod securite;
 mod simulation;
