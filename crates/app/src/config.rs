@@ -41,6 +41,23 @@ pub struct Config {
     pub db_max_connections: u32,
     /// Trust `X-Forwarded-For` (only behind a reverse proxy that sets it).
     pub trust_proxy: bool,
+    /// Job queue workers run by `guichet serve` (0: this instance only serves pages).
+    pub workers: usize,
+    /// The audit chain's anchoring: key file, checkpoint folder, period, optional mail copy.
+    pub audit_anchor: AnchorConfig,
+}
+
+/// Where and how often the audit chain's head is signed and written outside the database.
+#[derive(Debug, Clone)]
+pub struct AnchorConfig {
+    /// The ed25519 private key (PKCS#8 PEM, `guichet audit cle`); no anchoring without it.
+    pub key_file: Option<PathBuf>,
+    /// Folder receiving one signed checkpoint file per period.
+    pub dir: PathBuf,
+    /// Minutes between checkpoints.
+    pub every_minutes: u32,
+    /// Also mail each checkpoint to this address.
+    pub mail_to: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +82,11 @@ struct FileConfig {
     db_max_connections: Option<u32>,
     trust_proxy: Option<bool>,
     smtp: Option<FileSmtp>,
+    workers: Option<usize>,
+    audit_cle: Option<PathBuf>,
+    audit_ancres: Option<PathBuf>,
+    audit_ancrage: Option<u32>,
+    audit_ancres_courriel: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +135,13 @@ impl Config {
             programme_file: None,
             db_max_connections: 8,
             trust_proxy: false,
+            workers: 2,
+            audit_anchor: AnchorConfig {
+                key_file: None,
+                dir: data_dir.join("ancres"),
+                every_minutes: 60,
+                mail_to: None,
+            },
         }
     }
 
@@ -188,6 +217,44 @@ impl Config {
             .map(|v| v == "1" || v == "true")
             .or(file.trust_proxy)
             .unwrap_or(false);
+        if let Some(v) = env("GUICHET_WORKERS") {
+            c.workers = v.trim().parse().map_err(|_| ConfigError::Invalid {
+                name: "GUICHET_WORKERS",
+                reason: format!("« {v} » (un nombre de travailleurs, 0 possible)"),
+            })?;
+        } else if let Some(n) = file.workers {
+            c.workers = n;
+        }
+        c.audit_anchor.key_file = env("GUICHET_AUDIT_CLE")
+            .map(PathBuf::from)
+            .or(file.audit_cle);
+        if let Some(d) = env("GUICHET_AUDIT_ANCRES")
+            .map(PathBuf::from)
+            .or(file.audit_ancres)
+        {
+            c.audit_anchor.dir = d;
+        }
+        if let Some(v) = env("GUICHET_AUDIT_ANCRAGE") {
+            c.audit_anchor.every_minutes =
+                v.trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(ConfigError::Invalid {
+                        name: "GUICHET_AUDIT_ANCRAGE",
+                        reason: format!("« {v} » (un nombre de minutes, 1 au moins)"),
+                    })?;
+        } else if let Some(n) = file.audit_ancrage {
+            c.audit_anchor.every_minutes = n.max(1);
+        }
+        if let Some(v) = env("GUICHET_AUDIT_ANCRES_COURRIEL").or(file.audit_ancres_courriel) {
+            v.parse::<lettre::Address>()
+                .map_err(|e| ConfigError::Invalid {
+                    name: "GUICHET_AUDIT_ANCRES_COURRIEL",
+                    reason: format!("« {v} » ({e})"),
+                })?;
+            c.audit_anchor.mail_to = Some(v);
+        }
         let fs = file.smtp.unwrap_or_default();
         if let Some(host) = env("GUICHET_SMTP_HOST").or(fs.host) {
             let tls = match env("GUICHET_SMTP_TLS").or(fs.tls) {
@@ -288,6 +355,35 @@ mod tests {
             .to_string();
         assert!(e.contains("datbase_url"), "unknown keys are named: {e}");
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn reads_workers_and_anchoring() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.workers, 2);
+        assert_eq!(c.audit_anchor.dir, PathBuf::from("data/ancres"));
+        assert!(c.audit_anchor.key_file.is_none());
+        let c = load(&[
+            ("GUICHET_WORKERS", "0"),
+            ("GUICHET_AUDIT_CLE", "/etc/guichet/audit.pem"),
+            ("GUICHET_AUDIT_ANCRAGE", "15"),
+            ("GUICHET_AUDIT_ANCRES_COURRIEL", "archives@exemple.fr"),
+        ])
+        .unwrap();
+        assert_eq!(c.workers, 0);
+        assert_eq!(c.audit_anchor.every_minutes, 15);
+        assert_eq!(
+            c.audit_anchor.key_file,
+            Some(PathBuf::from("/etc/guichet/audit.pem"))
+        );
+        for (k, v) in [
+            ("GUICHET_WORKERS", "deux"),
+            ("GUICHET_AUDIT_ANCRAGE", "0"),
+            ("GUICHET_AUDIT_ANCRES_COURRIEL", "pas une adresse"),
+        ] {
+            let e = load(&[(k, v)]).unwrap_err().to_string();
+            assert!(e.contains(k), "{e}");
+        }
     }
 
     #[test]

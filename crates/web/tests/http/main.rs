@@ -11,3 +11,4 @@ mod matrix;
 mod pages;
 mod referentiel_reel;
 mod simulation;
+mod travaux;
