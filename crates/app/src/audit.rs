@@ -277,6 +277,22 @@ pub fn read_anchors(dir: &std::path::Path) -> AppResult<Vec<(String, Anchor)>> {
     Ok(anchors)
 }
 
+/// The latest checkpoint of a folder (file names sort by sequence number, then time).
+fn latest_anchor(dir: &std::path::Path) -> AppResult<Option<Anchor>> {
+    let latest = std::fs::read_dir(dir)
+        .map_err(|e| {
+            AppError::Internal(anyhow::anyhow!("dossier d’ancres {} : {e}", dir.display()))
+        })?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ancre-") && n.ends_with(".json"))
+        .max();
+    let Some(name) = latest else { return Ok(None) };
+    let text = std::fs::read_to_string(dir.join(&name))
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("ancre {name} : {e}")))?;
+    Ok(serde_json::from_str(&text).ok())
+}
+
 /// Signs the chain's current head and writes it to the checkpoint folder (unless the latest
 /// checkpoint there already holds this head); returns the checkpoint written, if any.
 pub async fn write_anchor(app: &crate::App) -> AppResult<Option<Anchor>> {
@@ -293,7 +309,7 @@ pub async fn write_anchor(app: &crate::App) -> AppResult<Option<Anchor>> {
     std::fs::create_dir_all(dir).map_err(|e| {
         AppError::Internal(anyhow::anyhow!("dossier d’ancres {} : {e}", dir.display()))
     })?;
-    if let Some((_, last)) = read_anchors(dir)?.last() {
+    if let Some(last) = latest_anchor(dir)? {
         if last.seq == seq && last.hash == hash && last.cle == key.public_hex() {
             return Ok(None);
         }

@@ -381,7 +381,7 @@ pub async fn run_one(
     };
     let outcome = if job.attempts > job.max_attempts {
         Err(JobError::Fatal(format!(
-            "interrompu à chacune de ses {} tentatives (travailleur arrêté avant la fin, bail expiré)",
+            "abandon après {} tentatives : la dernière s’est interrompue sans résultat (travailleur arrêté avant la fin, bail expiré)",
             job.max_attempts
         )))
     } else {
@@ -546,7 +546,13 @@ impl App {
 
     /// Puts a dead job back in the queue (attempts reset), audited.
     pub async fn retry_dead_job(&self, id: i64, actor: crate::audit::Actor) -> AppResult<()> {
-        let mut tx = self.db.pool().begin().await?;
+        // Reads then writes: on SQLite, take the write lock first (no SQLITE_BUSY midway).
+        let mut tx = match self.db.backend() {
+            guichet_storage::Backend::Sqlite => {
+                self.db.pool().begin_with("BEGIN IMMEDIATE").await?
+            }
+            guichet_storage::Backend::Postgres => self.db.pool().begin().await?,
+        };
         let job = store::find(&mut tx, id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("travail n° {id} introuvable")))?;

@@ -395,7 +395,7 @@ async fn periodic_jobs_are_enqueued_once_per_period_across_instances_and_purge_s
 }
 
 #[tokio::test]
-async fn a_job_enqueued_in_a_rolled_back_transaction_does_not_exist() {
+async fn a_job_enqueued_in_a_rolled_back_transaction_does_not_exist_and_mail_jobs_hold_no_secret() {
     let (dir, url) = fresh().await;
     let clock = start_clock();
     let app = instance(&dir, &url, &clock).await;
@@ -405,11 +405,44 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_does_not_exist() {
         tx.rollback().await.unwrap();
     }
     assert!(app.jobs_of_kind(Count::KIND).await.unwrap().is_empty());
-    // A reset request for an unknown address queues a job like any other: the worker finds no
-    // account and sends nothing.
+    // A reset request queues the same single job whether or not the address has an account
+    // (the request does nothing else, so it answers in the same time); the worker finds no
+    // account for the unknown one and sends nothing.
+    let (id, _) = app
+        .create_user(
+            guichet_app::accounts::NewUser {
+                email: "agent@exemple.fr".into(),
+                display_name: "Agent".into(),
+                role: guichet_domain::Role::Administrateur,
+                service: None,
+                collectivites: vec![],
+            },
+            guichet_app::audit::Actor::Cli,
+        )
+        .await
+        .unwrap();
+    let welcome = app
+        .jobs_of_kind("courriel.premier-mot-de-passe")
+        .await
+        .unwrap();
+    assert_eq!(welcome.len(), 1);
+    assert_eq!(welcome[0].payload, format!("{{\"user_id\":{id}}}"));
+    app.request_password_reset("Agent@Exemple.fr")
+        .await
+        .unwrap();
     app.request_password_reset("personne@exemple.fr")
         .await
         .unwrap();
+    let resets = app.jobs_of_kind("courriel.reinitialisation").await.unwrap();
+    let payloads: Vec<_> = resets.iter().map(|j| j.payload.as_str()).collect();
+    // The queue holds no link: the worker makes it when it sends it.
+    assert_eq!(
+        payloads,
+        [
+            "{\"email\":\"agent@exemple.fr\"}",
+            "{\"email\":\"personne@exemple.fr\"}"
+        ]
+    );
     let w = Workers::start(&app, Registry::standard(&app), options(1));
     until("demande traitée", || async {
         app.jobs_of_kind("courriel.reinitialisation")
@@ -420,7 +453,18 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_does_not_exist() {
     })
     .await;
     w.stop().await;
-    assert!(!dir.join("courriels").exists(), "aucun courriel");
+    let mails: Vec<String> = std::fs::read_dir(dir.join("courriels"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert_eq!(
+        mails.len(),
+        2,
+        "bienvenue et réinitialisation de l’agent, rien d’autre"
+    );
+    assert!(mails.iter().all(|m| m.contains("agent@exemple.fr")));
+    assert!(mails.iter().all(|m| !m.contains("personne@exemple.fr")));
 }
 
 #[tokio::test]
