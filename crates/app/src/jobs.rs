@@ -544,8 +544,12 @@ impl App {
         Ok(store::find(&mut conn, id).await?)
     }
 
-    /// Puts a dead job back in the queue (attempts reset), audited.
-    pub async fn retry_dead_job(&self, id: i64, actor: crate::audit::Actor) -> AppResult<()> {
+    /// Puts a dead job back in the queue (attempts reset), audited; administrators only.
+    pub async fn retry_dead_job(&self, id: i64, by: &crate::accounts::UserView) -> AppResult<()> {
+        if by.role != guichet_domain::Role::Administrateur {
+            return Err(AppError::Forbidden);
+        }
+        let actor = crate::audit::Actor::User(by.user.id);
         // Reads then writes: on SQLite, take the write lock first (no SQLITE_BUSY midway).
         let mut tx = match self.db.backend() {
             guichet_storage::Backend::Sqlite => {

@@ -212,7 +212,6 @@ pub async fn retry_job(
     PagePath(id): PagePath<i64>,
 ) -> Result<Response, PageError> {
     let admin = require_admin(&ctx, "/admin/travaux")?;
-    app.retry_dead_job(id, guichet_app::audit::Actor::User(admin.user.id))
-        .await?;
+    app.retry_dead_job(id, admin).await?;
     Ok(Redirect::to(&format!("/admin/travaux?relance={id}")).into_response())
 }
