@@ -539,3 +539,57 @@ async fn the_audit_chain_is_anchored_through_the_queue() {
         Some(report.chain.head_seq)
     );
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Hang {}
+
+impl Job for Hang {
+    const KIND: &'static str = "test.sans-fin";
+    const MAX_ATTEMPTS: i64 = 2;
+}
+
+#[tokio::test]
+async fn a_job_whose_workers_keep_dying_is_dead_after_its_attempts() {
+    let (dir, url) = fresh().await;
+    let clock = start_clock();
+    let app = instance(&dir, &url, &clock).await;
+    let started = Arc::new(AtomicUsize::new(0));
+    let registry = || {
+        let started = started.clone();
+        let mut r = Registry::empty();
+        r.register(move |_app: App, _: Hang| {
+            let started = started.clone();
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+        r
+    };
+    let id = {
+        let mut conn = app.db.pool().acquire().await.unwrap();
+        app.enqueue(&mut conn, &Hang {}).await.unwrap()
+    };
+    for attempt in 1..=2 {
+        let w = Workers::start(&app, registry(), options(1));
+        until("essai commencé", || async {
+            started.load(Ordering::SeqCst) == attempt
+        })
+        .await;
+        w.abort();
+        clock.advance(chrono::Duration::minutes(3));
+    }
+    let w = Workers::start(&app, registry(), options(1));
+    until("travail mort", || async {
+        app.job(id).await.unwrap().unwrap().state == jobs::DEAD
+    })
+    .await;
+    w.stop().await;
+    assert_eq!(started.load(Ordering::SeqCst), 2, "pas de troisième essai");
+    let e = app.job(id).await.unwrap().unwrap().last_error.unwrap();
+    assert!(
+        e.contains("abandon après 2 tentatives : la dernière s’est interrompue sans résultat"),
+        "{e}"
+    );
+}
