@@ -34,7 +34,7 @@ function freePort() {
   });
 }
 
-export async function startGuichet() {
+export async function startGuichet(extraEnv = {}) {
   const bin = process.env.GUICHET_BIN || join(root, 'target/debug/guichet');
   const port = await freePort();
   const data = mkdtempSync(join(tmpdir(), 'guichet-navigateur-'));
@@ -47,6 +47,7 @@ export async function startGuichet() {
       DATABASE_URL: `sqlite://${data}/guichet.sqlite`,
       GUICHET_NPM_DIR: join(root, 'node_modules'),
       GUICHET_LOG: 'warn',
+      ...extraEnv,
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -107,11 +108,12 @@ export async function login(page, base, email) {
 export const axeSource = join(root, 'node_modules/axe-core/axe.min.js');
 
 /// Registers before/after hooks that start one Guichet and one browser for the test file, and
-/// returns an object whose `server` and `browser` are set once they are up.
-export function useGuichet() {
+/// returns an object whose `server` and `browser` are set once they are up. `extraEnv` may be a
+/// function, called when the server starts (for settings known only then, such as a port).
+export function useGuichet(extraEnv = {}) {
   const env = { server: undefined, browser: undefined };
   before(async () => {
-    env.server = await startGuichet();
+    env.server = await startGuichet(typeof extraEnv === 'function' ? await extraEnv() : extraEnv);
     env.browser = await launchBrowser();
   });
   after(async () => {

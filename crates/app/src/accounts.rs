@@ -134,8 +134,8 @@ impl App {
         Ok(row)
     }
 
-    /// Creates an account and returns its id and a one-time link to set the first password
-    /// (also sent by email).
+    /// Creates an account and returns its id and a one-time link to set the first password; the
+    /// welcome message, with a link of its own, is queued in the same transaction.
     pub async fn create_user(&self, new: NewUser, actor: Actor) -> AppResult<(i64, String)> {
         let email = parse_email(&new.email)?;
         let display_name = new.display_name.trim().to_string();
@@ -202,28 +202,13 @@ impl App {
             })),
         )
         .await?;
+        self.enqueue(&mut tx, &crate::mail::FirstPasswordMail { user_id: id })
+            .await?;
         tx.commit().await?;
+        self.wake_workers();
         let link = self
             .issue_token_link(id, TokenPurpose::FirstPassword)
             .await?;
-        // The account exists now: a mail failure must not hide it. The caller still gets the
-        // link (the CLI prints it) and the failure is logged.
-        let sent = self
-            .mailer
-            .send(
-                &email,
-                "Votre compte Guichet",
-                &format!(
-                    "Bonjour {display_name},\n\nUn compte Guichet ({}) a été créé pour vous.\n\
-                     Choisissez votre mot de passe en suivant ce lien, valable 7 jours et utilisable une seule fois :\n\n{link}\n\n\
-                     Si vous n’attendiez pas ce message, ignorez-le.\n",
-                    new.role.label()
-                ),
-            )
-            .await;
-        if let Err(e) = sent {
-            tracing::warn!(compte = id, erreur = %e, "courriel de création de compte non envoyé ; le lien reste valable");
-        }
         Ok((id, link))
     }
 

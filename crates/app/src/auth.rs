@@ -36,13 +36,13 @@ pub enum TokenPurpose {
 }
 
 impl TokenPurpose {
-    fn slug(self) -> &'static str {
+    pub(crate) fn slug(self) -> &'static str {
         match self {
             TokenPurpose::FirstPassword => "premier-mot-de-passe",
             TokenPurpose::Reset => "reinitialisation",
         }
     }
-    fn lifetime(self) -> Duration {
+    pub(crate) fn lifetime(self) -> Duration {
         match self {
             TokenPurpose::FirstPassword => Duration::days(7),
             TokenPurpose::Reset => Duration::hours(1),
@@ -339,30 +339,17 @@ impl App {
         ))
     }
 
-    /// Sends a reset link if the account exists. Says nothing either way, so that the form does
-    /// not reveal which addresses have accounts.
+    /// Queues a reset link for the account of this address, if any. Says nothing either way, so
+    /// that the form does not reveal which addresses have accounts.
     pub async fn request_password_reset(&self, email: &str) -> AppResult<()> {
         let email = parse_email(email)?;
-        let user = {
-            let mut conn = self.db.pool().acquire().await?;
-            store::find_user_by_email(&mut conn, &email).await?
-        };
-        let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
-            tracing::info!("demande de réinitialisation pour une adresse sans compte");
-            return Ok(());
-        };
-        let link = self.issue_token_link(user.id, TokenPurpose::Reset).await?;
-        self.mailer
-            .send(
-                &user.email,
-                "Réinitialisation de votre mot de passe Guichet",
-                &format!(
-                    "Bonjour {},\n\nPour choisir un nouveau mot de passe, suivez ce lien, valable une heure et utilisable une seule fois :\n\n{link}\n\n\
-                     Si vous n’avez rien demandé, ignorez ce message : votre mot de passe actuel reste valable.\n",
-                    user.display_name
-                ),
-            )
-            .await
+        // The same single insert whether or not the address has an account: the answer takes the
+        // same time either way; the worker looks the account up and sends the link.
+        let mut conn = self.db.pool().acquire().await?;
+        self.enqueue(&mut conn, &crate::mail::ResetLinkMail { email })
+            .await?;
+        self.wake_workers();
+        Ok(())
     }
 
     /// Checks a one-time link without using it.

@@ -44,6 +44,10 @@ pub struct Config {
     pub trusted_proxy_hops: u32,
     /// Largest body of an upload route (multipart), in bytes.
     pub upload_max_bytes: usize,
+    /// Job queue workers run by `guichet serve` (0: this instance only serves pages).
+    pub workers: usize,
+    /// The audit chain's anchoring: key file, checkpoint folder, period, optional mail copy.
+    pub audit_anchor: AnchorConfig,
 }
 
 /// Default largest upload: 20 MB.
@@ -71,6 +75,8 @@ impl std::fmt::Debug for Config {
             .field("db_max_connections", &self.db_max_connections)
             .field("trusted_proxy_hops", &self.trusted_proxy_hops)
             .field("upload_max_bytes", &self.upload_max_bytes)
+            .field("workers", &self.workers)
+            .field("audit_anchor", &self.audit_anchor)
             .finish()
     }
 }
@@ -163,6 +169,19 @@ enum FileBytes {
     Text(String),
 }
 
+/// Where and how often the audit chain's head is signed and written outside the database.
+#[derive(Debug, Clone)]
+pub struct AnchorConfig {
+    /// The ed25519 private key (PKCS#8 PEM, `guichet audit cle`); no anchoring without it.
+    pub key_file: Option<PathBuf>,
+    /// Folder receiving one signed checkpoint file per period.
+    pub dir: PathBuf,
+    /// Minutes between checkpoints.
+    pub every_minutes: u32,
+    /// Also mail each checkpoint to this address.
+    pub mail_to: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("fichier de configuration {path} illisible : {reason}")]
@@ -186,6 +205,11 @@ struct FileConfig {
     trust_proxy: Option<FileProxy>,
     upload_max_octets: Option<FileBytes>,
     smtp: Option<FileSmtp>,
+    workers: Option<usize>,
+    audit_cle: Option<PathBuf>,
+    audit_ancres: Option<PathBuf>,
+    audit_ancrage: Option<u32>,
+    audit_ancres_courriel: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -235,6 +259,13 @@ impl Config {
             db_max_connections: 8,
             trusted_proxy_hops: 0,
             upload_max_bytes: DEFAULT_UPLOAD_MAX_BYTES,
+            workers: 2,
+            audit_anchor: AnchorConfig {
+                key_file: None,
+                dir: data_dir.join("ancres"),
+                every_minutes: 60,
+                mail_to: None,
+            },
         }
     }
 
@@ -319,6 +350,44 @@ impl Config {
             (None, Some(FileBytes::Count(n))) => parse_bytes("upload_max_octets", &n.to_string())?,
             (None, None) => DEFAULT_UPLOAD_MAX_BYTES,
         };
+        if let Some(v) = env("GUICHET_WORKERS") {
+            c.workers = v.trim().parse().map_err(|_| ConfigError::Invalid {
+                name: "GUICHET_WORKERS",
+                reason: format!("« {v} » (un nombre de travailleurs, 0 possible)"),
+            })?;
+        } else if let Some(n) = file.workers {
+            c.workers = n;
+        }
+        c.audit_anchor.key_file = env("GUICHET_AUDIT_CLE")
+            .map(PathBuf::from)
+            .or(file.audit_cle);
+        if let Some(d) = env("GUICHET_AUDIT_ANCRES")
+            .map(PathBuf::from)
+            .or(file.audit_ancres)
+        {
+            c.audit_anchor.dir = d;
+        }
+        if let Some(v) = env("GUICHET_AUDIT_ANCRAGE") {
+            c.audit_anchor.every_minutes =
+                v.trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(ConfigError::Invalid {
+                        name: "GUICHET_AUDIT_ANCRAGE",
+                        reason: format!("« {v} » (un nombre de minutes, 1 au moins)"),
+                    })?;
+        } else if let Some(n) = file.audit_ancrage {
+            c.audit_anchor.every_minutes = n.max(1);
+        }
+        if let Some(v) = env("GUICHET_AUDIT_ANCRES_COURRIEL").or(file.audit_ancres_courriel) {
+            v.parse::<lettre::Address>()
+                .map_err(|e| ConfigError::Invalid {
+                    name: "GUICHET_AUDIT_ANCRES_COURRIEL",
+                    reason: format!("« {v} » ({e})"),
+                })?;
+            c.audit_anchor.mail_to = Some(v);
+        }
         let fs = file.smtp.unwrap_or_default();
         if let Some(host) = env("GUICHET_SMTP_HOST").or(fs.host) {
             let tls = match env("GUICHET_SMTP_TLS").or(fs.tls) {
@@ -419,6 +488,35 @@ mod tests {
             .to_string();
         assert!(e.contains("datbase_url"), "unknown keys are named: {e}");
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn reads_workers_and_anchoring() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.workers, 2);
+        assert_eq!(c.audit_anchor.dir, PathBuf::from("data/ancres"));
+        assert!(c.audit_anchor.key_file.is_none());
+        let c = load(&[
+            ("GUICHET_WORKERS", "0"),
+            ("GUICHET_AUDIT_CLE", "/etc/guichet/audit.pem"),
+            ("GUICHET_AUDIT_ANCRAGE", "15"),
+            ("GUICHET_AUDIT_ANCRES_COURRIEL", "archives@exemple.fr"),
+        ])
+        .unwrap();
+        assert_eq!(c.workers, 0);
+        assert_eq!(c.audit_anchor.every_minutes, 15);
+        assert_eq!(
+            c.audit_anchor.key_file,
+            Some(PathBuf::from("/etc/guichet/audit.pem"))
+        );
+        for (k, v) in [
+            ("GUICHET_WORKERS", "deux"),
+            ("GUICHET_AUDIT_ANCRAGE", "0"),
+            ("GUICHET_AUDIT_ANCRES_COURRIEL", "pas une adresse"),
+        ] {
+            let e = load(&[(k, v)]).unwrap_err().to_string();
+            assert!(e.contains(k), "{e}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod jobs;
 pub mod mail;
 pub mod programme;
 pub mod referentiel;
@@ -37,6 +38,10 @@ pub struct App {
     pub mailer: Arc<Mailer>,
     pub programme: Arc<Programme>,
     pub search: SearchIndex,
+    /// Wakes this process's workers when a job is enqueued (`jobs`).
+    pub jobs: jobs::Wakeup,
+    /// The key signing the audit chain's checkpoints, when configured (`GUICHET_AUDIT_CLE`).
+    pub audit_key: Option<Arc<audit::AnchorKey>>,
 }
 
 /// Import phases reported to a progress display: (rows written so far, rows in all).
@@ -53,6 +58,10 @@ impl App {
         db.migrate().await?;
         let programme = programme::configured(config.programme_file.as_deref())?;
         let mailer = Mailer::from_config(&config)?;
+        let audit_key = match &config.audit_anchor.key_file {
+            Some(path) => Some(Arc::new(audit::AnchorKey::read(path)?)),
+            None => None,
+        };
         Ok(App {
             db,
             clock,
@@ -60,6 +69,8 @@ impl App {
             mailer: Arc::new(mailer),
             programme: Arc::new(programme),
             search: SearchIndex::new(),
+            jobs: jobs::Wakeup::default(),
+            audit_key,
         })
     }
 

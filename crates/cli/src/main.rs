@@ -11,6 +11,7 @@ use guichet_app::audit::Actor;
 use guichet_app::clock::Clock;
 use guichet_app::config::{parse_clock, Config};
 use guichet_app::error::AppError;
+use guichet_app::jobs::{Registry, WorkerOptions, Workers};
 use guichet_app::simulation::{explain, SimulationInput, SimulationOutput};
 use guichet_app::App;
 use guichet_domain::access::ServiceTarget;
@@ -34,6 +35,11 @@ Configuration (variables d'environnement, ou fichier TOML désigné par GUICHET_
   GUICHET_TRUST_PROXY     nombre de proxys inverses devant Guichet qui ajoutent X-Forwarded-For
                           (défaut : 0 ; oui/non, 1/0, true/false, yes/no, on/off acceptés : oui = 1)
   GUICHET_UPLOAD_MAX_OCTETS  taille maximale d'un envoi de fichiers (défaut : 20M ; ex. 20971520, 50M)
+  GUICHET_WORKERS         travailleurs de la file de travaux dans « serve » (défaut : 2 ; 0 possible)
+  GUICHET_AUDIT_CLE       clé ed25519 qui signe les ancres du journal d'audit (« guichet audit cle »)
+  GUICHET_AUDIT_ANCRES    dossier des ancres signées (défaut : <données>/ancres)
+  GUICHET_AUDIT_ANCRAGE   minutes entre deux ancres (défaut : 60)
+  GUICHET_AUDIT_ANCRES_COURRIEL  adresse qui reçoit aussi chaque ancre
   GUICHET_LOG             filtre des journaux (défaut : info ; warn pour simulate et programme)
 
 Codes de sortie : 0 succès ; 1 échec (base injoignable, programme invalide, cas de test en échec…) ;
@@ -55,6 +61,8 @@ enum Command {
     Serve(ServeArgs),
     /// Applique les migrations de la base de données et s'arrête
     Migrate,
+    /// Exécute les travaux de la file (courriels, purges, ancres du journal) sans servir de pages
+    Worker(WorkerArgs),
     /// Référentiel territorial (@etalab/decoupage-administratif)
     Referentiel {
         #[command(subcommand)]
@@ -158,6 +166,13 @@ struct ServeArgs {
     demo: bool,
 }
 
+#[derive(Args)]
+struct WorkerArgs {
+    /// Nombre de travailleurs (défaut : GUICHET_WORKERS, au moins 1)
+    #[arg(long, value_name = "N")]
+    nombre: Option<usize>,
+}
+
 #[derive(Subcommand)]
 enum ReferentielCommand {
     /// Importe un millésime (ou tous) depuis les paquets npm installés par « npm ci »
@@ -196,7 +211,22 @@ struct CreateUserArgs {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Vérifie la chaîne de hachage du journal ; code de sortie non nul à la moindre rupture
-    Verify,
+    Verify {
+        /// Dossier des ancres signées : signale toute troncature ou réécriture depuis chacune
+        #[arg(long, value_name = "DOSSIER")]
+        ancres: Option<PathBuf>,
+        /// Clé publique des ancres (64 chiffres hexadécimaux, ou le fichier .pub) ; défaut : celle de GUICHET_AUDIT_CLE
+        #[arg(long, value_name = "CLÉ")]
+        cle_publique: Option<String>,
+    },
+    /// Crée une clé ed25519 pour signer les ancres (fichier PEM privé, et sa clé publique en .pub)
+    Cle {
+        /// Fichier de la clé privée à créer (ne doit pas exister)
+        #[arg(long, value_name = "FICHIER")]
+        sortie: PathBuf,
+    },
+    /// Écrit tout de suite une ancre signée de la tête du journal (GUICHET_AUDIT_CLE requis)
+    Ancrer,
 }
 
 /// `default` applies when GUICHET_LOG is not set.
@@ -449,11 +479,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             guichet_web::assets::check()?;
             let clock = clock_for(&config);
+            let workers = config.workers;
             let app = App::start(config, clock).await?;
             if args.demo {
                 let created = app.load_demo().await?;
                 tracing::info!(comptes_crees = created, "données de démonstration prêtes");
             }
+            let workers =
+                Workers::start(&app, Registry::standard(&app), WorkerOptions::new(workers));
             // The search index loads in the background: the server answers (and /readyz says
             // ready) at once; a search arriving before the index is built waits for it.
             let warm = app.clone();
@@ -462,7 +495,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     tracing::error!(erreur = %e, "chargement de l’index de recherche");
                 }
             });
-            guichet_web::serve(app).await?;
+            let served = guichet_web::serve(app).await;
+            workers.stop().await;
+            served?;
+        }
+        Command::Worker(args) => {
+            let n = args.nombre.unwrap_or(config.workers).max(1);
+            let clock = clock_for(&config);
+            let app = App::start(config, clock).await?;
+            let workers = Workers::start(&app, Registry::standard(&app), WorkerOptions::new(n));
+            println!("{n} travailleur(s) en service ; Ctrl-C ou SIGTERM pour arrêter");
+            stop_signal().await;
+            workers.stop().await;
+            println!("travailleurs arrêtés");
         }
         Command::Migrate => {
             let db = guichet_storage::Db::connect(&config.database_url, 1).await?;
@@ -541,9 +586,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("compte n° {id} créé ({role}).");
             println!("Lien à usage unique pour choisir le mot de passe (valable 7 jours) :");
             println!("{link}");
+            println!(
+                "Un courriel de bienvenue (avec son propre lien) part par la file de travaux : « guichet serve » ou « guichet worker » l'envoie."
+            );
         }
         Command::Audit {
-            command: AuditCommand::Verify,
+            command:
+                AuditCommand::Verify {
+                    ancres: None,
+                    cle_publique: None,
+                },
         } => {
             let db = guichet_storage::Db::connect(&config.database_url, 1).await?;
             db.migrate().await?;
@@ -553,6 +605,130 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.checked, report.head_seq, report.head_hash
             );
         }
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    ancres,
+                    cle_publique,
+                },
+        } => return audit_verify_anchored(config, ancres, cle_publique).await,
+        Command::Audit {
+            command: AuditCommand::Cle { sortie },
+        } => audit_key(&sortie)?,
+        Command::Audit {
+            command: AuditCommand::Ancrer,
+        } => {
+            let clock = clock_for(&config);
+            let app = App::start(config, clock).await?;
+            match guichet_app::audit::write_anchor(&app).await? {
+                Some(a) => println!(
+                    "ancre écrite dans {} : entrée n° {} ({})",
+                    app.config.audit_anchor.dir.display(),
+                    a.seq,
+                    a.hash
+                ),
+                None => println!("la dernière ancre atteste déjà la tête du journal"),
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `guichet audit verify` with checkpoints: the chain, then each checkpoint against it.
+async fn audit_verify_anchored(
+    config: Config,
+    ancres: Option<PathBuf>,
+    cle_publique: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let public = match (&cle_publique, &config.audit_anchor.key_file) {
+        (Some(k), _) => guichet_app::audit::parse_public_key(k)?,
+        (None, Some(file)) => {
+            let key = guichet_app::audit::AnchorKey::read(file)?;
+            guichet_app::audit::parse_public_key(&key.public_hex())?
+        }
+        (None, None) => anyhow::bail!(
+            "clé publique des ancres inconnue : donnez --cle-publique ou GUICHET_AUDIT_CLE"
+        ),
+    };
+    let dir = ancres.unwrap_or_else(|| config.audit_anchor.dir.clone());
+    let anchors = guichet_app::audit::read_anchors(&dir)?;
+    if anchors.is_empty() {
+        anyhow::bail!(
+            "aucune ancre dans {} : rien ne peut être attesté",
+            dir.display()
+        );
+    }
+    let db = guichet_storage::Db::connect(&config.database_url, 1).await?;
+    db.migrate().await?;
+    match guichet_app::audit::verify_with_anchors(&db, &anchors, &public).await? {
+        Ok(report) => {
+            println!(
+                "journal d'audit intègre : {} entrées vérifiées, tête n° {} ({})",
+                report.chain.checked, report.chain.head_seq, report.chain.head_hash
+            );
+            if let Some((seq, at)) = report.latest {
+                println!(
+                    "{} ancre(s) vérifiée(s) ; la plus récente atteste l'entrée n° {seq} ({at})",
+                    report.anchors
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!(
+                "erreur : journal d'audit non conforme à ses ancres ({} problème(s))",
+                problems.len()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `guichet audit cle --sortie FICHIER`: a new signing key, readable by its owner only.
+fn audit_key(path: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    let (key, pem) = guichet_app::audit::AnchorKey::generate()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("création de {} (il ne doit pas exister)", path.display()))?;
+    file.write_all(pem.as_bytes())
+        .with_context(|| format!("écriture de {}", path.display()))?;
+    let public = path.with_extension("pub");
+    std::fs::write(&public, format!("{}\n", key.public_hex()))
+        .with_context(|| format!("écriture de {}", public.display()))?;
+    println!(
+        "clé privée écrite dans {} (à garder hors de la base de données)",
+        path.display()
+    );
+    println!("clé publique ({}) : {}", public.display(), key.public_hex());
+    Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

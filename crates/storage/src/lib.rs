@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod audit;
 mod db;
 mod error;
+pub mod jobs;
 mod migrations;
 pub mod referentiel;
 mod time;

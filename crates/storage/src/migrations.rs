@@ -40,6 +40,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "journal",
         statements: m0003_journal,
     },
+    Migration {
+        version: 6,
+        name: "travaux",
+        statements: m0006_travaux,
+    },
 ];
 
 fn a(name: &str) -> Alias {
@@ -311,6 +316,42 @@ fn m0003_journal() -> Vec<Ddl> {
         Ddl::SqlWith(
             "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, $1)",
             GENESIS_HASH,
+        ),
+    ]
+}
+
+/// The job queue (`storage::jobs`).
+fn m0006_travaux() -> Vec<Ddl> {
+    vec![
+        Ddl::Table(
+            Table::create()
+                .table(a("jobs"))
+                .col(id("id"))
+                .col(text("kind"))
+                .col(text("payload"))
+                .col(text("state"))
+                .col(text("run_after"))
+                .col(int("attempts"))
+                .col(int("max_attempts"))
+                .col(text_null("last_error"))
+                .col(text_null("lease_owner"))
+                .col(text_null("lease_until"))
+                .col(text_null("unique_key"))
+                .col(text("created_at"))
+                .col(text_null("finished_at"))
+                .to_owned(),
+        ),
+        // Claiming scans due pending jobs in order.
+        index("jobs_due", "jobs", &["state", "run_after"]),
+        // One job per key (a periodic job's period), whichever instance enqueues it.
+        Ddl::Index(
+            Index::create()
+                .name("jobs_unique_key")
+                .table(a("jobs"))
+                .col(a("unique_key"))
+                .unique()
+                .if_not_exists()
+                .to_owned(),
         ),
     ]
 }

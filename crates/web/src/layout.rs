@@ -59,6 +59,7 @@ impl Layout {
                     nav.push(("Services", "/espace/services".into()));
                     nav.push(("Comptes", "/admin/utilisateurs".into()));
                     nav.push(("Journal d’audit", "/admin/journal".into()));
+                    nav.push(("Travaux", "/admin/travaux".into()));
                 }
                 Role::Coordinateur => {
                     nav.push(("Services de la région", "/espace/services".into()))

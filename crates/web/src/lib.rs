@@ -108,6 +108,11 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
         )
         .route("/admin/utilisateurs", get(pages::admin::users))
         .route("/admin/journal", get(pages::admin::journal))
+        .route("/admin/travaux", get(pages::admin::jobs))
+        .route(
+            "/admin/travaux/{id}/relancer",
+            post(pages::admin::retry_job),
+        )
         .route("/simulateur", get(pages::simulateur::page))
         .route("/collectivites", get(pages::collectivites::search))
         .route(
@@ -168,7 +173,8 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
         .with_state(app)
 }
 
-/// Serves until SIGINT/SIGTERM, purging expired sessions every hour.
+/// Serves until SIGINT/SIGTERM. (Workers, which purge expired sessions among other jobs, are
+/// started beside it by the binary: `guichet_app::jobs::Workers`.)
 pub async fn serve(app: App) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&app.config.bind)
         .await
@@ -180,20 +186,7 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
         horloge_simulee = app.clock.is_simulated(),
         "Guichet est prêt"
     );
-    let purge = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(3600));
-            loop {
-                tick.tick().await;
-                if let Err(e) = app.purge_expired_sessions().await {
-                    tracing::warn!(erreur = %e, "purge des sessions expirées");
-                }
-            }
-        })
-    };
     serve_on(listener, app).await?;
-    purge.abort();
     Ok(())
 }
 

@@ -1,14 +1,17 @@
-//! National administration: all accounts, the audit log.
+//! National administration: all accounts, the audit log, the job queue's dead jobs.
 
 use super::{render, require_user, PageResult};
 use crate::ctx::{paris_datetime, Ctx};
+use crate::error::extract::{PagePath, PageQuery};
 use crate::error::PageError;
 use crate::layout::{Crumb, Layout};
 use askama::Template;
 use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
 use guichet_app::App;
 use guichet_domain::Role;
 use guichet_storage::parse_ts;
+use serde::Deserialize;
 use std::collections::HashMap;
 
 pub struct UserLine {
@@ -118,4 +121,97 @@ pub async fn journal(State(app): State<App>, ctx: Ctx) -> PageResult {
         ),
         entries,
     })
+}
+
+/// A dead job as the administrator sees it.
+pub struct DeadJobLine {
+    pub id: i64,
+    pub kind: String,
+    pub label: &'static str,
+    pub attempts: i64,
+    pub error: String,
+    pub created: String,
+    pub died: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/admin_travaux.html")]
+struct JobsTemplate {
+    layout: Layout,
+    counts: guichet_app::jobs::Counts,
+    dead: Vec<DeadJobLine>,
+    retried: Option<i64>,
+}
+
+#[derive(Deserialize)]
+pub struct JobsQuery {
+    relance: Option<i64>,
+}
+
+/// What a kind of job does, in French.
+fn job_label(kind: &str) -> &'static str {
+    match kind {
+        "courriel.reinitialisation" => "Courriel : lien de réinitialisation du mot de passe",
+        "courriel.premier-mot-de-passe" => "Courriel : bienvenue et premier mot de passe",
+        "courriel.envoi" => "Courriel",
+        "sessions.purge" => "Purge des sessions expirées",
+        "travaux.purge" => "Purge des travaux terminés",
+        "audit.ancrage" => "Ancre signée du journal d’audit",
+        _ => "Autre travail",
+    }
+}
+
+fn paris_ts(ts: &str) -> String {
+    parse_ts(ts)
+        .map(paris_datetime)
+        .unwrap_or_else(|| ts.to_string())
+}
+
+pub async fn jobs(
+    State(app): State<App>,
+    ctx: Ctx,
+    PageQuery(q): PageQuery<JobsQuery>,
+) -> PageResult {
+    require_admin(&ctx, "/admin/travaux")?;
+    let counts = app.job_counts().await?;
+    let dead = app
+        .dead_jobs(200)
+        .await?
+        .into_iter()
+        .map(|j| DeadJobLine {
+            id: j.id,
+            label: job_label(&j.kind),
+            kind: j.kind,
+            attempts: j.attempts,
+            error: j.last_error.unwrap_or_else(|| "—".into()),
+            created: paris_ts(&j.created_at),
+            died: j.finished_at.as_deref().map(paris_ts).unwrap_or_default(),
+        })
+        .collect();
+    render(&JobsTemplate {
+        layout: Layout::new(
+            &ctx,
+            &app,
+            "/admin/travaux",
+            vec![
+                Crumb::link("Accueil", "/"),
+                Crumb::link("Mon espace", "/espace"),
+                Crumb::here("File de travaux"),
+            ],
+        ),
+        counts,
+        dead,
+        retried: q.relance,
+    })
+}
+
+/// Puts a dead job back in the queue (CSRF-checked form, audited), then back to the list.
+pub async fn retry_job(
+    State(app): State<App>,
+    ctx: Ctx,
+    PagePath(id): PagePath<i64>,
+) -> Result<Response, PageError> {
+    let admin = require_admin(&ctx, "/admin/travaux")?;
+    app.retry_dead_job(id, admin).await?;
+    Ok(Redirect::to(&format!("/admin/travaux?relance={id}")).into_response())
 }

@@ -4,6 +4,7 @@ use chrono::TimeZone;
 use guichet_app::audit::Actor;
 use guichet_app::clock::Clock;
 use guichet_app::config::Config;
+use guichet_app::jobs::{Registry, WorkerOptions, Workers};
 use guichet_app::App;
 use guichet_domain::access::ServiceTarget;
 use guichet_domain::{CollectiviteRef, Role, Vintage};
@@ -16,6 +17,17 @@ pub struct TestApp {
     pub app: App,
     pub client: reqwest::Client,
     pub data_dir: PathBuf,
+    /// The instance's job workers (`config.workers` of them, polling fast).
+    pub workers: tokio::sync::Mutex<Option<Workers>>,
+}
+
+/// Worker settings for tests: quick polls and a short scheduler period.
+pub fn test_worker_options(workers: usize) -> WorkerOptions {
+    WorkerOptions {
+        poll: std::time::Duration::from_millis(25),
+        schedule_every: std::time::Duration::from_millis(100),
+        ..WorkerOptions::new(workers)
+    }
 }
 
 pub fn fixtures_npm_dir() -> PathBuf {
@@ -70,15 +82,47 @@ pub fn serve(listener: tokio::net::TcpListener, app: App, data_dir: PathBuf) -> 
     let addr = listener.local_addr().expect("adresse");
     let server = app.clone();
     tokio::spawn(async move { guichet_web::serve_on(listener, server).await });
+    let workers = Workers::start(
+        &app,
+        Registry::standard(&app),
+        test_worker_options(app.config.workers),
+    );
     TestApp {
         base: format!("http://{addr}"),
         app,
         client: client(),
         data_dir,
+        workers: tokio::sync::Mutex::new(Some(workers)),
     }
 }
 
 impl TestApp {
+    /// Replaces this instance's workers with `n` running `registry`'s kinds.
+    pub async fn restart_workers(&self, registry: Registry, n: usize) {
+        let mut slot = self.workers.lock().await;
+        if let Some(w) = slot.take() {
+            w.stop().await;
+        }
+        *slot = Some(Workers::start(&self.app, registry, test_worker_options(n)));
+    }
+
+    /// Waits until no job is due or running (mail sent, purges done); jobs backing off until
+    /// later are not waited for.
+    pub async fn settle(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let c = self.app.job_counts().await.expect("état de la file");
+            if c.due == 0 && c.running == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "la file de travaux ne se vide pas : {c:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -116,6 +160,8 @@ impl TestApp {
             )
             .await
             .expect("création du compte");
+        // Its welcome message goes out before the password is set (else it would be moot).
+        self.settle().await;
         self.app
             .set_password(id, PASSWORD, Actor::Cli)
             .await
@@ -240,12 +286,16 @@ impl TestApp {
     pub async fn ask_for_reset(&self, email: &str) -> reqwest::Response {
         let c = client();
         let csrf = self.csrf(&c, "/mot-de-passe/oublie").await;
-        self.post_form(
-            &c,
-            "/mot-de-passe/oublie",
-            &[("csrf", &csrf), ("email", email)],
-        )
-        .await
+        let r = self
+            .post_form(
+                &c,
+                "/mot-de-passe/oublie",
+                &[("csrf", &csrf), ("email", email)],
+            )
+            .await;
+        // The link goes out through the job queue: wait for it, as a person waits for mail.
+        self.settle().await;
+        r
     }
 }
 

@@ -12,3 +12,4 @@ mod pages;
 mod referentiel_reel;
 mod securite;
 mod simulation;
+mod travaux;
