@@ -59,7 +59,7 @@ pub async fn record(
 /// The latest entries, newest first.
 pub async fn latest(db: &Db, limit: i64) -> AppResult<Vec<guichet_domain::audit::AuditRecord>> {
     let mut conn = db.pool().acquire().await?;
-    Ok(store::latest(&mut conn, limit).await?)
+    Ok(store::latest(&mut *conn, limit).await?)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,11 +72,11 @@ pub struct VerifyReport {
 /// Walks the whole chain page by page; any break is an error naming the entry.
 pub async fn verify(db: &Db) -> AppResult<VerifyReport> {
     let mut conn = db.pool().acquire().await?;
-    let (head_seq, head_hash) = store::head(&mut conn).await?;
+    let (head_seq, head_hash) = store::head(&mut *conn).await?;
     let mut verifier = ChainVerifier::default();
     let mut after = 0;
     loop {
-        let page = store::page(&mut conn, after, 1000).await?;
+        let page = store::page(&mut *conn, after, 1000).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for r in &page {

@@ -107,8 +107,11 @@ impl App {
             let so_far = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
             progress(so_far, total);
         };
+        // The vintage and its audit entry commit together: an import that cannot be recorded
+        // leaves nothing imported.
+        let mut tx = self.db.begin_write().await?;
         guichet_storage::referentiel::replace_vintage(
-            &self.db,
+            &mut tx,
             i64::from(vintage.year()),
             &source,
             &self.now_ts(),
@@ -117,15 +120,8 @@ impl App {
         )
         .await?;
         drop(data);
-        tracing::info!(
-            millesime = %vintage,
-            lecture_ms = read.as_millis() as u64,
-            ecriture_ms = (started.elapsed() - read).as_millis() as u64,
-            "référentiel importé"
-        );
-        let mut conn = self.db.pool().acquire().await?;
         audit::record(
-            &mut conn,
+            &mut tx,
             &self.clock,
             actor,
             "referentiel.import",
@@ -141,6 +137,13 @@ impl App {
             })),
         )
         .await?;
+        tx.commit().await?;
+        tracing::info!(
+            millesime = %vintage,
+            lecture_ms = read.as_millis() as u64,
+            ecriture_ms = (started.elapsed() - read).as_millis() as u64,
+            "référentiel importé"
+        );
         Ok(report)
     }
 }

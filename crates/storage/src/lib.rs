@@ -12,8 +12,9 @@ mod db;
 mod error;
 mod migrations;
 pub mod referentiel;
+pub mod sql;
 mod time;
 
-pub use db::{Backend, Db};
+pub use db::{Backend, Db, Tx};
 pub use error::StorageError;
-pub use time::{format_ts, parse_ts};
+pub use time::{format_ts, parse_ts, CorruptTimestamp, Timestamp};

@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod common;
+mod comptes_attaques;
 mod courriel_smtp;
 mod instances;
 mod matrix;
