@@ -657,7 +657,7 @@ pub async fn clear_throttle_prefix<'c>(
     e: impl Executor<'c, Database = Any>,
     prefix: &str,
 ) -> Result<(), StorageError> {
-    sqlx::query("DELETE FROM login_throttle WHERE substr(key, 1, $2) = $1")
+    sqlx::query("DELETE FROM login_throttle WHERE substr(key, 1, CAST($2 AS INTEGER)) = $1")
         .bind(prefix)
         .bind(prefix.chars().count() as i64)
         .execute(e)
