@@ -223,50 +223,69 @@ impl App {
 
     /// The access-rule view of a user.
     pub async fn user_view(&self, user_id: i64) -> AppResult<UserView> {
-        let mut conn = self.db.pool().acquire().await?;
-        let user = store::find_user(&mut *conn, user_id)
+        let user = store::find_user(&self.db, user_id)
             .await?
             .ok_or_else(|| AppError::NotFound("compte introuvable".into()))?;
-        let role = user.role;
         let service = match user.service_id {
-            Some(id) => store::find_service(&mut *conn, id).await?,
+            Some(id) => store::find_service(&self.db, id).await?,
             None => None,
         };
-        let collectivites = store::user_collectivites(&mut *conn, user_id)
+        self.view_of(user, service).await
+    }
+
+    /// The access-rule view of a user already read with their service: reads their
+    /// collectivités.
+    pub(crate) async fn view_of(
+        &self,
+        user: UserRow,
+        service: Option<ServiceRow>,
+    ) -> AppResult<UserView> {
+        let collectivites = store::user_collectivites(&self.db, user.id)
             .await?
             .iter()
             .map(|(kind, code)| CollectiviteRef::from_parts(kind, code))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
         let principal = Principal {
-            user_id,
-            role,
+            user_id: user.id,
+            role: user.role,
             service: service.as_ref().map(service_scope).transpose()?,
             collectivites,
         };
         Ok(UserView {
+            role: user.role,
             user,
-            role,
             service,
             principal,
         })
     }
 
-    /// The collectivités with their names in the vintage in force (the code when unknown).
+    /// The collectivités with their names in the vintage in force (the code when unknown), in
+    /// one statement.
     pub async fn named_collectivites(
         &self,
         refs: &[CollectiviteRef],
     ) -> AppResult<Vec<(CollectiviteRef, String)>> {
-        let vintage = self.vintage_in_force().await?;
-        let mut named = Vec::with_capacity(refs.len());
-        for r in refs {
-            let name = self
-                .collectivite_name(vintage, r)
-                .await?
-                .unwrap_or_else(|| r.to_string());
-            named.push((r.clone(), name));
+        if refs.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(named)
+        let vintage = self.vintage_in_force().await?;
+        let pairs: Vec<(&str, &str)> = refs
+            .iter()
+            .map(|r| (r.kind.slug(), r.code.as_str()))
+            .collect();
+        let names = refstore::names_of(&self.db, i64::from(vintage.year()), &pairs).await?;
+        Ok(refs
+            .iter()
+            .map(|r| {
+                let name = names
+                    .iter()
+                    .find(|(k, c, _)| k == r.kind.slug() && *c == r.code)
+                    .map(|(_, _, n)| n.clone())
+                    .unwrap_or_else(|| r.to_string());
+                (r.clone(), name)
+            })
+            .collect())
     }
 
     pub async fn collectivite_name(

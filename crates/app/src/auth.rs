@@ -363,6 +363,51 @@ impl App {
         })
     }
 
+    /// The live session behind a cookie token and its user's access view, sliding the session's
+    /// expiry forward: two statements (the session with its user and service, then the user's
+    /// collectivités), a third at most once a minute to slide the expiry.
+    pub async fn session_view(
+        &self,
+        token: &str,
+    ) -> AppResult<Option<(SessionContext, crate::accounts::UserView)>> {
+        let now = self.clock.now();
+        let id_hash = token_hash(token);
+        let Some((s, user, service)) =
+            store::find_live_session_with_user(&self.db, &id_hash, &format_ts(now)).await?
+        else {
+            return Ok(None);
+        };
+        if user.disabled_at.is_some() {
+            store::delete_session(&self.db, &id_hash).await?;
+            return Ok(None);
+        }
+        self.slide_session(&id_hash, &s, now).await?;
+        let view = self.view_of(user, service).await?;
+        Ok(Some((
+            SessionContext {
+                user_id: s.user_id,
+                csrf_token: s.csrf_token,
+                id_hash,
+            },
+            view,
+        )))
+    }
+
+    /// Moves a session's expiry on, at most once a minute, to spare the database a write per
+    /// request; never past the absolute limit counted from its creation.
+    async fn slide_session(
+        &self,
+        id_hash: &str,
+        s: &SessionRow,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        if now - s.last_seen_at.instant() > Duration::minutes(1) {
+            let expires = (now + SESSION_IDLE).min(s.created_at.instant() + SESSION_ABSOLUTE);
+            store::touch_session(&self.db, id_hash, &format_ts(now), &format_ts(expires)).await?;
+        }
+        Ok(())
+    }
+
     /// The live session behind a cookie token, sliding its expiry forward.
     pub async fn session(&self, token: &str) -> AppResult<Option<SessionContext>> {
         let now = self.clock.now();

@@ -358,8 +358,59 @@ pub async fn find_live_session<'c>(
     .bind(now)
     .fetch_optional(e)
     .await?;
+    Ok(row.as_ref().map(session).transpose()?)
+}
+
+/// A live session with its user and the user's service, in one statement (the request path of
+/// every logged-in page).
+pub async fn find_live_session_with_user<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id_hash: &str,
+    now: &str,
+) -> Result<Option<(SessionRow, UserRow, Option<ServiceRow>)>, StorageError> {
+    let row = sqlx::query(
+        "SELECT s.id_hash, s.user_id, s.csrf_token, s.auth_method, s.idp_issuer, s.idp_session, \
+         s.created_at, s.last_seen_at, s.expires_at, s.ip, s.user_agent, \
+         u.email AS u_email, u.display_name AS u_display_name, u.role AS u_role, \
+         u.service_id AS u_service_id, u.password_hash AS u_password_hash, \
+         u.created_at AS u_created_at, u.disabled_at AS u_disabled_at, \
+         v.code AS v_code, v.kind AS v_kind, v.name AS v_name, \
+         v.territory_code AS v_territory_code, v.region_code AS v_region_code \
+         FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN services v ON v.id = u.service_id \
+         WHERE s.id_hash = $1 AND s.expires_at > $2",
+    )
+    .bind(id_hash)
+    .bind(now)
+    .fetch_optional(e)
+    .await?;
     let Some(r) = row else { return Ok(None) };
-    Ok(Some(SessionRow {
+    let session = session(&r)?;
+    let user = UserRow {
+        id: session.user_id,
+        email: r.try_get("u_email")?,
+        display_name: r.try_get("u_display_name")?,
+        role: slug(&r, "u_role", |s| Role::parse(s).ok())?,
+        service_id: r.try_get("u_service_id")?,
+        password_hash: r.try_get("u_password_hash")?,
+        created_at: r.try_get("u_created_at")?,
+        disabled_at: r.try_get("u_disabled_at")?,
+    };
+    let service = match user.service_id {
+        Some(id) => Some(ServiceRow {
+            id,
+            code: r.try_get("v_code")?,
+            kind: slug(&r, "v_kind", ServiceKind::from_slug)?,
+            name: r.try_get("v_name")?,
+            territory_code: r.try_get("v_territory_code")?,
+            region_code: r.try_get("v_region_code")?,
+        }),
+        None => None,
+    };
+    Ok(Some((session, user, service)))
+}
+
+fn session(r: &AnyRow) -> Result<SessionRow, sqlx::Error> {
+    Ok(SessionRow {
         id_hash: r.try_get("id_hash")?,
         user_id: r.try_get("user_id")?,
         csrf_token: r.try_get("csrf_token")?,
@@ -371,7 +422,7 @@ pub async fn find_live_session<'c>(
         expires_at: r.try_get("expires_at")?,
         ip: r.try_get("ip")?,
         user_agent: r.try_get("user_agent")?,
-    }))
+    })
 }
 
 pub async fn touch_session<'c>(

@@ -2,7 +2,7 @@
 
 use crate::error::StorageError;
 use crate::sql::{bind, render};
-use sea_query::{Alias, Query, SimpleExpr, Value};
+use sea_query::{Alias, Expr, Query, SimpleExpr, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Executor, Row};
 
@@ -84,16 +84,19 @@ async fn insert_rows(
 ) -> Result<(), StorageError> {
     let rows: Vec<Vec<Value>> = rows.collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut insert = Query::insert();
-        insert
-            .into_table(Alias::new(table))
-            .columns(cols.iter().map(|c| Alias::new(*c)));
-        for row in chunk {
+        // sea-query's statements are not `Send`: built and rendered before any await.
+        let (sql, values) = {
+            let mut insert = Query::insert();
             insert
-                .values(row.iter().cloned().map(SimpleExpr::from))
-                .map_err(|e| StorageError::Query(sqlx::Error::Protocol(e.to_string())))?;
-        }
-        let (sql, values) = render(&insert);
+                .into_table(Alias::new(table))
+                .columns(cols.iter().map(|c| Alias::new(*c)));
+            for row in chunk {
+                insert
+                    .values(row.iter().cloned().map(SimpleExpr::from))
+                    .map_err(|e| StorageError::Query(sqlx::Error::Protocol(e.to_string())))?;
+            }
+            render(&insert)
+        };
         bind(sqlx::query(&sql), values)?.execute(&mut *conn).await?;
         progress(chunk.len() as u64);
     }
@@ -462,6 +465,109 @@ pub async fn departements_of_region<'c>(
     .fetch_all(e)
     .await?;
     all(rows, departement)
+}
+
+/// The names of collectivités of a vintage, in one statement: `refs` are (kind slug, code)
+/// pairs (`commune`, `epci`, `departement`, `region`); the answer holds (kind, code, name) for
+/// those that exist. Takes the database (its backend decides how the UNION is written: SQLite
+/// refuses the parenthesised form PostgreSQL's builder writes); read-only, outside transactions.
+pub async fn names_of(
+    db: &crate::Db,
+    vintage: i64,
+    refs: &[(&str, &str)],
+) -> Result<Vec<(String, String, String)>, StorageError> {
+    let tables = [
+        ("commune", "ref_communes", "insee"),
+        ("epci", "ref_epci", "siren"),
+        ("departement", "ref_departements", "code"),
+        ("region", "ref_regions", "code"),
+    ];
+    // sea-query's statements are not `Send`: built and rendered before any await.
+    let (sql, values) = {
+        let mut query: Option<sea_query::SelectStatement> = None;
+        for (kind, table, key) in tables {
+            let codes: Vec<&str> = refs
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, c)| *c)
+                .collect();
+            if codes.is_empty() {
+                continue;
+            }
+            let mut select = Query::select();
+            select
+                .expr_as(Expr::val(kind), Alias::new("kind"))
+                .expr_as(Expr::col(Alias::new(key)), Alias::new("code"))
+                .column(Alias::new("name"))
+                .from(Alias::new(table))
+                .and_where(Expr::col(Alias::new("vintage")).eq(vintage))
+                .and_where(Expr::col(Alias::new(key)).is_in(codes));
+            query = Some(match query {
+                None => select,
+                Some(mut q) => {
+                    q.union(sea_query::UnionType::All, select);
+                    q
+                }
+            });
+        }
+        let Some(query) = query else {
+            return Ok(Vec::new());
+        };
+        match db.backend() {
+            crate::Backend::Sqlite => query.build(sea_query::SqliteQueryBuilder),
+            crate::Backend::Postgres => render(&query),
+        }
+    };
+    let rows = bind(sqlx::query(&sql), values)?.fetch_all(db).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("kind")?, r.try_get("code")?, r.try_get("name")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// The départements and régions an EPCI's member communes lie in, in one statement (without
+/// loading the members).
+pub async fn epci_footprint<'c>(
+    e: impl Executor<'c, Database = Any>,
+    vintage: i64,
+    siren: &str,
+) -> Result<Vec<(String, Option<String>)>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT departement_code, region_code FROM ref_communes WHERE vintage = $1 AND epci_siren = $2",
+    )
+    .bind(vintage)
+    .bind(siren)
+    .fetch_all(e)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("departement_code")?, r.try_get("region_code")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// A collectivité's population in every imported vintage, in one statement: (vintage,
+/// population), oldest first. `kind` is a slug (`commune`, `epci`, `departement`, `region`).
+pub async fn populations<'c>(
+    e: impl Executor<'c, Database = Any>,
+    kind: &str,
+    code: &str,
+) -> Result<Vec<(i64, i64)>, StorageError> {
+    let sql = match kind {
+        "commune" => {
+            "SELECT vintage, population FROM ref_communes WHERE insee = $1 ORDER BY vintage"
+        }
+        "epci" => "SELECT vintage, population FROM ref_epci WHERE siren = $1 ORDER BY vintage",
+        "departement" => {
+            "SELECT vintage, population FROM ref_departements WHERE code = $1 ORDER BY vintage"
+        }
+        "region" => "SELECT vintage, population FROM ref_regions WHERE code = $1 ORDER BY vintage",
+        _ => return Ok(Vec::new()),
+    };
+    let rows = sqlx::query(sql).bind(code).fetch_all(e).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("vintage")?, r.try_get("population")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
 }
 
 /// A département with the size of what it holds, for the spaces of its prefectures.

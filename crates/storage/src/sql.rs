@@ -54,20 +54,23 @@ pub async fn versioned_update<'c>(
     changes: Vec<(&'static str, Value)>,
     what: &'static str,
 ) -> Result<i64, StorageError> {
-    let mut update = Query::update();
-    update.table(Alias::new(table));
-    for (column, value) in changes {
-        update.value(Alias::new(column), value);
-    }
-    update
-        .value(
-            Alias::new("version"),
-            Expr::col(Alias::new("version")).add(1),
-        )
-        .and_where(Expr::col(Alias::new("id")).eq(id))
-        .and_where(Expr::col(Alias::new("version")).eq(seen_version))
-        .returning_col(Alias::new("version"));
-    let (sql, values) = render(&update);
+    // sea-query's statements are not `Send`: built and rendered before any await.
+    let (sql, values) = {
+        let mut update = Query::update();
+        update.table(Alias::new(table));
+        for (column, value) in changes {
+            update.value(Alias::new(column), value);
+        }
+        update
+            .value(
+                Alias::new("version"),
+                Expr::col(Alias::new("version")).add(1),
+            )
+            .and_where(Expr::col(Alias::new("id")).eq(id))
+            .and_where(Expr::col(Alias::new("version")).eq(seen_version))
+            .returning_col(Alias::new("version"));
+        render(&update)
+    };
     let row = bind(sqlx::query(&sql), values)?.fetch_optional(e).await?;
     match row {
         Some(r) => Ok(r.try_get("version")?),
@@ -81,12 +84,14 @@ pub async fn current_version<'c>(
     table: &'static str,
     id: i64,
 ) -> Result<Option<i64>, StorageError> {
-    let mut select = Query::select();
-    select
-        .column(Alias::new("version"))
-        .from(Alias::new(table))
-        .and_where(Expr::col(Alias::new("id")).eq(id));
-    let (sql, values) = render(&select);
+    let (sql, values) = {
+        let mut select = Query::select();
+        select
+            .column(Alias::new("version"))
+            .from(Alias::new(table))
+            .and_where(Expr::col(Alias::new("id")).eq(id));
+        render(&select)
+    };
     let row = bind(sqlx::query(&sql), values)?.fetch_optional(e).await?;
     Ok(row.map(|r| r.try_get("version")).transpose()?)
 }

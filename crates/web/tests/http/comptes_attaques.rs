@@ -524,3 +524,45 @@ async fn the_address_counted_is_the_connections() {
     );
     assert_eq!(counted(&t, "ip:127.0.0.5").await, 1);
 }
+
+#[tokio::test]
+async fn a_corrupt_session_timestamp_is_an_error_not_a_fresh_session() {
+    let t = spawn_app().await;
+    let email = t.applicant().await;
+    let c = t.login_as(&email).await;
+    sqlx::query("UPDATE sessions SET created_at = 'corrompu'")
+        .execute(t.app.db.pool())
+        .await
+        .unwrap();
+    let before: String = sqlx::query_scalar("SELECT expires_at FROM sessions")
+        .fetch_one(t.app.db.pool())
+        .await
+        .unwrap();
+    t.app.clock.advance(chrono::Duration::minutes(5));
+    let r = t.get_with(&c, "/espace").await;
+    assert_eq!(r.status(), 500, "an error, with a reference");
+    let after: String = sqlx::query_scalar("SELECT expires_at FROM sessions")
+        .fetch_one(t.app.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(before, after, "the session's limit was not moved");
+}
+
+#[tokio::test]
+async fn an_unknown_role_in_the_database_is_an_error_not_inconnu() {
+    let t = spawn_app().await;
+    let admin = t
+        .user("admin@exemple.fr", Role::Administrateur, None, &[])
+        .await;
+    let other = t.applicant().await;
+    let c = t.login_as(&admin).await;
+    assert_eq!(t.get_with(&c, "/admin/utilisateurs").await.status(), 200);
+    sqlx::query("UPDATE users SET role = 'pirate' WHERE email = $1")
+        .bind(&other)
+        .execute(t.app.db.pool())
+        .await
+        .unwrap();
+    let r = t.get_with(&c, "/admin/utilisateurs").await;
+    assert_eq!(r.status(), 500);
+    assert!(!r.text().await.unwrap().contains("inconnu"));
+}

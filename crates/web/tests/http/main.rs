@@ -11,4 +11,5 @@ mod instances;
 mod matrix;
 mod pages;
 mod referentiel_reel;
+mod requetes;
 mod simulation;
