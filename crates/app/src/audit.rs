@@ -59,7 +59,7 @@ pub async fn record(
 /// The latest entries, newest first.
 pub async fn latest(db: &Db, limit: i64) -> AppResult<Vec<guichet_domain::audit::AuditRecord>> {
     let mut conn = db.pool().acquire().await?;
-    Ok(store::latest(&mut *conn, limit).await?)
+    Ok(store::latest(&mut conn, limit).await?)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,8 +38,11 @@ pub struct App {
     pub search: SearchIndex,
     /// The imported vintages, read at most once a second (an import on this instance clears
     /// it at once; one on another instance is seen within the second).
-    vintages: Arc<std::sync::Mutex<Option<(std::time::Instant, Vec<Vintage>)>>>,
+    vintages: Arc<std::sync::Mutex<Option<CachedVintages>>>,
 }
+
+/// When the list of imported vintages was read, and what it held.
+type CachedVintages = (std::time::Instant, Vec<Vintage>);
 
 /// How long the list of imported vintages is trusted before being read again.
 const VINTAGES_TTL: std::time::Duration = std::time::Duration::from_secs(1);
