@@ -7,7 +7,7 @@ use crate::referentiel;
 use crate::App;
 use guichet_domain::access::{ServiceTarget, DIRECTIONS_NATIONALES};
 use guichet_domain::territory::de_name;
-use guichet_domain::{CollectiviteRef, Principal, Role, ServiceKind, ServiceScope};
+use guichet_domain::{CollectiviteRef, Principal, Role, ServiceScope};
 use guichet_storage::accounts::{self as store, NewService, ServiceRow, UserRow};
 use guichet_storage::referentiel as refstore;
 use serde_json::json;
@@ -49,15 +49,9 @@ pub fn parse_email(input: &str) -> AppResult<String> {
 }
 
 pub fn service_scope(s: &ServiceRow) -> AppResult<ServiceScope> {
-    let kind = ServiceKind::from_slug(&s.kind).ok_or_else(|| {
-        AppError::Internal(anyhow::anyhow!(
-            "type de service inconnu en base : {}",
-            s.kind
-        ))
-    })?;
     Ok(ServiceScope {
         id: s.id,
-        kind,
+        kind: s.kind,
         territory_code: s.territory_code.clone(),
         region_code: s.region_code.clone(),
     })
@@ -104,12 +98,12 @@ impl App {
             }
         };
         let now = self.now_ts();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let (row, created) = store::ensure_service(
             &mut tx,
             &NewService {
                 code: &code,
-                kind: target.kind().slug(),
+                kind: target.kind(),
                 name: &name,
                 territory_code: target.territory_code(),
                 region_code: region.as_deref(),
@@ -126,7 +120,7 @@ impl App {
                 "service",
                 &row.id.to_string(),
                 None,
-                Some(&json!({"code": row.code, "nom": row.name, "type": row.kind, "territoire": row.territory_code})),
+                Some(&json!({"code": row.code, "nom": row.name, "type": row.kind.slug(), "territoire": row.territory_code})),
             )
             .await?;
         }
@@ -166,12 +160,12 @@ impl App {
             None => None,
         };
         let now = self.now_ts();
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let id = store::insert_user(
-            &mut tx,
+            &mut *tx,
             &email,
             &display_name,
-            new.role.slug(),
+            new.role,
             service.as_ref().map(|s| s.id),
             &now,
         )
@@ -184,7 +178,7 @@ impl App {
             }
         })?;
         for c in &new.collectivites {
-            store::add_user_collectivite(&mut tx, id, c.kind.slug(), &c.code).await?;
+            store::add_user_collectivite(&mut *tx, id, c.kind.slug(), &c.code).await?;
         }
         audit::record(
             &mut tx,
@@ -214,50 +208,69 @@ impl App {
 
     /// The access-rule view of a user.
     pub async fn user_view(&self, user_id: i64) -> AppResult<UserView> {
-        let mut conn = self.db.pool().acquire().await?;
-        let user = store::find_user(&mut conn, user_id)
+        let user = store::find_user(&self.db, user_id)
             .await?
             .ok_or_else(|| AppError::NotFound("compte introuvable".into()))?;
-        let role = Role::parse(&user.role).map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
         let service = match user.service_id {
-            Some(id) => store::find_service(&mut conn, id).await?,
+            Some(id) => store::find_service(&self.db, id).await?,
             None => None,
         };
-        let collectivites = store::user_collectivites(&mut conn, user_id)
+        self.view_of(user, service).await
+    }
+
+    /// The access-rule view of a user already read with their service: reads their
+    /// collectivités.
+    pub(crate) async fn view_of(
+        &self,
+        user: UserRow,
+        service: Option<ServiceRow>,
+    ) -> AppResult<UserView> {
+        let collectivites = store::user_collectivites(&self.db, user.id)
             .await?
             .iter()
             .map(|(kind, code)| CollectiviteRef::from_parts(kind, code))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
         let principal = Principal {
-            user_id,
-            role,
+            user_id: user.id,
+            role: user.role,
             service: service.as_ref().map(service_scope).transpose()?,
             collectivites,
         };
         Ok(UserView {
+            role: user.role,
             user,
-            role,
             service,
             principal,
         })
     }
 
-    /// The collectivités with their names in the vintage in force (the code when unknown).
+    /// The collectivités with their names in the vintage in force (the code when unknown), in
+    /// one statement.
     pub async fn named_collectivites(
         &self,
         refs: &[CollectiviteRef],
     ) -> AppResult<Vec<(CollectiviteRef, String)>> {
-        let vintage = self.vintage_in_force().await?;
-        let mut named = Vec::with_capacity(refs.len());
-        for r in refs {
-            let name = self
-                .collectivite_name(vintage, r)
-                .await?
-                .unwrap_or_else(|| r.to_string());
-            named.push((r.clone(), name));
+        if refs.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(named)
+        let vintage = self.vintage_in_force().await?;
+        let pairs: Vec<(&str, &str)> = refs
+            .iter()
+            .map(|r| (r.kind.slug(), r.code.as_str()))
+            .collect();
+        let names = refstore::names_of(&self.db, i64::from(vintage.year()), &pairs).await?;
+        Ok(refs
+            .iter()
+            .map(|r| {
+                let name = names
+                    .iter()
+                    .find(|(k, c, _)| k == r.kind.slug() && *c == r.code)
+                    .map(|(_, _, n)| n.clone())
+                    .unwrap_or_else(|| r.to_string());
+                (r.clone(), name)
+            })
+            .collect())
     }
 
     pub async fn collectivite_name(
@@ -285,27 +298,27 @@ impl App {
 
     pub async fn service(&self, id: i64) -> AppResult<Option<ServiceRow>> {
         let mut conn = self.db.pool().acquire().await?;
-        Ok(store::find_service(&mut conn, id).await?)
+        Ok(store::find_service(&mut *conn, id).await?)
     }
 
     pub async fn services(&self) -> AppResult<Vec<ServiceRow>> {
         let mut conn = self.db.pool().acquire().await?;
-        Ok(store::list_services(&mut conn).await?)
+        Ok(store::list_services(&mut *conn).await?)
     }
 
     pub async fn service_members(&self, id: i64) -> AppResult<Vec<UserRow>> {
         let mut conn = self.db.pool().acquire().await?;
-        Ok(store::users_of_service(&mut conn, id).await?)
+        Ok(store::users_of_service(&mut *conn, id).await?)
     }
 
     pub async fn collectivite_members(&self, r: &CollectiviteRef) -> AppResult<Vec<UserRow>> {
         let mut conn = self.db.pool().acquire().await?;
-        Ok(store::users_of_collectivite(&mut conn, r.kind.slug(), &r.code).await?)
+        Ok(store::users_of_collectivite(&mut *conn, r.kind.slug(), &r.code).await?)
     }
 
     pub async fn users(&self) -> AppResult<Vec<UserRow>> {
         let mut conn = self.db.pool().acquire().await?;
-        Ok(store::list_users(&mut conn).await?)
+        Ok(store::list_users(&mut *conn).await?)
     }
 
     /// Services a principal may see.

@@ -96,11 +96,11 @@ pub struct VerifyReport {
 /// Walks the whole chain page by page; any break is an error naming the entry.
 pub async fn verify(db: &Db) -> AppResult<VerifyReport> {
     let mut conn = db.pool().acquire().await?;
-    let (head_seq, head_hash) = store::head(&mut conn).await?;
+    let (head_seq, head_hash) = store::head(&mut *conn).await?;
     let mut verifier = ChainVerifier::default();
     let mut after = 0;
     loop {
-        let page = store::page(&mut conn, after, 1000).await?;
+        let page = store::page(&mut *conn, after, 1000).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for r in &page {
@@ -327,7 +327,7 @@ pub async fn write_anchor(app: &crate::App) -> AppResult<Option<Anchor>> {
     })?;
     let (seq, hash) = {
         let mut conn = app.db.pool().acquire().await?;
-        store::head(&mut conn).await?
+        store::head(&mut *conn).await?
     };
     let dir = &app.config.audit_anchor.dir;
     std::fs::create_dir_all(dir).map_err(|e| {
@@ -421,11 +421,11 @@ pub async fn verify_with_anchors(
         *h = Some(guichet_domain::audit::GENESIS_HASH.to_string());
     }
     let mut conn = db.pool().acquire().await?;
-    let (head_seq, head_hash) = store::head(&mut conn).await?;
+    let (head_seq, head_hash) = store::head(&mut *conn).await?;
     let mut verifier = ChainVerifier::default();
     let mut after = 0;
     'pages: loop {
-        let page = store::page(&mut conn, after, 1000).await?;
+        let page = store::page(&mut *conn, after, 1000).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for r in &page {

@@ -16,8 +16,8 @@ use argon2::Argon2;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use guichet_domain::password;
-use guichet_storage::accounts::{self as store, SessionRow, ThrottleRow};
-use guichet_storage::{format_ts, parse_ts};
+use guichet_storage::accounts::{self as store, AttemptRule, SessionRow};
+use guichet_storage::{format_ts, parse_ts, Timestamp};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
@@ -25,9 +25,87 @@ use std::sync::OnceLock;
 /// Idle lifetime of a session; each request moves it on, up to the absolute limit.
 pub const SESSION_IDLE: Duration = Duration::hours(2);
 pub const SESSION_ABSOLUTE: Duration = Duration::hours(12);
-const THROTTLE_WINDOW: Duration = Duration::minutes(15);
-const ACCOUNT_MAX_FAILURES: i64 = 5;
-const IP_MAX_FAILURES: i64 = 50;
+
+/// How attempts are counted against one kind of key: at most `limit` within `window`, then
+/// locked for growing delays (one per attempt past the limit, the last one repeated).
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleRule {
+    pub limit: i64,
+    pub window: Duration,
+    pub delays: [Duration; 5],
+}
+
+const GROWING: [Duration; 5] = [
+    Duration::minutes(1),
+    Duration::minutes(2),
+    Duration::minutes(4),
+    Duration::minutes(8),
+    Duration::minutes(15),
+];
+
+/// One account from one address: five tries, then one minute, two, four, eight, then fifteen
+/// between tries. Someone who guesses from their own address locks no one but themselves.
+pub const PAIR_RULE: ThrottleRule = ThrottleRule {
+    limit: 5,
+    window: Duration::hours(1),
+    delays: GROWING,
+};
+/// One account from every address: a ceiling far above the pair's, for guesses spread over many
+/// addresses. Reaching it locks the account for an hour and tells its holder by email.
+pub const ACCOUNT_CEILING: ThrottleRule = ThrottleRule {
+    limit: 100,
+    window: Duration::hours(1),
+    delays: [Duration::hours(1); 5],
+};
+/// One address over every account (guesses sprayed over many accounts).
+pub const IP_RULE: ThrottleRule = ThrottleRule {
+    limit: 50,
+    window: Duration::minutes(15),
+    delays: GROWING,
+};
+/// Password-reset requests for one address: three an hour.
+pub const RESET_ADDRESS_RULE: ThrottleRule = ThrottleRule {
+    limit: 3,
+    window: Duration::hours(1),
+    delays: [Duration::hours(1); 5],
+};
+/// Password-reset requests from one IP address: twenty an hour.
+pub const RESET_IP_RULE: ThrottleRule = ThrottleRule {
+    limit: 20,
+    window: Duration::hours(1),
+    delays: [Duration::hours(1); 5],
+};
+
+fn pair_prefix(email: &str) -> String {
+    format!("paire:{email}|")
+}
+
+/// The throttle keys of a login attempt, in the order they are counted (always the same order,
+/// so that two transactions never wait for each other's rows in a cycle).
+fn login_keys(email: &str, ip: Option<&str>) -> Vec<(String, ThrottleRule)> {
+    let mut keys = vec![
+        (
+            format!("{}{}", pair_prefix(email), ip.unwrap_or("-")),
+            PAIR_RULE,
+        ),
+        (format!("compte:{email}"), ACCOUNT_CEILING),
+    ];
+    if let Some(ip) = ip {
+        keys.push((format!("ip:{ip}"), IP_RULE));
+    }
+    keys
+}
+
+/// What counting an attempt decided.
+enum Gate {
+    /// Go on; `ceiling_reached` when this attempt brought the account to its ceiling.
+    Open {
+        ceiling_reached: bool,
+    },
+    Closed {
+        until: DateTime<Utc>,
+    },
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenPurpose {
@@ -41,6 +119,11 @@ impl TokenPurpose {
             TokenPurpose::FirstPassword => "premier-mot-de-passe",
             TokenPurpose::Reset => "reinitialisation",
         }
+    }
+    fn from_slug(slug: &str) -> Option<TokenPurpose> {
+        [TokenPurpose::FirstPassword, TokenPurpose::Reset]
+            .into_iter()
+            .find(|p| p.slug() == slug)
     }
     pub(crate) fn lifetime(self) -> Duration {
         match self {
@@ -129,13 +212,6 @@ pub struct TokenCheck {
     pub email: String,
 }
 
-fn throttle_locked(row: &Option<ThrottleRow>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    row.as_ref()
-        .and_then(|r| r.locked_until.as_deref())
-        .and_then(parse_ts)
-        .filter(|until| *until > now)
-}
-
 fn paris(at: DateTime<Utc>) -> String {
     at.with_timezone(&chrono_tz::Europe::Paris)
         .format("%H:%M")
@@ -143,33 +219,83 @@ fn paris(at: DateTime<Utc>) -> String {
 }
 
 impl App {
-    async fn register_failure(&self, key: &str, max: i64, now: DateTime<Utc>) -> AppResult<()> {
-        let mut conn = self.db.pool().acquire().await?;
-        let current = store::get_throttle(&mut conn, key).await?;
-        let window_open = current
-            .as_ref()
-            .and_then(|r| parse_ts(&r.window_start))
-            .is_some_and(|start| now - start < THROTTLE_WINDOW);
-        let (window_start, failures) = match (&current, window_open) {
-            (Some(r), true) => (r.window_start.clone(), r.failures + 1),
-            _ => (format_ts(now), 1),
+    /// Counts an attempt on each key, in one transaction, before anything is checked: each
+    /// count is one atomic upsert, so a burst of parallel attempts is counted attempt by attempt
+    /// and none gets past a limit. When a key refuses, nothing is counted (the transaction is
+    /// rolled back): a refused attempt costs the keys nothing.
+    async fn count_attempts(
+        &self,
+        keys: &[(String, ThrottleRule)],
+        now: DateTime<Utc>,
+    ) -> AppResult<Gate> {
+        let now_ts = format_ts(now);
+        let mut tx = self.db.begin_write().await?;
+        let mut ceiling_reached = false;
+        for (key, rule) in keys {
+            let cutoff = format_ts(now - rule.window);
+            let locks = rule.delays.map(|d| format_ts(now + d));
+            let attempt = store::count_attempt(
+                &mut *tx,
+                key,
+                &now_ts,
+                &AttemptRule {
+                    limit: rule.limit,
+                    window_cutoff: &cutoff,
+                    locks: [&locks[0], &locks[1], &locks[2], &locks[3], &locks[4]],
+                },
+            )
+            .await?;
+            if !attempt.allowed {
+                tx.rollback().await?;
+                let until = attempt
+                    .locked_until
+                    .as_deref()
+                    .and_then(parse_ts)
+                    .unwrap_or(now + rule.window);
+                return Ok(Gate::Closed { until });
+            }
+            if key.starts_with("compte:") && attempt.count == rule.limit {
+                ceiling_reached = true;
+            }
+        }
+        tx.commit().await?;
+        Ok(Gate::Open { ceiling_reached })
+    }
+
+    /// Tells an account's holder that its login ceiling was reached. The one place where this
+    /// mail is sent.
+    async fn notify_ceiling_reached(&self, email: &str, display_name: &str, until: DateTime<Utc>) {
+        let mail = crate::mail::PlainMail {
+            to: email.to_string(),
+            subject: "Tentatives de connexion à votre compte Guichet".into(),
+            body: format!(
+                "Bonjour {display_name},\n\nDe nombreuses tentatives de connexion avec un mot de passe erroné ont visé votre compte Guichet \
+                 ({} en moins d’une heure, depuis plusieurs adresses). Par précaution, les connexions à votre compte sont suspendues jusqu’à {} (heure de Paris).\n\n\
+                 Si ce n’était pas vous, personne n’a pu se connecter avec ces essais ; vous pouvez choisir un nouveau mot de passe depuis la page « Mot de passe oublié », \
+                 ce qui lève aussi la suspension.\n",
+                ACCOUNT_CEILING.limit,
+                paris(until)
+            ),
         };
-        let locked_until = (failures >= max).then(|| format_ts(now + THROTTLE_WINDOW));
-        store::put_throttle(
-            &mut conn,
-            key,
-            &ThrottleRow {
-                window_start,
-                failures,
-                locked_until,
-            },
-        )
-        .await?;
-        Ok(())
+        // Through the job queue, like every mail: retried while the relay is down.
+        let queued = match self.db.pool().acquire().await {
+            Ok(mut conn) => self.enqueue(&mut conn, &mail).await,
+            Err(e) => Err(e.into()),
+        };
+        match queued {
+            Ok(_) => self.wake_workers(),
+            Err(e) => {
+                tracing::warn!(erreur = %e, "courriel d’alerte de tentatives de connexion non mis en file")
+            }
+        }
     }
 
     /// Checks a password and opens a session. `previous` is the session the browser had, if
     /// any: it is closed, so that the session identifier changes at login.
+    ///
+    /// The attempt is counted before the password is checked (per account and address, per
+    /// account, per address), and refused beyond the limits; a successful attempt is then taken
+    /// back from the counts.
     pub async fn login(
         &self,
         email: &str,
@@ -182,29 +308,27 @@ impl App {
             || AppError::Unauthorized("adresse électronique ou mot de passe incorrect".into());
         let email = parse_email(email).map_err(|_| invalid())?;
         let now = self.clock.now();
-        let account_key = format!("compte:{email}");
-        let ip_key = ip.map(|ip| format!("ip:{ip}"));
-        {
-            let mut conn = self.db.pool().acquire().await?;
-            let mut locked =
-                throttle_locked(&store::get_throttle(&mut conn, &account_key).await?, now);
-            if let Some(k) = &ip_key {
-                locked = locked.max(throttle_locked(
-                    &store::get_throttle(&mut conn, k).await?,
-                    now,
-                ));
-            }
-            if let Some(until) = locked {
+        let keys = login_keys(&email, ip);
+        let ceiling_reached = match self.count_attempts(&keys, now).await? {
+            Gate::Closed { until } => {
                 return Err(AppError::TooManyAttempts {
                     until: paris(until),
                     retry_after_secs: (until - now).num_seconds().max(1),
-                });
+                })
+            }
+            Gate::Open { ceiling_reached } => ceiling_reached,
+        };
+        let user = store::find_user_by_email(&self.db, &email).await?;
+        if ceiling_reached {
+            if let Some(u) = &user {
+                self.notify_ceiling_reached(
+                    &u.email,
+                    &u.display_name,
+                    now + ACCOUNT_CEILING.delays[0],
+                )
+                .await;
             }
         }
-        let user = {
-            let mut conn = self.db.pool().acquire().await?;
-            store::find_user_by_email(&mut conn, &email).await?
-        };
         let phc = user
             .as_ref()
             .filter(|u| u.disabled_at.is_none())
@@ -216,24 +340,24 @@ impl App {
             .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
         let user = match (ok, user) {
             (true, Some(u)) if u.disabled_at.is_none() && u.password_hash.is_some() => u,
-            _ => {
-                self.register_failure(&account_key, ACCOUNT_MAX_FAILURES, now)
-                    .await?;
-                if let Some(k) = &ip_key {
-                    self.register_failure(k, IP_MAX_FAILURES, now).await?;
-                }
-                return Err(invalid());
-            }
+            _ => return Err(invalid()),
         };
         let token = random_token();
         let expires_at = now + SESSION_IDLE;
-        let mut tx = self.db.pool().begin().await?;
-        store::clear_throttle(&mut tx, &account_key).await?;
+        let mut tx = self.db.begin_write().await?;
+        // A success is no failure: the pair starts afresh, the other counts take it back.
+        for (key, rule) in &keys {
+            if key.starts_with("paire:") {
+                store::clear_throttle(&mut *tx, key).await?;
+            } else {
+                store::uncount_attempt(&mut *tx, key, rule.limit).await?;
+            }
+        }
         if let Some(prev) = previous {
-            store::delete_session(&mut tx, &token_hash(prev)).await?;
+            store::delete_session(&mut *tx, &token_hash(prev)).await?;
         }
         store::insert_session(
-            &mut tx,
+            &mut *tx,
             &SessionRow {
                 id_hash: token_hash(&token),
                 user_id: user.id,
@@ -241,9 +365,9 @@ impl App {
                 auth_method: "password".into(),
                 idp_issuer: None,
                 idp_session: None,
-                created_at: format_ts(now),
-                last_seen_at: format_ts(now),
-                expires_at: format_ts(expires_at),
+                created_at: Timestamp::new(now),
+                last_seen_at: Timestamp::new(now),
+                expires_at: Timestamp::new(expires_at),
                 ip: ip.map(str::to_string),
                 user_agent: user_agent.map(|u| u.chars().take(300).collect()),
             },
@@ -268,25 +392,72 @@ impl App {
         })
     }
 
+    /// The live session behind a cookie token and its user's access view, sliding the session's
+    /// expiry forward: two statements (the session with its user and service, then the user's
+    /// collectivités), a third at most once a minute to slide the expiry.
+    pub async fn session_view(
+        &self,
+        token: &str,
+    ) -> AppResult<Option<(SessionContext, crate::accounts::UserView)>> {
+        let now = self.clock.now();
+        let id_hash = token_hash(token);
+        let Some((s, user, service)) =
+            store::find_live_session_with_user(&self.db, &id_hash, &format_ts(now)).await?
+        else {
+            return Ok(None);
+        };
+        if user.disabled_at.is_some() {
+            store::delete_session(&self.db, &id_hash).await?;
+            return Ok(None);
+        }
+        self.slide_session(&id_hash, &s, now).await?;
+        let view = self.view_of(user, service).await?;
+        Ok(Some((
+            SessionContext {
+                user_id: s.user_id,
+                csrf_token: s.csrf_token,
+                id_hash,
+            },
+            view,
+        )))
+    }
+
+    /// Moves a session's expiry on, at most once a minute, to spare the database a write per
+    /// request; never past the absolute limit counted from its creation.
+    async fn slide_session(
+        &self,
+        id_hash: &str,
+        s: &SessionRow,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        if now - s.last_seen_at.instant() > Duration::minutes(1) {
+            let expires = (now + SESSION_IDLE).min(s.created_at.instant() + SESSION_ABSOLUTE);
+            store::touch_session(&self.db, id_hash, &format_ts(now), &format_ts(expires)).await?;
+        }
+        Ok(())
+    }
+
     /// The live session behind a cookie token, sliding its expiry forward.
     pub async fn session(&self, token: &str) -> AppResult<Option<SessionContext>> {
         let now = self.clock.now();
         let id_hash = token_hash(token);
         let mut conn = self.db.pool().acquire().await?;
-        let Some(s) = store::find_live_session(&mut conn, &id_hash, &format_ts(now)).await? else {
+        let Some(s) = store::find_live_session(&mut *conn, &id_hash, &format_ts(now)).await? else {
             return Ok(None);
         };
-        let user = store::find_user(&mut conn, s.user_id).await?;
+        let user = store::find_user(&mut *conn, s.user_id).await?;
         if user.as_ref().is_none_or(|u| u.disabled_at.is_some()) {
-            store::delete_session(&mut conn, &id_hash).await?;
+            store::delete_session(&mut *conn, &id_hash).await?;
             return Ok(None);
         }
         // Slide the expiry at most once a minute, to spare the database a write per request.
-        let seen = parse_ts(&s.last_seen_at).unwrap_or(now);
+        // A corrupt timestamp fails the decoding above (an error, not a fresh start).
+        let seen = s.last_seen_at.instant();
         if now - seen > Duration::minutes(1) {
-            let created = parse_ts(&s.created_at).unwrap_or(now);
+            let created = s.created_at.instant();
             let expires = (now + SESSION_IDLE).min(created + SESSION_ABSOLUTE);
-            store::touch_session(&mut conn, &id_hash, &format_ts(now), &format_ts(expires)).await?;
+            store::touch_session(&mut *conn, &id_hash, &format_ts(now), &format_ts(expires))
+                .await?;
         }
         Ok(Some(SessionContext {
             user_id: s.user_id,
@@ -295,19 +466,35 @@ impl App {
         }))
     }
 
+    /// Closes a session. The session row is deleted and the logout recorded in one write
+    /// transaction, retried when the database is momentarily busy: a logout that answers success
+    /// has ended the session, and one that fails leaves nothing half done.
     pub async fn logout(&self, token: &str) -> AppResult<()> {
-        let mut tx = self.db.pool().begin().await?;
         let id_hash = token_hash(token);
-        let now = format_ts(self.clock.now());
-        if let Some(s) = store::find_live_session(&mut tx, &id_hash, &now).await? {
-            store::delete_session(&mut tx, &id_hash).await?;
+        let mut attempt = 0u32;
+        loop {
+            match self.logout_once(&id_hash).await {
+                Ok(()) => return Ok(()),
+                Err(AppError::Storage(e)) if e.is_transient() && attempt < 4 => {
+                    attempt += 1;
+                    tracing::warn!(essai = attempt, erreur = %e, "déconnexion : base occupée, nouvel essai");
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn logout_once(&self, id_hash: &str) -> AppResult<()> {
+        let mut tx = self.db.begin_write().await?;
+        if let Some(user_id) = store::end_session(&mut *tx, id_hash).await? {
             audit::record(
                 &mut tx,
                 &self.clock,
-                Actor::User(s.user_id),
+                Actor::User(user_id),
                 "session.deconnexion",
                 "utilisateur",
-                &s.user_id.to_string(),
+                &user_id.to_string(),
                 None,
                 None,
             )
@@ -321,10 +508,10 @@ impl App {
     pub async fn issue_token_link(&self, user_id: i64, purpose: TokenPurpose) -> AppResult<String> {
         let token = random_token();
         let now = self.clock.now();
-        let mut tx = self.db.pool().begin().await?;
-        store::revoke_tokens(&mut tx, user_id, purpose.slug(), &format_ts(now)).await?;
+        let mut tx = self.db.begin_write().await?;
+        store::revoke_tokens(&mut *tx, user_id, purpose.slug(), &format_ts(now)).await?;
         store::insert_token(
-            &mut tx,
+            &mut *tx,
             &token_hash(&token),
             user_id,
             purpose.slug(),
@@ -339,10 +526,23 @@ impl App {
         ))
     }
 
-    /// Queues a reset link for the account of this address, if any. Says nothing either way, so
-    /// that the form does not reveal which addresses have accounts.
-    pub async fn request_password_reset(&self, email: &str) -> AppResult<()> {
+    /// Queues a reset link for the account of this address, if any. Says nothing either way, so that the form does
+    /// not reveal which addresses have accounts. Requests are counted per address asked for and
+    /// per requesting IP address, whether the account exists or not, and refused beyond the
+    /// limits (no mailbox gets flooded with links).
+    pub async fn request_password_reset(&self, email: &str, ip: Option<&str>) -> AppResult<()> {
         let email = parse_email(email)?;
+        let now = self.clock.now();
+        let mut keys = vec![(format!("reinit:compte:{email}"), RESET_ADDRESS_RULE)];
+        if let Some(ip) = ip {
+            keys.push((format!("reinit:ip:{ip}"), RESET_IP_RULE));
+        }
+        if let Gate::Closed { until } = self.count_attempts(&keys, now).await? {
+            return Err(AppError::TooManyAttempts {
+                until: paris(until),
+                retry_after_secs: (until - now).num_seconds().max(1),
+            });
+        }
         // The same single insert whether or not the address has an account: the answer takes the
         // same time either way; the worker looks the account up and sends the link.
         let mut conn = self.db.pool().acquire().await?;
@@ -355,7 +555,7 @@ impl App {
     /// Checks a one-time link without using it.
     pub async fn check_token(&self, token: &str) -> AppResult<TokenCheck> {
         let mut conn = self.db.pool().acquire().await?;
-        let row = store::find_token(&mut conn, &token_hash(token))
+        let row = store::find_token(&mut *conn, &token_hash(token))
             .await?
             .ok_or_else(|| {
                 AppError::NotFound(
@@ -367,17 +567,18 @@ impl App {
                 "ce lien a déjà été utilisé ; demandez-en un nouveau".into(),
             ));
         }
-        if parse_ts(&row.expires_at).is_none_or(|e| e <= self.clock.now()) {
+        if row.expires_at.instant() <= self.clock.now() {
             return Err(AppError::Conflict(
                 "ce lien a expiré ; demandez-en un nouveau".into(),
             ));
         }
-        let purpose = if row.purpose == TokenPurpose::Reset.slug() {
-            TokenPurpose::Reset
-        } else {
-            TokenPurpose::FirstPassword
-        };
-        let user = store::find_user(&mut conn, row.user_id)
+        let purpose = TokenPurpose::from_slug(&row.purpose).ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!(
+                "lien à usage unique d’un type inconnu en base : {}",
+                row.purpose
+            ))
+        })?;
+        let user = store::find_user(&mut *conn, row.user_id)
             .await?
             .ok_or_else(|| AppError::NotFound("compte introuvable".into()))?;
         Ok(TokenCheck {
@@ -396,15 +597,19 @@ impl App {
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))??;
         let now = format_ts(self.clock.now());
-        let mut tx = self.db.pool().begin().await?;
-        if !store::consume_token(&mut tx, &token_hash(token), &now).await? {
+        let mut tx = self.db.begin_write().await?;
+        if !store::consume_token(&mut *tx, &token_hash(token), &now).await? {
             return Err(AppError::Conflict(
                 "ce lien a déjà été utilisé ; demandez-en un nouveau".into(),
             ));
         }
-        store::set_password_hash(&mut tx, check.user_id, &hash, &now).await?;
-        store::delete_user_sessions(&mut tx, check.user_id).await?;
-        store::clear_throttle(&mut tx, &format!("compte:{}", check.email)).await?;
+        store::set_password_hash(&mut *tx, check.user_id, &hash, &now).await?;
+        // Every other link of the account, of every kind, dies with the old password.
+        store::revoke_all_tokens(&mut *tx, check.user_id, &now).await?;
+        store::delete_user_sessions(&mut *tx, check.user_id).await?;
+        // The holder proved they own the mailbox: the account's login counts start afresh.
+        store::clear_throttle(&mut *tx, &format!("compte:{}", check.email)).await?;
+        store::clear_throttle_prefix(&mut *tx, &pair_prefix(&check.email)).await?;
         audit::record(
             &mut tx,
             &self.clock,
@@ -435,8 +640,10 @@ impl App {
         let hash = tokio::task::spawn_blocking(move || hash_password(&pw))
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))??;
-        let mut tx = self.db.pool().begin().await?;
-        store::set_password_hash(&mut tx, user_id, &hash, &format_ts(self.clock.now())).await?;
+        let mut tx = self.db.begin_write().await?;
+        let now = format_ts(self.clock.now());
+        store::set_password_hash(&mut *tx, user_id, &hash, &now).await?;
+        store::revoke_all_tokens(&mut *tx, user_id, &now).await?;
         audit::record(
             &mut tx,
             &self.clock,
@@ -456,6 +663,6 @@ impl App {
 impl App {
     pub async fn purge_expired_sessions(&self) -> AppResult<u64> {
         let mut conn = self.db.pool().acquire().await?;
-        Ok(store::delete_expired_sessions(&mut conn, &format_ts(self.clock.now())).await?)
+        Ok(store::delete_expired_sessions(&mut *conn, &format_ts(self.clock.now())).await?)
     }
 }

@@ -123,7 +123,7 @@ impl App {
         for a in DEMO_ACCOUNTS {
             let exists = {
                 let mut conn = self.db.pool().acquire().await?;
-                store::find_user_by_email(&mut conn, a.email)
+                store::find_user_by_email(&mut *conn, a.email)
                     .await?
                     .is_some()
             };

@@ -24,9 +24,23 @@ pub enum AppError {
     #[error("ressource indisponible : {0}")]
     Unavailable(String),
     #[error(transparent)]
-    Storage(#[from] StorageError),
+    Storage(StorageError),
     #[error("erreur interne")]
     Internal(#[from] anyhow::Error),
+}
+
+/// Constraint violations and stale writes become conflicts with their French message wherever
+/// they happen (409, not a 500); every other storage failure stays internal.
+impl From<StorageError> for AppError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Conflict(v) | StorageError::ForeignKey(v) => {
+                AppError::Conflict(v.message.to_string())
+            }
+            StorageError::Stale(_) => AppError::Conflict(e.to_string()),
+            e => AppError::Storage(e),
+        }
+    }
 }
 
 impl From<sqlx::Error> for AppError {

@@ -551,12 +551,7 @@ impl App {
         }
         let actor = crate::audit::Actor::User(by.user.id);
         // Reads then writes: on SQLite, take the write lock first (no SQLITE_BUSY midway).
-        let mut tx = match self.db.backend() {
-            guichet_storage::Backend::Sqlite => {
-                self.db.pool().begin_with("BEGIN IMMEDIATE").await?
-            }
-            guichet_storage::Backend::Postgres => self.db.pool().begin().await?,
-        };
+        let mut tx = self.db.begin_write().await?;
         let job = store::find(&mut tx, id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("travail n° {id} introuvable")))?;

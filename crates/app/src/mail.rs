@@ -14,7 +14,6 @@ use crate::config::{Config, SmtpTls};
 use crate::error::{AppError, AppResult};
 use crate::jobs::{Job, JobError, JobResult, Registry};
 use crate::App;
-use guichet_domain::Role;
 use guichet_storage::accounts as accounts_store;
 use guichet_storage::format_ts;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
@@ -176,7 +175,7 @@ pub(crate) fn register_jobs(r: &mut Registry) {
 async fn send_reset_link(app: &App, email: &str) -> JobResult {
     let user = {
         let mut conn = app.db.pool().acquire().await.map_err(AppError::from)?;
-        accounts_store::find_user_by_email(&mut conn, email).await?
+        accounts_store::find_user_by_email(&mut *conn, email).await?
     };
     let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
         tracing::info!(
@@ -201,7 +200,7 @@ async fn send_reset_link(app: &App, email: &str) -> JobResult {
 async fn send_first_password_link(app: &App, user_id: i64) -> JobResult {
     let user = {
         let mut conn = app.db.pool().acquire().await.map_err(AppError::from)?;
-        accounts_store::find_user(&mut conn, user_id).await?
+        accounts_store::find_user(&mut *conn, user_id).await?
     };
     let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
         tracing::info!(
@@ -225,7 +224,7 @@ async fn send_first_password_link(app: &App, user_id: i64) -> JobResult {
     {
         let mut conn = app.db.pool().acquire().await.map_err(AppError::from)?;
         accounts_store::insert_token(
-            &mut conn,
+            &mut *conn,
             &token_hash(&token),
             user.id,
             purpose.slug(),
@@ -235,7 +234,7 @@ async fn send_first_password_link(app: &App, user_id: i64) -> JobResult {
         .await?;
     }
     let link = format!("{}/mot-de-passe/definir?jeton={token}", app.config.base_url);
-    let role = Role::parse(&user.role).map(Role::label).unwrap_or("compte");
+    let role = user.role.label();
     app.mailer
         .deliver(
             &user.email,

@@ -427,10 +427,10 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_does_not_exist_and_mail_job
         .unwrap();
     assert_eq!(welcome.len(), 1);
     assert_eq!(welcome[0].payload, format!("{{\"user_id\":{id}}}"));
-    app.request_password_reset("Agent@Exemple.fr")
+    app.request_password_reset("Agent@Exemple.fr", None)
         .await
         .unwrap();
-    app.request_password_reset("personne@exemple.fr")
+    app.request_password_reset("personne@exemple.fr", None)
         .await
         .unwrap();
     let resets = app.jobs_of_kind("courriel.reinitialisation").await.unwrap();

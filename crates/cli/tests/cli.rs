@@ -102,6 +102,31 @@ async fn migrations_run_once() {
 }
 
 #[tokio::test]
+async fn a_migration_that_differs_from_what_the_database_ran_is_refused_at_start() {
+    let (dir, db) = fresh().await;
+    assert!(guichet(&dir, &db, &["migrate"]).status.success());
+    // The database ran another text for migration 2 than this binary holds (as if it had been
+    // edited after being applied).
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db).await.unwrap();
+    sqlx::query("UPDATE schema_migrations SET checksum = 'd3adb33f' WHERE version = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    for args in [&["migrate"][..], &["serve", "--bind", "127.0.0.1:0"][..]] {
+        let o = guichet(&dir, &db, args);
+        assert!(!o.status.success(), "{args:?}");
+        let (_, err) = text(&o);
+        assert!(
+            err.contains("la migration 2 (comptes) a été modifiée après avoir été appliquée"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("nouvelle migration"), "{err}");
+    }
+}
+
+#[tokio::test]
 async fn importing_without_the_npm_package_says_what_to_do() {
     let (dir, db) = fresh().await;
     let o = Command::new(env!("CARGO_BIN_EXE_guichet"))

@@ -1,8 +1,10 @@
 //! Services, users and their scopes, sessions, one-time tokens and login throttling.
 
 use crate::error::StorageError;
+use crate::time::Timestamp;
+use guichet_domain::{Role, ServiceKind};
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{Any, AnyConnection, Executor, Row};
 
 type Conn = AnyConnection;
 
@@ -10,7 +12,7 @@ type Conn = AnyConnection;
 pub struct ServiceRow {
     pub id: i64,
     pub code: String,
-    pub kind: String,
+    pub kind: ServiceKind,
     pub name: String,
     pub territory_code: String,
     pub region_code: Option<String>,
@@ -19,19 +21,42 @@ pub struct ServiceRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewService<'a> {
     pub code: &'a str,
-    pub kind: &'a str,
+    pub kind: ServiceKind,
     pub name: &'a str,
     pub territory_code: &'a str,
     pub region_code: Option<&'a str>,
 }
 
-const SERVICE_COLS: &str = "id, code, kind, name, territory_code, region_code";
+/// The columns of a service row, as constant text for `concat!`.
+macro_rules! service_cols {
+    () => {
+        "id, code, kind, name, territory_code, region_code"
+    };
+}
+
+/// A column that holds a domain value's slug, decoded into that value: an unknown slug is a
+/// decoding error naming the column and the value, never a default.
+fn slug<T>(
+    r: &AnyRow,
+    column: &'static str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, sqlx::Error> {
+    let text: String = r.try_get(column)?;
+    parse(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.into(),
+        source: format!(
+            "valeur inconnue : « {} »",
+            text.chars().take(64).collect::<String>()
+        )
+        .into(),
+    })
+}
 
 fn service(r: &AnyRow) -> Result<ServiceRow, sqlx::Error> {
     Ok(ServiceRow {
         id: r.try_get("id")?,
         code: r.try_get("code")?,
-        kind: r.try_get("kind")?,
+        kind: slug(r, "kind", ServiceKind::from_slug)?,
         name: r.try_get("name")?,
         territory_code: r.try_get("territory_code")?,
         region_code: r.try_get("region_code")?,
@@ -49,7 +74,7 @@ pub async fn ensure_service(
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (code) DO NOTHING",
     )
     .bind(new.code)
-    .bind(new.kind)
+    .bind(new.kind.slug())
     .bind(new.name)
     .bind(new.territory_code)
     .bind(new.region_code)
@@ -58,40 +83,51 @@ pub async fn ensure_service(
     .await?
     .rows_affected()
         > 0;
-    let row = find_service_by_code(conn, new.code)
+    let row = find_service_by_code(&mut *conn, new.code)
         .await?
-        .ok_or_else(|| StorageError::Conflict(format!("service {}", new.code)))?;
+        .ok_or(StorageError::Query(sqlx::Error::RowNotFound))?;
     Ok((row, inserted))
 }
 
-pub async fn find_service_by_code(
-    conn: &mut Conn,
+pub async fn find_service_by_code<'c>(
+    e: impl Executor<'c, Database = Any>,
     code: &str,
 ) -> Result<Option<ServiceRow>, StorageError> {
-    let row = sqlx::query(&format!(
-        "SELECT {SERVICE_COLS} FROM services WHERE code = $1"
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        service_cols!(),
+        " FROM services WHERE code = $1"
     ))
     .bind(code)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(e)
     .await?;
     Ok(row.as_ref().map(service).transpose()?)
 }
 
-pub async fn find_service(conn: &mut Conn, id: i64) -> Result<Option<ServiceRow>, StorageError> {
-    let row = sqlx::query(&format!(
-        "SELECT {SERVICE_COLS} FROM services WHERE id = $1"
+pub async fn find_service<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id: i64,
+) -> Result<Option<ServiceRow>, StorageError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        service_cols!(),
+        " FROM services WHERE id = $1"
     ))
     .bind(id)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(e)
     .await?;
     Ok(row.as_ref().map(service).transpose()?)
 }
 
-pub async fn list_services(conn: &mut Conn) -> Result<Vec<ServiceRow>, StorageError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {SERVICE_COLS} FROM services ORDER BY kind, territory_code"
+pub async fn list_services<'c>(
+    e: impl Executor<'c, Database = Any>,
+) -> Result<Vec<ServiceRow>, StorageError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        service_cols!(),
+        " FROM services ORDER BY kind, territory_code"
     ))
-    .fetch_all(&mut *conn)
+    .fetch_all(e)
     .await?;
     Ok(rows.iter().map(service).collect::<Result<_, _>>()?)
 }
@@ -101,22 +137,26 @@ pub struct UserRow {
     pub id: i64,
     pub email: String,
     pub display_name: String,
-    pub role: String,
+    pub role: Role,
     pub service_id: Option<i64>,
     pub password_hash: Option<String>,
-    pub created_at: String,
-    pub disabled_at: Option<String>,
+    pub created_at: Timestamp,
+    pub disabled_at: Option<Timestamp>,
 }
 
-const USER_COLS: &str =
-    "id, email, display_name, role, service_id, password_hash, created_at, disabled_at";
+/// The columns of a user row, as constant text for `concat!`.
+macro_rules! user_cols {
+    () => {
+        "id, email, display_name, role, service_id, password_hash, created_at, disabled_at"
+    };
+}
 
 fn user(r: &AnyRow) -> Result<UserRow, sqlx::Error> {
     Ok(UserRow {
         id: r.try_get("id")?,
         email: r.try_get("email")?,
         display_name: r.try_get("display_name")?,
-        role: r.try_get("role")?,
+        role: slug(r, "role", |s| Role::parse(s).ok())?,
         service_id: r.try_get("service_id")?,
         password_hash: r.try_get("password_hash")?,
         created_at: r.try_get("created_at")?,
@@ -124,11 +164,11 @@ fn user(r: &AnyRow) -> Result<UserRow, sqlx::Error> {
     })
 }
 
-pub async fn insert_user(
-    conn: &mut Conn,
+pub async fn insert_user<'c>(
+    e: impl Executor<'c, Database = Any>,
     email: &str,
     display_name: &str,
-    role: &str,
+    role: Role,
     service_id: Option<i64>,
     now: &str,
 ) -> Result<i64, StorageError> {
@@ -137,16 +177,16 @@ pub async fn insert_user(
     )
     .bind(email)
     .bind(display_name)
-    .bind(role)
+    .bind(role.slug())
     .bind(service_id)
     .bind(now)
-    .fetch_one(&mut *conn)
+    .fetch_one(e)
     .await?;
     Ok(id)
 }
 
-pub async fn add_user_collectivite(
-    conn: &mut Conn,
+pub async fn add_user_collectivite<'c>(
+    e: impl Executor<'c, Database = Any>,
     user_id: i64,
     kind: &str,
     code: &str,
@@ -155,20 +195,20 @@ pub async fn add_user_collectivite(
         .bind(user_id)
         .bind(kind)
         .bind(code)
-        .execute(&mut *conn)
+        .execute(e)
         .await?;
     Ok(())
 }
 
-pub async fn user_collectivites(
-    conn: &mut Conn,
+pub async fn user_collectivites<'c>(
+    e: impl Executor<'c, Database = Any>,
     user_id: i64,
 ) -> Result<Vec<(String, String)>, StorageError> {
     let rows = sqlx::query(
         "SELECT kind, code FROM user_collectivites WHERE user_id = $1 ORDER BY kind, code",
     )
     .bind(user_id)
-    .fetch_all(&mut *conn)
+    .fetch_all(e)
     .await?;
     Ok(rows
         .iter()
@@ -176,47 +216,66 @@ pub async fn user_collectivites(
         .collect::<Result<_, sqlx::Error>>()?)
 }
 
-pub async fn find_user_by_email(
-    conn: &mut Conn,
+pub async fn find_user_by_email<'c>(
+    e: impl Executor<'c, Database = Any>,
     email: &str,
 ) -> Result<Option<UserRow>, StorageError> {
-    let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE email = $1"))
-        .bind(email)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.as_ref().map(user).transpose()?)
-}
-
-pub async fn find_user(conn: &mut Conn, id: i64) -> Result<Option<UserRow>, StorageError> {
-    let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.as_ref().map(user).transpose()?)
-}
-
-pub async fn list_users(conn: &mut Conn) -> Result<Vec<UserRow>, StorageError> {
-    let rows = sqlx::query(&format!("SELECT {USER_COLS} FROM users ORDER BY email"))
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
-}
-
-pub async fn users_of_service(
-    conn: &mut Conn,
-    service_id: i64,
-) -> Result<Vec<UserRow>, StorageError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {USER_COLS} FROM users WHERE service_id = $1 ORDER BY display_name"
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        user_cols!(),
+        " FROM users WHERE email = $1"
     ))
-    .bind(service_id)
-    .fetch_all(&mut *conn)
+    .bind(email)
+    .fetch_optional(e)
+    .await?;
+    Ok(row.as_ref().map(user).transpose()?)
+}
+
+pub async fn find_user<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id: i64,
+) -> Result<Option<UserRow>, StorageError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        user_cols!(),
+        " FROM users WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(e)
+    .await?;
+    Ok(row.as_ref().map(user).transpose()?)
+}
+
+pub async fn list_users<'c>(
+    e: impl Executor<'c, Database = Any>,
+) -> Result<Vec<UserRow>, StorageError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        user_cols!(),
+        " FROM users ORDER BY email"
+    ))
+    .fetch_all(e)
     .await?;
     Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
 }
 
-pub async fn users_of_collectivite(
-    conn: &mut Conn,
+pub async fn users_of_service<'c>(
+    e: impl Executor<'c, Database = Any>,
+    service_id: i64,
+) -> Result<Vec<UserRow>, StorageError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        user_cols!(),
+        " FROM users WHERE service_id = $1 ORDER BY display_name"
+    ))
+    .bind(service_id)
+    .fetch_all(e)
+    .await?;
+    Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
+}
+
+pub async fn users_of_collectivite<'c>(
+    e: impl Executor<'c, Database = Any>,
     kind: &str,
     code: &str,
 ) -> Result<Vec<UserRow>, StorageError> {
@@ -226,13 +285,13 @@ pub async fn users_of_collectivite(
     )
     .bind(kind)
     .bind(code)
-    .fetch_all(&mut *conn)
+    .fetch_all(e)
     .await?;
     Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
 }
 
-pub async fn set_password_hash(
-    conn: &mut Conn,
+pub async fn set_password_hash<'c>(
+    e: impl Executor<'c, Database = Any>,
     user_id: i64,
     hash: &str,
     now: &str,
@@ -241,7 +300,7 @@ pub async fn set_password_hash(
         .bind(hash)
         .bind(now)
         .bind(user_id)
-        .execute(&mut *conn)
+        .execute(e)
         .await?;
     Ok(())
 }
@@ -254,14 +313,17 @@ pub struct SessionRow {
     pub auth_method: String,
     pub idp_issuer: Option<String>,
     pub idp_session: Option<String>,
-    pub created_at: String,
-    pub last_seen_at: String,
-    pub expires_at: String,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub expires_at: Timestamp,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
 
-pub async fn insert_session(conn: &mut Conn, s: &SessionRow) -> Result<(), StorageError> {
+pub async fn insert_session<'c>(
+    e: impl Executor<'c, Database = Any>,
+    s: &SessionRow,
+) -> Result<(), StorageError> {
     sqlx::query(
         "INSERT INTO sessions (id_hash, user_id, csrf_token, auth_method, idp_issuer, idp_session, created_at, \
          last_seen_at, expires_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -272,19 +334,19 @@ pub async fn insert_session(conn: &mut Conn, s: &SessionRow) -> Result<(), Stora
     .bind(&s.auth_method)
     .bind(s.idp_issuer.as_deref())
     .bind(s.idp_session.as_deref())
-    .bind(&s.created_at)
-    .bind(&s.last_seen_at)
-    .bind(&s.expires_at)
+    .bind(s.created_at)
+    .bind(s.last_seen_at)
+    .bind(s.expires_at)
     .bind(s.ip.as_deref())
     .bind(s.user_agent.as_deref())
-    .execute(&mut *conn)
+    .execute(e)
     .await?;
     Ok(())
 }
 
 /// Finds a session that has not expired at `now`.
-pub async fn find_live_session(
-    conn: &mut Conn,
+pub async fn find_live_session<'c>(
+    e: impl Executor<'c, Database = Any>,
     id_hash: &str,
     now: &str,
 ) -> Result<Option<SessionRow>, StorageError> {
@@ -294,10 +356,61 @@ pub async fn find_live_session(
     )
     .bind(id_hash)
     .bind(now)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(e)
+    .await?;
+    Ok(row.as_ref().map(session).transpose()?)
+}
+
+/// A live session with its user and the user's service, in one statement (the request path of
+/// every logged-in page).
+pub async fn find_live_session_with_user<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id_hash: &str,
+    now: &str,
+) -> Result<Option<(SessionRow, UserRow, Option<ServiceRow>)>, StorageError> {
+    let row = sqlx::query(
+        "SELECT s.id_hash, s.user_id, s.csrf_token, s.auth_method, s.idp_issuer, s.idp_session, \
+         s.created_at, s.last_seen_at, s.expires_at, s.ip, s.user_agent, \
+         u.email AS u_email, u.display_name AS u_display_name, u.role AS u_role, \
+         u.service_id AS u_service_id, u.password_hash AS u_password_hash, \
+         u.created_at AS u_created_at, u.disabled_at AS u_disabled_at, \
+         v.code AS v_code, v.kind AS v_kind, v.name AS v_name, \
+         v.territory_code AS v_territory_code, v.region_code AS v_region_code \
+         FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN services v ON v.id = u.service_id \
+         WHERE s.id_hash = $1 AND s.expires_at > $2",
+    )
+    .bind(id_hash)
+    .bind(now)
+    .fetch_optional(e)
     .await?;
     let Some(r) = row else { return Ok(None) };
-    Ok(Some(SessionRow {
+    let session = session(&r)?;
+    let user = UserRow {
+        id: session.user_id,
+        email: r.try_get("u_email")?,
+        display_name: r.try_get("u_display_name")?,
+        role: slug(&r, "u_role", |s| Role::parse(s).ok())?,
+        service_id: r.try_get("u_service_id")?,
+        password_hash: r.try_get("u_password_hash")?,
+        created_at: r.try_get("u_created_at")?,
+        disabled_at: r.try_get("u_disabled_at")?,
+    };
+    let service = match user.service_id {
+        Some(id) => Some(ServiceRow {
+            id,
+            code: r.try_get("v_code")?,
+            kind: slug(&r, "v_kind", ServiceKind::from_slug)?,
+            name: r.try_get("v_name")?,
+            territory_code: r.try_get("v_territory_code")?,
+            region_code: r.try_get("v_region_code")?,
+        }),
+        None => None,
+    };
+    Ok(Some((session, user, service)))
+}
+
+fn session(r: &AnyRow) -> Result<SessionRow, sqlx::Error> {
+    Ok(SessionRow {
         id_hash: r.try_get("id_hash")?,
         user_id: r.try_get("user_id")?,
         csrf_token: r.try_get("csrf_token")?,
@@ -309,11 +422,11 @@ pub async fn find_live_session(
         expires_at: r.try_get("expires_at")?,
         ip: r.try_get("ip")?,
         user_agent: r.try_get("user_agent")?,
-    }))
+    })
 }
 
-pub async fn touch_session(
-    conn: &mut Conn,
+pub async fn touch_session<'c>(
+    e: impl Executor<'c, Database = Any>,
     id_hash: &str,
     now: &str,
     expires_at: &str,
@@ -322,32 +435,55 @@ pub async fn touch_session(
         .bind(now)
         .bind(expires_at)
         .bind(id_hash)
-        .execute(&mut *conn)
+        .execute(e)
         .await?;
     Ok(())
 }
 
-pub async fn delete_session(conn: &mut Conn, id_hash: &str) -> Result<bool, StorageError> {
+pub async fn delete_session<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id_hash: &str,
+) -> Result<bool, StorageError> {
     let n = sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
         .bind(id_hash)
-        .execute(&mut *conn)
+        .execute(e)
         .await?
         .rows_affected();
     Ok(n > 0)
 }
 
-pub async fn delete_user_sessions(conn: &mut Conn, user_id: i64) -> Result<u64, StorageError> {
+/// Deletes a session and says whose it was (`None` if there was none): one statement, so that
+/// a retried logout is harmless.
+pub async fn end_session<'c>(
+    e: impl Executor<'c, Database = Any>,
+    id_hash: &str,
+) -> Result<Option<i64>, StorageError> {
+    Ok(
+        sqlx::query_scalar("DELETE FROM sessions WHERE id_hash = $1 RETURNING user_id")
+            .bind(id_hash)
+            .fetch_optional(e)
+            .await?,
+    )
+}
+
+pub async fn delete_user_sessions<'c>(
+    e: impl Executor<'c, Database = Any>,
+    user_id: i64,
+) -> Result<u64, StorageError> {
     Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1")
         .bind(user_id)
-        .execute(&mut *conn)
+        .execute(e)
         .await?
         .rows_affected())
 }
 
-pub async fn delete_expired_sessions(conn: &mut Conn, now: &str) -> Result<u64, StorageError> {
+pub async fn delete_expired_sessions<'c>(
+    e: impl Executor<'c, Database = Any>,
+    now: &str,
+) -> Result<u64, StorageError> {
     Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
         .bind(now)
-        .execute(&mut *conn)
+        .execute(e)
         .await?
         .rows_affected())
 }
@@ -356,12 +492,12 @@ pub async fn delete_expired_sessions(conn: &mut Conn, now: &str) -> Result<u64, 
 pub struct TokenRow {
     pub user_id: i64,
     pub purpose: String,
-    pub expires_at: String,
-    pub used_at: Option<String>,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
 }
 
-pub async fn insert_token(
-    conn: &mut Conn,
+pub async fn insert_token<'c>(
+    e: impl Executor<'c, Database = Any>,
     token_hash: &str,
     user_id: i64,
     purpose: &str,
@@ -376,20 +512,20 @@ pub async fn insert_token(
     .bind(purpose)
     .bind(now)
     .bind(expires_at)
-    .execute(&mut *conn)
+    .execute(e)
     .await?;
     Ok(())
 }
 
-pub async fn find_token(
-    conn: &mut Conn,
+pub async fn find_token<'c>(
+    e: impl Executor<'c, Database = Any>,
     token_hash: &str,
 ) -> Result<Option<TokenRow>, StorageError> {
     let row = sqlx::query(
         "SELECT user_id, purpose, expires_at, used_at FROM auth_tokens WHERE token_hash = $1",
     )
     .bind(token_hash)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(e)
     .await?;
     let Some(r) = row else { return Ok(None) };
     Ok(Some(TokenRow {
@@ -401,8 +537,8 @@ pub async fn find_token(
 }
 
 /// Marks a token used; false if it was already used (so a link works once, even under a race).
-pub async fn consume_token(
-    conn: &mut Conn,
+pub async fn consume_token<'c>(
+    e: impl Executor<'c, Database = Any>,
     token_hash: &str,
     now: &str,
 ) -> Result<bool, StorageError> {
@@ -411,15 +547,15 @@ pub async fn consume_token(
     )
     .bind(now)
     .bind(token_hash)
-    .execute(&mut *conn)
+    .execute(e)
     .await?
     .rows_affected();
     Ok(n > 0)
 }
 
 /// Invalidates a user's other unused tokens of a purpose (a new link replaces the old ones).
-pub async fn revoke_tokens(
-    conn: &mut Conn,
+pub async fn revoke_tokens<'c>(
+    e: impl Executor<'c, Database = Any>,
     user_id: i64,
     purpose: &str,
     now: &str,
@@ -428,56 +564,154 @@ pub async fn revoke_tokens(
         .bind(now)
         .bind(user_id)
         .bind(purpose)
-        .execute(&mut *conn)
+        .execute(e)
         .await?;
     Ok(())
 }
 
+/// Invalidates every unused one-time link of a user, of every purpose (a password was just set:
+/// no older link may set another one).
+pub async fn revoke_all_tokens<'c>(
+    e: impl Executor<'c, Database = Any>,
+    user_id: i64,
+    now: &str,
+) -> Result<u64, StorageError> {
+    Ok(
+        sqlx::query("UPDATE auth_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(user_id)
+            .execute(e)
+            .await?
+            .rows_affected(),
+    )
+}
+
+/// How an attempt counter behaves: `limit` attempts within `window` are let through; the
+/// attempt that reaches the limit and each one after it (once the previous lock has passed) lock
+/// the key for a growing delay (`locks[0]` at the limit, `locks[1]` at the next one, …, the last
+/// one for every attempt after).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ThrottleRow {
-    pub window_start: String,
-    pub failures: i64,
+pub struct AttemptRule<'a> {
+    pub limit: i64,
+    /// Start of the current window: a window that began before it is over (the count restarts).
+    pub window_cutoff: &'a str,
+    /// The lock end for the attempt at `limit`, `limit + 1`, …, `limit + 3`, then any later one.
+    pub locks: [&'a str; 5],
+}
+
+/// What the counter said about one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// False when the key was locked: the attempt was not counted and must be refused.
+    pub allowed: bool,
+    /// Attempts counted in the current window, this one included when allowed.
+    pub count: i64,
     pub locked_until: Option<String>,
 }
 
-pub async fn get_throttle(conn: &mut Conn, key: &str) -> Result<Option<ThrottleRow>, StorageError> {
-    let row = sqlx::query(
-        "SELECT window_start, failures, locked_until FROM login_throttle WHERE key = $1",
+/// Counts one attempt on `key`, atomically, and says whether it may go on: one upsert that
+/// reads the previous state and writes the new one under the row's lock, so parallel attempts
+/// are each counted once and see each other's counts (no read-then-write race).
+pub async fn count_attempt<'c>(
+    e: impl Executor<'c, Database = Any>,
+    key: &str,
+    now: &str,
+    rule: &AttemptRule<'_>,
+) -> Result<Attempt, StorageError> {
+    let first_lock = (rule.limit <= 1).then_some(rule.locks[0]);
+    let r = sqlx::query(
+        "INSERT INTO login_throttle (key, window_start, failures, locked_until, allowed) \
+         VALUES ($1, $2, 1, $10, 1) \
+         ON CONFLICT (key) DO UPDATE SET \
+           allowed = CASE WHEN login_throttle.locked_until > $2 THEN 0 ELSE 1 END, \
+           failures = CASE WHEN login_throttle.locked_until > $2 THEN login_throttle.failures \
+             WHEN login_throttle.window_start < $3 THEN 1 \
+             ELSE login_throttle.failures + 1 END, \
+           window_start = CASE WHEN login_throttle.locked_until > $2 THEN login_throttle.window_start \
+             WHEN login_throttle.window_start < $3 THEN $2 \
+             ELSE login_throttle.window_start END, \
+           locked_until = CASE WHEN login_throttle.locked_until > $2 THEN login_throttle.locked_until \
+             WHEN login_throttle.window_start < $3 THEN $10 \
+             WHEN login_throttle.failures + 1 < $4 THEN NULL \
+             WHEN login_throttle.failures + 1 = $4 THEN $5 \
+             WHEN login_throttle.failures + 1 = $4 + 1 THEN $6 \
+             WHEN login_throttle.failures + 1 = $4 + 2 THEN $7 \
+             WHEN login_throttle.failures + 1 = $4 + 3 THEN $8 \
+             ELSE $9 END \
+         RETURNING allowed, failures, locked_until",
     )
     .bind(key)
-    .fetch_optional(&mut *conn)
+    .bind(now)
+    .bind(rule.window_cutoff)
+    .bind(rule.limit)
+    .bind(rule.locks[0])
+    .bind(rule.locks[1])
+    .bind(rule.locks[2])
+    .bind(rule.locks[3])
+    .bind(rule.locks[4])
+    .bind(first_lock)
+    .fetch_one(e)
     .await?;
-    let Some(r) = row else { return Ok(None) };
-    Ok(Some(ThrottleRow {
-        window_start: r.try_get("window_start")?,
-        failures: r.try_get("failures")?,
+    Ok(Attempt {
+        allowed: r.try_get::<i64, _>("allowed")? != 0,
+        count: r.try_get("failures")?,
         locked_until: r.try_get("locked_until")?,
-    }))
+    })
 }
 
-pub async fn put_throttle(
-    conn: &mut Conn,
+/// Takes back one counted attempt (it succeeded: it was no failure), lifting the lock it may
+/// have set when the count falls below `limit`.
+pub async fn uncount_attempt<'c>(
+    e: impl Executor<'c, Database = Any>,
     key: &str,
-    row: &ThrottleRow,
+    limit: i64,
 ) -> Result<(), StorageError> {
     sqlx::query(
-        "INSERT INTO login_throttle (key, window_start, failures, locked_until) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (key) DO UPDATE SET window_start = excluded.window_start, failures = excluded.failures, \
-         locked_until = excluded.locked_until",
+        "UPDATE login_throttle SET failures = failures - 1, \
+         locked_until = CASE WHEN failures - 1 < $2 THEN NULL ELSE locked_until END \
+         WHERE key = $1 AND failures > 0",
     )
     .bind(key)
-    .bind(&row.window_start)
-    .bind(row.failures)
-    .bind(row.locked_until.as_deref())
-    .execute(&mut *conn)
+    .bind(limit)
+    .execute(e)
     .await?;
     Ok(())
 }
 
-pub async fn clear_throttle(conn: &mut Conn, key: &str) -> Result<(), StorageError> {
+/// The current count of a key, for tests and diagnostics.
+pub async fn attempt_count<'c>(
+    e: impl Executor<'c, Database = Any>,
+    key: &str,
+) -> Result<i64, StorageError> {
+    Ok(
+        sqlx::query_scalar("SELECT failures FROM login_throttle WHERE key = $1")
+            .bind(key)
+            .fetch_optional(e)
+            .await?
+            .unwrap_or(0),
+    )
+}
+
+pub async fn clear_throttle<'c>(
+    e: impl Executor<'c, Database = Any>,
+    key: &str,
+) -> Result<(), StorageError> {
     sqlx::query("DELETE FROM login_throttle WHERE key = $1")
         .bind(key)
-        .execute(&mut *conn)
+        .execute(e)
+        .await?;
+    Ok(())
+}
+
+/// Clears every key that starts with `prefix` (an account's per-address counters).
+pub async fn clear_throttle_prefix<'c>(
+    e: impl Executor<'c, Database = Any>,
+    prefix: &str,
+) -> Result<(), StorageError> {
+    sqlx::query("DELETE FROM login_throttle WHERE substr(key, 1, CAST($2 AS INTEGER)) = $1")
+        .bind(prefix)
+        .bind(prefix.chars().count() as i64)
+        .execute(e)
         .await?;
     Ok(())
 }

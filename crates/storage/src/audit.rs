@@ -3,7 +3,7 @@
 
 use crate::error::StorageError;
 use guichet_domain::audit::{entry_hash, AuditRecord};
-use sqlx::{AnyConnection, Row};
+use sqlx::{Any, AnyConnection, Executor, Row};
 
 #[derive(Debug, Clone)]
 pub struct NewEntry<'a> {
@@ -60,16 +60,16 @@ pub async fn append(conn: &mut AnyConnection, e: &NewEntry<'_>) -> Result<i64, S
 }
 
 /// The stored head: last sequence number and hash.
-pub async fn head(conn: &mut AnyConnection) -> Result<(i64, String), StorageError> {
+pub async fn head<'c>(e: impl Executor<'c, Database = Any>) -> Result<(i64, String), StorageError> {
     let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_one(&mut *conn)
+        .fetch_one(e)
         .await?;
     Ok((r.try_get("seq")?, r.try_get("hash")?))
 }
 
 /// A page of entries after `after_seq`, in order.
-pub async fn page(
-    conn: &mut AnyConnection,
+pub async fn page<'c>(
+    e: impl Executor<'c, Database = Any>,
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<AuditRecord>, StorageError> {
@@ -79,7 +79,7 @@ pub async fn page(
     )
     .bind(after_seq)
     .bind(limit)
-    .fetch_all(&mut *conn)
+    .fetch_all(e)
     .await?;
     rows.iter()
         .map(|r| {
@@ -105,8 +105,8 @@ pub async fn latest(
     conn: &mut AnyConnection,
     limit: i64,
 ) -> Result<Vec<AuditRecord>, StorageError> {
-    let (seq, _) = head(conn).await?;
-    let mut v = page(conn, (seq - limit).max(0), limit).await?;
+    let (seq, _) = head(&mut *conn).await?;
+    let mut v = page(&mut *conn, (seq - limit).max(0), limit).await?;
     v.reverse();
     Ok(v)
 }

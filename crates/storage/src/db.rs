@@ -2,10 +2,19 @@
 
 use crate::error::StorageError;
 use crate::migrations;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use either::Either;
+use futures_core::future::BoxFuture;
+use futures_core::stream::BoxStream;
+use sqlx::any::{
+    AnyConnectOptions, AnyPoolOptions, AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo,
+};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, ConnectOptions, Execute, Executor, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
+
+/// An open transaction (or one taken from [`Db::begin_write`]).
+pub type Tx = Transaction<'static, Any>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -184,6 +193,23 @@ impl Db {
         &self.pool
     }
 
+    /// A connection from the pool, to run several statements outside a transaction.
+    pub async fn acquire(&self) -> Result<PoolConnection<Any>, StorageError> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// Opens a transaction that may read then write. On SQLite it starts with `BEGIN IMMEDIATE`,
+    /// which takes the write lock at once (waiting up to the busy timeout): a deferred transaction
+    /// that read first fails with `SQLITE_BUSY` instead of waiting when another connection wrote
+    /// meanwhile. On PostgreSQL it is a plain `BEGIN` (row locks do the rest). Every transaction
+    /// that writes starts here.
+    pub async fn begin_write(&self) -> Result<Tx, StorageError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -211,6 +237,49 @@ fn describe_connect_error(e: &sqlx::Error) -> String {
         sqlx::Error::Database(db) => format!("refus du serveur : {}", db.message()),
         sqlx::Error::Tls(t) => format!("erreur TLS : {t}"),
         other => other.to_string(),
+    }
+}
+
+/// `&Db` is an executor: a storage function that runs one statement takes
+/// `impl Executor<'_, Database = Any>` and may be given `&db` (a pooled connection for that
+/// statement), `&mut *conn` or `&mut *tx` (inside the caller's transaction).
+impl<'p> Executor<'p> for &'_ Db {
+    type Database = Any;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    where
+        E: 'q + Execute<'q, Any>,
+    {
+        self.pool.fetch_many(query)
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    where
+        E: 'q + Execute<'q, Any>,
+    {
+        self.pool.fetch_optional(query)
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement<'q>, sqlx::Error>> {
+        self.pool.prepare_with(sql, parameters)
+    }
+
+    #[doc(hidden)]
+    fn describe<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+    ) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>> {
+        self.pool.describe(sql)
     }
 }
 

@@ -17,27 +17,137 @@ pub enum StorageError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("la migration {version} ({name}) a été modifiée après avoir été appliquée à cette base (somme de contrôle enregistrée {recorded}…, actuelle {current}…) : Guichet refuse de démarrer ; rétablissez le texte d’origine de cette migration et décrivez le changement dans une nouvelle migration")]
+    EditedMigration {
+        version: i64,
+        name: &'static str,
+        recorded: String,
+        current: String,
+    },
     #[error("la base de données a été migrée par une version plus récente de Guichet (migration {0} inconnue)")]
     FutureSchema(i64),
-    #[error("conflit : {0}")]
-    Conflict(String),
+    /// A unique constraint refused the write (what exists already is in the message).
+    #[error("{}", .0.message)]
+    Conflict(Violation),
+    /// A foreign key refused the write (it names something that does not exist, or something
+    /// still referred to).
+    #[error("{}", .0.message)]
+    ForeignKey(Violation),
+    /// A row holds a value the code cannot read (a corrupt timestamp, an unknown role…).
+    #[error("donnée illisible en base ({0})")]
+    Corrupt(String),
+    /// Optimistic concurrency: the row changed since it was read.
+    #[error("{0} a été modifié entre-temps : rechargez la page et recommencez")]
+    Stale(&'static str),
     #[error("erreur de base de données")]
     Query(#[source] sqlx::Error),
 }
 
+/// A constraint violation: which constraint (when the engine says), and what to tell the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub constraint: &'static str,
+    pub message: &'static str,
+}
+
+/// Every named constraint, once: PostgreSQL's name for it, SQLite's description of it (SQLite
+/// names the columns, not the constraint), and the French message a user reads.
+const CONSTRAINTS: &[(&str, &str, &str)] = &[
+    (
+        "users_email_key",
+        "users.email",
+        "un compte existe déjà pour cette adresse électronique",
+    ),
+    (
+        "services_code_key",
+        "services.code",
+        "un service existe déjà avec ce code",
+    ),
+    (
+        "user_collectivites_pkey",
+        "user_collectivites.user_id, user_collectivites.kind, user_collectivites.code",
+        "ce compte est déjà rattaché à cette collectivité",
+    ),
+    (
+        "users_service_id_fkey",
+        "",
+        "le service indiqué n’existe pas, ou des comptes y sont encore rattachés",
+    ),
+    (
+        "user_collectivites_user_id_fkey",
+        "",
+        "le compte indiqué n’existe pas",
+    ),
+    (
+        "sessions_user_id_fkey",
+        "",
+        "le compte indiqué n’existe pas",
+    ),
+    (
+        "auth_tokens_user_id_fkey",
+        "",
+        "le compte indiqué n’existe pas",
+    ),
+];
+
+fn violation(db: &dyn sqlx::error::DatabaseError) -> Violation {
+    let found = match db.constraint() {
+        Some(name) => CONSTRAINTS.iter().find(|(pg, _, _)| *pg == name),
+        // SQLite: "UNIQUE constraint failed: users.email".
+        None => CONSTRAINTS.iter().find(|(_, cols, _)| {
+            !cols.is_empty() && db.message().rsplit(": ").next() == Some(*cols)
+        }),
+    };
+    match (found, db.kind()) {
+        (Some((name, _, message)), _) => Violation {
+            constraint: name,
+            message,
+        },
+        (None, ErrorKind::ForeignKeyViolation) => Violation {
+            constraint: "clé étrangère",
+            message: "cette opération fait référence à un élément qui n’existe pas, ou en supprime un encore utilisé",
+        },
+        (None, _) => Violation {
+            constraint: "unicité",
+            message: "cet élément existe déjà",
+        },
+    }
+}
+
 impl From<sqlx::Error> for StorageError {
     fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            if db.kind() == ErrorKind::UniqueViolation {
-                return StorageError::Conflict(db.constraint().unwrap_or("unicité").to_string());
+        match &e {
+            sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation => {
+                StorageError::Conflict(violation(db.as_ref()))
             }
+            sqlx::Error::Database(db) if db.kind() == ErrorKind::ForeignKeyViolation => {
+                StorageError::ForeignKey(violation(db.as_ref()))
+            }
+            sqlx::Error::ColumnDecode { index, source } => {
+                StorageError::Corrupt(format!("colonne {index} : {source}"))
+            }
+            _ => StorageError::Query(e),
         }
-        StorageError::Query(e)
     }
 }
 
 impl StorageError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, StorageError::Conflict(_))
+    }
+
+    /// A failure that the same statements may not meet again a moment later: the database was
+    /// busy (SQLite's lock, a PostgreSQL serialisation failure or deadlock) or the pool had no
+    /// connection to give.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StorageError::Query(sqlx::Error::PoolTimedOut) => true,
+            StorageError::Query(sqlx::Error::Database(db)) => matches!(
+                db.code().as_deref(),
+                // SQLITE_BUSY, SQLITE_LOCKED and their extended codes; PostgreSQL 40001, 40P01.
+                Some("5" | "6" | "261" | "262" | "517" | "40001" | "40P01")
+            ),
+            _ => false,
+        }
     }
 }

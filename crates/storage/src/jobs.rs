@@ -92,7 +92,7 @@ pub async fn claim(
                 .await?
         }
         Backend::Sqlite => {
-            let mut tx = db.pool().begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = db.begin_write().await?;
             let row = sqlx::query(CLAIM_SQLITE)
                 .bind(owner)
                 .bind(lease_until)

@@ -13,8 +13,9 @@ mod error;
 pub mod jobs;
 mod migrations;
 pub mod referentiel;
+pub mod sql;
 mod time;
 
-pub use db::{redact_url, Backend, Db};
+pub use db::{redact_url, Backend, Db, Tx};
 pub use error::StorageError;
-pub use time::{format_ts, parse_ts};
+pub use time::{format_ts, parse_ts, CorruptTimestamp, Timestamp};

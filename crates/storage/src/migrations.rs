@@ -1,27 +1,48 @@
 //! The migration tree: one list, each migration described once with sea-query's schema builder
-//! and rendered for the backend at hand. Applied in order, each in its own transaction, and
-//! recorded in `schema_migrations`. On PostgreSQL an advisory lock keeps concurrent instances
-//! from migrating at the same time; SQLite serialises writers itself.
+//! (or portable SQL text) and rendered for the backend at hand. Applied in order, each in its own
+//! transaction, and recorded in `schema_migrations` with a checksum of what it ran: a migration
+//! edited after it was applied somewhere is refused at the next start (its checksum differs),
+//! because that database will never run the new text. Change a schema by adding a migration:
+//! a column (`Ddl::Alter`), an index (`Ddl::Index`; a unique index is how both engines add a
+//! uniqueness constraint to an existing table), a data migration (`Ddl::Sql`), or, where the
+//! engines differ (a CHECK or foreign key added to an existing table needs a table rebuild on
+//! SQLite), one text per engine (`Ddl::PerBackend`).
+//!
+//! On PostgreSQL an advisory lock keeps concurrent instances from migrating at the same time;
+//! on SQLite each migration's transaction starts with `BEGIN IMMEDIATE` and checks again that
+//! the migration is still pending.
 
 use crate::db::{Backend, Db};
 use crate::error::StorageError;
 use guichet_domain::audit::GENESIS_HASH;
 use sea_query::{
     Alias, ColumnDef, ForeignKey, ForeignKeyAction, Index, IndexCreateStatement,
-    PostgresQueryBuilder, SchemaBuilder, SqliteQueryBuilder, Table, TableCreateStatement,
+    PostgresQueryBuilder, SchemaBuilder, SqliteQueryBuilder, Table, TableAlterStatement,
+    TableCreateStatement,
 };
+use sha2::{Digest, Sha256};
 
-struct Migration {
-    version: i64,
-    name: &'static str,
-    statements: fn() -> Vec<Ddl>,
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) name: &'static str,
+    pub(crate) statements: fn() -> Vec<Ddl>,
 }
 
-enum Ddl {
+pub(crate) enum Ddl {
     Table(TableCreateStatement),
+    Alter(TableAlterStatement),
     Index(IndexCreateStatement),
     /// Portable data statement with one text parameter.
     SqlWith(&'static str, &'static str),
+    /// Portable statement (data migration), the same text on both engines.
+    #[allow(dead_code)]
+    Sql(&'static str),
+    /// One text per engine, where they differ.
+    #[allow(dead_code)]
+    PerBackend {
+        sqlite: &'static str,
+        postgres: &'static str,
+    },
 }
 
 const MIGRATIONS: &[Migration] = &[
@@ -39,6 +60,16 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "journal",
         statements: m0003_journal,
+    },
+    Migration {
+        version: 4,
+        name: "tentatives-atomiques",
+        statements: m0004_tentatives,
+    },
+    Migration {
+        version: 5,
+        name: "versions",
+        statements: m0005_versions,
     },
     Migration {
         version: 6,
@@ -320,6 +351,58 @@ fn m0003_journal() -> Vec<Ddl> {
     ]
 }
 
+/// The login throttle decides in one upsert whether an attempt may go on (`allowed`), so that
+/// parallel attempts are each counted and none slips past the limit.
+fn m0004_tentatives() -> Vec<Ddl> {
+    vec![Ddl::Alter(
+        Table::alter()
+            .table(a("login_throttle"))
+            .add_column(
+                ColumnDef::new(a("allowed"))
+                    .big_integer()
+                    .not_null()
+                    .default(1),
+            )
+            .to_owned(),
+    )]
+}
+
+/// Optimistic concurrency: a row's `version` goes up by one at each change made through
+/// `versioned_update`, which refuses to write over a change it did not see.
+fn m0005_versions() -> Vec<Ddl> {
+    vec![
+        Ddl::Alter(
+            Table::alter()
+                .table(a("users"))
+                .add_column(
+                    ColumnDef::new(a("version"))
+                        .big_integer()
+                        .not_null()
+                        .default(0),
+                )
+                .to_owned(),
+        ),
+        Ddl::Alter(
+            Table::alter()
+                .table(a("services"))
+                .add_column(
+                    ColumnDef::new(a("version"))
+                        .big_integer()
+                        .not_null()
+                        .default(0),
+                )
+                .to_owned(),
+        ),
+        // One-time links are looked up by account when a password is set (every unused link of
+        // the account is revoked).
+        index(
+            "auth_tokens_user_unused",
+            "auth_tokens",
+            &["user_id", "used_at"],
+        ),
+    ]
+}
+
 /// The job queue (`storage::jobs`).
 fn m0006_travaux() -> Vec<Ddl> {
     vec![
@@ -365,12 +448,54 @@ fn render(backend: Backend, ddl: &Ddl) -> String {
     }
     match ddl {
         Ddl::Table(t) => build(backend, |b| t.build_any(b)),
+        Ddl::Alter(t) => build(backend, |b| t.build_any(b)),
         Ddl::Index(i) => build(backend, |b| i.build_any(b)),
-        Ddl::SqlWith(s, _) => (*s).to_string(),
+        Ddl::SqlWith(s, _) | Ddl::Sql(s) => (*s).to_string(),
+        Ddl::PerBackend { sqlite, postgres } => match backend {
+            Backend::Sqlite => (*sqlite).to_string(),
+            Backend::Postgres => (*postgres).to_string(),
+        },
     }
 }
 
+/// What a migration runs on this backend, as (statement, text parameter) pairs.
+fn rendered(backend: Backend, m: &Migration) -> Vec<(String, Option<&'static str>)> {
+    (m.statements)()
+        .iter()
+        .map(|ddl| {
+            let param = match ddl {
+                Ddl::SqlWith(_, p) => Some(*p),
+                _ => None,
+            };
+            (render(backend, ddl), param)
+        })
+        .collect()
+}
+
+/// SHA-256 of what a migration runs on this backend (statements and parameters, each
+/// length-prefixed), in hex.
+fn checksum(statements: &[(String, Option<&'static str>)]) -> String {
+    let mut h = Sha256::new();
+    for (sql, param) in statements {
+        h.update((sql.len() as u64).to_be_bytes());
+        h.update(sql.as_bytes());
+        match param {
+            Some(p) => {
+                h.update([1]);
+                h.update((p.len() as u64).to_be_bytes());
+                h.update(p.as_bytes());
+            }
+            None => h.update([0]),
+        }
+    }
+    hex::encode(h.finalize())
+}
+
 pub(crate) async fn run(db: &Db) -> Result<Vec<i64>, StorageError> {
+    run_list(db, MIGRATIONS).await
+}
+
+pub(crate) async fn run_list(db: &Db, list: &[Migration]) -> Result<Vec<i64>, StorageError> {
     let pool = db.pool();
     let mut conn = pool.acquire().await?;
     if db.backend() == Backend::Postgres {
@@ -378,7 +503,7 @@ pub(crate) async fn run(db: &Db) -> Result<Vec<i64>, StorageError> {
             .execute(&mut *conn)
             .await?;
     }
-    let result = apply(db.backend(), &mut conn).await;
+    let result = apply(db.backend(), &mut conn, list).await;
     if db.backend() == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_unlock(7428190)")
             .execute(&mut *conn)
@@ -387,49 +512,127 @@ pub(crate) async fn run(db: &Db) -> Result<Vec<i64>, StorageError> {
     result
 }
 
-async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<Vec<i64>, StorageError> {
+/// Creates `schema_migrations`, or adds its `checksum` column to a table made by a Guichet
+/// that did not record checksums yet.
+async fn bootstrap(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<(), StorageError> {
     let create = Table::create()
         .table(a("schema_migrations"))
         .if_not_exists()
         .col(int("version").primary_key())
         .col(text("name"))
         .col(text("applied_at"))
+        .col(text_null("checksum"))
         .to_owned();
     sqlx::query(&render(backend, &Ddl::Table(create)))
         .execute(&mut *conn)
         .await?;
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
+    let has_checksum: i64 = sqlx::query_scalar(match backend {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) FROM pragma_table_info('schema_migrations') WHERE name = 'checksum'"
+        }
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() \
+             AND table_name = 'schema_migrations' AND column_name = 'checksum'"
+        }
+    })
+    .fetch_one(&mut *conn)
+    .await?;
+    if has_checksum == 0 {
+        let alter = Table::alter()
+            .table(a("schema_migrations"))
+            .add_column(text_null("checksum"))
+            .to_owned();
+        sqlx::query(&render(backend, &Ddl::Alter(alter)))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn apply(
+    backend: Backend,
+    conn: &mut sqlx::AnyConnection,
+    list: &[Migration],
+) -> Result<Vec<i64>, StorageError> {
+    bootstrap(backend, conn).await?;
+    let applied: Vec<(i64, Option<String>)> =
+        sqlx::query_as("SELECT version, checksum FROM schema_migrations ORDER BY version")
             .fetch_all(&mut *conn)
             .await?;
-    let known_max = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
-    if let Some(v) = applied.iter().copied().find(|v| *v > known_max) {
-        return Err(StorageError::FutureSchema(v));
+    let known_max = list.iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some((v, _)) = applied.iter().find(|(v, _)| *v > known_max) {
+        return Err(StorageError::FutureSchema(*v));
+    }
+    // Applied migrations must be the ones this binary would run.
+    for (version, recorded) in &applied {
+        let Some(m) = list.iter().find(|m| m.version == *version) else {
+            continue;
+        };
+        let current = checksum(&rendered(backend, m));
+        match recorded {
+            Some(r) if *r == current => {}
+            Some(r) => {
+                return Err(StorageError::EditedMigration {
+                    version: m.version,
+                    name: m.name,
+                    recorded: r.chars().take(12).collect(),
+                    current: current.chars().take(12).collect(),
+                })
+            }
+            None => {
+                // Applied before checksums were recorded: this text is taken as the reference.
+                sqlx::query("UPDATE schema_migrations SET checksum = $1 WHERE version = $2")
+                    .bind(&current)
+                    .bind(m.version)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
     }
     let mut done = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+    for m in list
+        .iter()
+        .filter(|m| !applied.iter().any(|(v, _)| *v == m.version))
+    {
         let err = |source| StorageError::Migration {
             version: m.version,
             name: m.name,
             source,
         };
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(err)?;
-        for ddl in (m.statements)() {
-            let sql = render(backend, &ddl);
-            let q = sqlx::query(&sql);
-            let q = match &ddl {
-                Ddl::SqlWith(_, p) => q.bind(*p),
-                _ => q,
+        let begin = match backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, begin)
+            .await
+            .map_err(err)?;
+        // Another instance (SQLite has no advisory lock) may have applied it meanwhile.
+        let already: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+        if already.is_some() {
+            continue;
+        }
+        let statements = rendered(backend, m);
+        for (sql, param) in &statements {
+            let q = sqlx::query(sql);
+            let q = match param {
+                Some(p) => q.bind(*p),
+                None => q,
             };
             q.execute(&mut *tx).await.map_err(err)?;
         }
         sqlx::query(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            "INSERT INTO schema_migrations (version, name, applied_at, checksum) VALUES ($1, $2, $3, $4)",
         )
         .bind(m.version)
         .bind(m.name)
         // Operational metadata: the real time of the migration, not the business clock.
         .bind(crate::time::format_ts(chrono::Utc::now()))
+        .bind(checksum(&statements))
         .execute(&mut *tx)
         .await
         .map_err(err)?;
@@ -438,4 +641,85 @@ async fn apply(backend: Backend, conn: &mut sqlx::AnyConnection) -> Result<Vec<i
         done.push(m.version);
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fresh() -> Db {
+        let dir = guichet_testkit::temp_dir();
+        Db::connect(&guichet_testkit::fresh_database_url(&dir).await, 2)
+            .await
+            .expect("connexion")
+    }
+
+    fn m3_edited() -> Vec<Ddl> {
+        let mut v = m0003_journal();
+        v.push(index("audit_log_at", "audit_log", &["at"]));
+        v
+    }
+
+    #[tokio::test]
+    async fn an_applied_migration_edited_afterwards_is_refused() {
+        let db = fresh().await;
+        assert_eq!(db.migrate().await.unwrap(), vec![1, 2, 3, 4, 5]);
+        let edited: Vec<Migration> = MIGRATIONS
+            .iter()
+            .map(|m| Migration {
+                version: m.version,
+                name: m.name,
+                statements: if m.version == 3 {
+                    m3_edited
+                } else {
+                    m.statements
+                },
+            })
+            .collect();
+        let e = run_list(&db, &edited).await.unwrap_err();
+        let message = e.to_string();
+        assert!(
+            matches!(e, StorageError::EditedMigration { version: 3, .. }),
+            "{e:?}"
+        );
+        assert!(
+            message.contains("migration 3 (journal) a été modifiée après avoir été appliquée"),
+            "{message}"
+        );
+        // The unedited tree still starts.
+        assert!(db.migrate().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_database_migrated_before_checksums_adopts_them() {
+        let db = fresh().await;
+        // Migrations 1 to 3 as an earlier Guichet applied them: no checksum column.
+        run_list(&db, &MIGRATIONS[..3]).await.unwrap();
+        sqlx::query("DROP TABLE schema_migrations")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        for (v, n) in [(1, "referentiel"), (2, "comptes"), (3, "journal")] {
+            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, '2021-06-01T07:00:00.000000Z')")
+                .bind(v as i64)
+                .bind(n)
+                .execute(db.pool())
+                .await
+                .unwrap();
+        }
+        assert_eq!(db.migrate().await.unwrap(), vec![4, 5]);
+        let missing: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations WHERE checksum IS NULL")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(missing, 0);
+        assert!(db.migrate().await.unwrap().is_empty());
+    }
 }

@@ -1,9 +1,10 @@
 //! The territorial referential, one copy per vintage ("millésime"), side by side.
 
-use crate::db::Db;
 use crate::error::StorageError;
+use crate::sql::{bind, render};
+use sea_query::{Alias, Expr, Query, SimpleExpr, Value};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AnyConnection, Executor, Row};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegionRow {
@@ -67,102 +68,93 @@ pub struct ImportInfo {
     pub epci: i64,
 }
 
-enum V<'a> {
-    I(i64),
-    T(&'a str),
-    N(Option<&'a str>),
-    Owned(String),
-}
-
 /// Rows per INSERT. Measured on the 2021 vintage (SQLite, release): 500 rows per statement took
 /// 2.4 s to write, 100 took 0.6 s, 50 and 25 took 0.42 s (binding cost grows faster than
 /// linearly with the parameter count), so 50 it is.
 const ROWS_PER_STATEMENT: usize = 50;
 
-/// Inserts rows in multi-row statements, reporting progress after each chunk.
-async fn insert_rows<'a>(
-    tx: &mut Transaction<'static, Any>,
-    table: &str,
-    cols: &[&str],
-    rows: impl Iterator<Item = Vec<V<'a>>>,
+/// Inserts rows in multi-row statements built with sea-query, reporting progress after each
+/// chunk.
+async fn insert_rows(
+    conn: &mut AnyConnection,
+    table: &'static str,
+    cols: &[&'static str],
+    rows: impl Iterator<Item = Vec<Value>>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(), StorageError> {
-    let rows: Vec<Vec<V<'a>>> = rows.collect();
+    let rows: Vec<Vec<Value>> = rows.collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
-        let mut n = 0;
-        for (i, _) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
+        // sea-query's statements are not `Send`: built and rendered before any await.
+        let (sql, values) = {
+            let mut insert = Query::insert();
+            insert
+                .into_table(Alias::new(table))
+                .columns(cols.iter().map(|c| Alias::new(*c)));
+            for row in chunk {
+                insert
+                    .values(row.iter().cloned().map(SimpleExpr::from))
+                    .map_err(|e| StorageError::Query(sqlx::Error::Protocol(e.to_string())))?;
             }
-            sql.push('(');
-            for j in 0..cols.len() {
-                if j > 0 {
-                    sql.push_str(", ");
-                }
-                n += 1;
-                sql.push('$');
-                sql.push_str(&n.to_string());
-            }
-            sql.push(')');
-        }
-        let mut q = sqlx::query(&sql);
-        for row in chunk {
-            for v in row {
-                q = match v {
-                    V::I(i) => q.bind(*i),
-                    V::T(t) => q.bind(*t),
-                    V::N(o) => q.bind(*o),
-                    V::Owned(s) => q.bind(s.as_str()),
-                };
-            }
-        }
-        q.execute(&mut **tx).await?;
+            render(&insert)
+        };
+        bind(sqlx::query(&sql), values)?.execute(&mut *conn).await?;
         progress(chunk.len() as u64);
     }
     Ok(())
 }
 
-/// Replaces a whole vintage in one transaction: readers see the old one or the new one, never a
-/// mix, and running the same import twice leaves the same rows.
+fn int(i: i64) -> Value {
+    Value::BigInt(Some(i))
+}
+
+fn text(t: &str) -> Value {
+    Value::String(Some(Box::new(t.to_string())))
+}
+
+fn text_null(t: Option<&str>) -> Value {
+    Value::String(t.map(|t| Box::new(t.to_string())))
+}
+
+/// Replaces a whole vintage within the caller's transaction (which records the import in the
+/// audit log too): readers see the old one or the new one, never a mix, and running the same
+/// import twice leaves the same rows.
 pub async fn replace_vintage(
-    db: &Db,
+    conn: &mut AnyConnection,
     vintage: i64,
     source: &str,
     imported_at: &str,
     data: &VintageData,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(), StorageError> {
-    let mut tx = db.pool().begin().await?;
-    for table in [
-        "ref_communes",
-        "ref_epci",
-        "ref_departements",
-        "ref_regions",
+    for delete in [
+        "DELETE FROM ref_communes WHERE vintage = $1",
+        "DELETE FROM ref_epci WHERE vintage = $1",
+        "DELETE FROM ref_departements WHERE vintage = $1",
+        "DELETE FROM ref_regions WHERE vintage = $1",
     ] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE vintage = $1"))
+        sqlx::query(delete)
             .bind(vintage)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
     }
     insert_rows(
-        &mut tx,
+        &mut *conn,
         "ref_regions",
         &["vintage", "code", "name", "liaison", "population"],
         data.regions.iter().map(|r| {
             vec![
-                V::I(vintage),
-                V::T(&r.code),
-                V::T(&r.name),
-                V::I(r.liaison),
-                V::I(r.population),
+                int(vintage),
+                text(&r.code),
+                text(&r.name),
+                int(r.liaison),
+                int(r.population),
             ]
         }),
         progress,
     )
     .await?;
     insert_rows(
-        &mut tx,
+        &mut *conn,
         "ref_departements",
         &[
             "vintage",
@@ -174,19 +166,19 @@ pub async fn replace_vintage(
         ],
         data.departements.iter().map(|d| {
             vec![
-                V::I(vintage),
-                V::T(&d.code),
-                V::T(&d.name),
-                V::I(d.liaison),
-                V::T(&d.region_code),
-                V::I(d.population),
+                int(vintage),
+                text(&d.code),
+                text(&d.name),
+                int(d.liaison),
+                text(&d.region_code),
+                int(d.population),
             ]
         }),
         progress,
     )
     .await?;
     insert_rows(
-        &mut tx,
+        &mut *conn,
         "ref_epci",
         &[
             "vintage",
@@ -198,14 +190,14 @@ pub async fn replace_vintage(
         ],
         data.epci.iter().map(|e| {
             vec![
-                V::I(vintage),
-                V::T(&e.siren),
-                V::T(&e.name),
-                V::T(&e.epci_type),
-                V::I(e.population),
+                int(vintage),
+                text(&e.siren),
+                text(&e.name),
+                text(&e.epci_type),
+                int(e.population),
                 match e.population_source {
-                    Some(p) => V::I(p),
-                    None => V::N(None),
+                    Some(p) => int(p),
+                    None => Value::BigInt(None),
                 },
             ]
         }),
@@ -213,7 +205,7 @@ pub async fn replace_vintage(
     )
     .await?;
     insert_rows(
-        &mut tx,
+        &mut *conn,
         "ref_communes",
         &[
             "vintage",
@@ -228,15 +220,15 @@ pub async fn replace_vintage(
         ],
         data.communes.iter().map(|c| {
             vec![
-                V::I(vintage),
-                V::T(&c.insee),
-                V::T(&c.name),
-                V::T(&c.departement_code),
-                V::N(c.region_code.as_deref()),
-                V::Owned(c.postcodes.join(" ")),
-                V::I(c.population),
-                V::N(c.siren.as_deref()),
-                V::N(c.epci_siren.as_deref()),
+                int(vintage),
+                text(&c.insee),
+                text(&c.name),
+                text(&c.departement_code),
+                text_null(c.region_code.as_deref()),
+                text(&c.postcodes.join(" ")),
+                int(c.population),
+                text_null(c.siren.as_deref()),
+                text_null(c.epci_siren.as_deref()),
             ]
         }),
         progress,
@@ -252,17 +244,18 @@ pub async fn replace_vintage(
     .bind(imported_at)
     .bind(data.communes.len() as i64)
     .bind(data.epci.len() as i64)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
-pub async fn imports(db: &Db) -> Result<Vec<ImportInfo>, StorageError> {
+pub async fn imports<'c>(
+    e: impl Executor<'c, Database = Any>,
+) -> Result<Vec<ImportInfo>, StorageError> {
     let rows = sqlx::query(
         "SELECT vintage, source, imported_at, communes, epci FROM ref_imports ORDER BY vintage",
     )
-    .fetch_all(db.pool())
+    .fetch_all(e)
     .await?;
     rows.iter()
         .map(|r| {
@@ -278,8 +271,12 @@ pub async fn imports(db: &Db) -> Result<Vec<ImportInfo>, StorageError> {
         .map_err(Into::into)
 }
 
-const COMMUNE_COLS: &str =
-    "insee, name, departement_code, region_code, postcodes, population, siren, epci_siren";
+/// The columns of a commune row, as constant text for `concat!`.
+macro_rules! commune_cols {
+    () => {
+        "insee, name, departement_code, region_code, postcodes, population, siren, epci_siren"
+    };
+}
 
 fn commune(r: &AnyRow) -> Result<CommuneRow, sqlx::Error> {
     let postcodes: String = r.try_get("postcodes")?;
@@ -335,31 +332,35 @@ fn all<T>(
 }
 
 /// Loads a whole vintage (for the in-memory search index).
-pub async fn load_vintage(db: &Db, vintage: i64) -> Result<VintageData, StorageError> {
-    let pool = db.pool();
+pub async fn load_vintage(
+    conn: &mut AnyConnection,
+    vintage: i64,
+) -> Result<VintageData, StorageError> {
     let regions = sqlx::query(
         "SELECT code, name, liaison, population FROM ref_regions WHERE vintage = $1 ORDER BY code",
     )
     .bind(vintage)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let deps = sqlx::query(
         "SELECT code, name, liaison, region_code, population FROM ref_departements WHERE vintage = $1 ORDER BY code",
     )
     .bind(vintage)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
-    let communes = sqlx::query(&format!(
-        "SELECT {COMMUNE_COLS} FROM ref_communes WHERE vintage = $1 ORDER BY insee"
+    let communes = sqlx::query(concat!(
+        "SELECT ",
+        commune_cols!(),
+        " FROM ref_communes WHERE vintage = $1 ORDER BY insee"
     ))
     .bind(vintage)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let epcis = sqlx::query(
         "SELECT siren, name, epci_type, population, population_source FROM ref_epci WHERE vintage = $1 ORDER BY siren",
     )
     .bind(vintage)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     Ok(VintageData {
         regions: all(regions, region)?,
@@ -369,23 +370,25 @@ pub async fn load_vintage(db: &Db, vintage: i64) -> Result<VintageData, StorageE
     })
 }
 
-pub async fn find_commune(
-    db: &Db,
+pub async fn find_commune<'c>(
+    e: impl Executor<'c, Database = Any>,
     vintage: i64,
     insee: &str,
 ) -> Result<Option<CommuneRow>, StorageError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COMMUNE_COLS} FROM ref_communes WHERE vintage = $1 AND insee = $2"
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        commune_cols!(),
+        " FROM ref_communes WHERE vintage = $1 AND insee = $2"
     ))
     .bind(vintage)
     .bind(insee)
-    .fetch_optional(db.pool())
+    .fetch_optional(e)
     .await?;
     row.as_ref().map(commune).transpose().map_err(Into::into)
 }
 
-pub async fn find_epci(
-    db: &Db,
+pub async fn find_epci<'c>(
+    e: impl Executor<'c, Database = Any>,
     vintage: i64,
     siren: &str,
 ) -> Result<Option<EpciRow>, StorageError> {
@@ -394,13 +397,13 @@ pub async fn find_epci(
     )
     .bind(vintage)
     .bind(siren)
-    .fetch_optional(db.pool())
+    .fetch_optional(e)
     .await?;
     row.as_ref().map(epci).transpose().map_err(Into::into)
 }
 
-pub async fn find_departement(
-    db: &Db,
+pub async fn find_departement<'c>(
+    e: impl Executor<'c, Database = Any>,
     vintage: i64,
     code: &str,
 ) -> Result<Option<DepartementRow>, StorageError> {
@@ -409,7 +412,7 @@ pub async fn find_departement(
     )
     .bind(vintage)
     .bind(code)
-    .fetch_optional(db.pool())
+    .fetch_optional(e)
     .await?;
     row.as_ref()
         .map(departement)
@@ -417,8 +420,8 @@ pub async fn find_departement(
         .map_err(Into::into)
 }
 
-pub async fn find_region(
-    db: &Db,
+pub async fn find_region<'c>(
+    e: impl Executor<'c, Database = Any>,
     vintage: i64,
     code: &str,
 ) -> Result<Option<RegionRow>, StorageError> {
@@ -427,28 +430,30 @@ pub async fn find_region(
     )
     .bind(vintage)
     .bind(code)
-    .fetch_optional(db.pool())
+    .fetch_optional(e)
     .await?;
     row.as_ref().map(region).transpose().map_err(Into::into)
 }
 
-pub async fn epci_members(
-    db: &Db,
+pub async fn epci_members<'c>(
+    e: impl Executor<'c, Database = Any>,
     vintage: i64,
     siren: &str,
 ) -> Result<Vec<CommuneRow>, StorageError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COMMUNE_COLS} FROM ref_communes WHERE vintage = $1 AND epci_siren = $2 ORDER BY name"
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        commune_cols!(),
+        " FROM ref_communes WHERE vintage = $1 AND epci_siren = $2 ORDER BY name"
     ))
     .bind(vintage)
     .bind(siren)
-    .fetch_all(db.pool())
+    .fetch_all(e)
     .await?;
     all(rows, commune)
 }
 
-pub async fn departements_of_region(
-    db: &Db,
+pub async fn departements_of_region<'c>(
+    e: impl Executor<'c, Database = Any>,
     vintage: i64,
     region: &str,
 ) -> Result<Vec<DepartementRow>, StorageError> {
@@ -457,9 +462,112 @@ pub async fn departements_of_region(
     )
     .bind(vintage)
     .bind(region)
-    .fetch_all(db.pool())
+    .fetch_all(e)
     .await?;
     all(rows, departement)
+}
+
+/// The names of collectivités of a vintage, in one statement: `refs` are (kind slug, code)
+/// pairs (`commune`, `epci`, `departement`, `region`); the answer holds (kind, code, name) for
+/// those that exist. Takes the database (its backend decides how the UNION is written: SQLite
+/// refuses the parenthesised form PostgreSQL's builder writes); read-only, outside transactions.
+pub async fn names_of(
+    db: &crate::Db,
+    vintage: i64,
+    refs: &[(&str, &str)],
+) -> Result<Vec<(String, String, String)>, StorageError> {
+    let tables = [
+        ("commune", "ref_communes", "insee"),
+        ("epci", "ref_epci", "siren"),
+        ("departement", "ref_departements", "code"),
+        ("region", "ref_regions", "code"),
+    ];
+    // sea-query's statements are not `Send`: built and rendered before any await.
+    let (sql, values) = {
+        let mut query: Option<sea_query::SelectStatement> = None;
+        for (kind, table, key) in tables {
+            let codes: Vec<&str> = refs
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, c)| *c)
+                .collect();
+            if codes.is_empty() {
+                continue;
+            }
+            let mut select = Query::select();
+            select
+                .expr_as(Expr::val(kind), Alias::new("kind"))
+                .expr_as(Expr::col(Alias::new(key)), Alias::new("code"))
+                .column(Alias::new("name"))
+                .from(Alias::new(table))
+                .and_where(Expr::col(Alias::new("vintage")).eq(vintage))
+                .and_where(Expr::col(Alias::new(key)).is_in(codes));
+            query = Some(match query {
+                None => select,
+                Some(mut q) => {
+                    q.union(sea_query::UnionType::All, select);
+                    q
+                }
+            });
+        }
+        let Some(query) = query else {
+            return Ok(Vec::new());
+        };
+        match db.backend() {
+            crate::Backend::Sqlite => query.build(sea_query::SqliteQueryBuilder),
+            crate::Backend::Postgres => render(&query),
+        }
+    };
+    let rows = bind(sqlx::query(&sql), values)?.fetch_all(db).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("kind")?, r.try_get("code")?, r.try_get("name")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// The départements and régions an EPCI's member communes lie in, in one statement (without
+/// loading the members).
+pub async fn epci_footprint<'c>(
+    e: impl Executor<'c, Database = Any>,
+    vintage: i64,
+    siren: &str,
+) -> Result<Vec<(String, Option<String>)>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT departement_code, region_code FROM ref_communes WHERE vintage = $1 AND epci_siren = $2",
+    )
+    .bind(vintage)
+    .bind(siren)
+    .fetch_all(e)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("departement_code")?, r.try_get("region_code")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}
+
+/// A collectivité's population in every imported vintage, in one statement: (vintage,
+/// population), oldest first. `kind` is a slug (`commune`, `epci`, `departement`, `region`).
+pub async fn populations<'c>(
+    e: impl Executor<'c, Database = Any>,
+    kind: &str,
+    code: &str,
+) -> Result<Vec<(i64, i64)>, StorageError> {
+    let sql = match kind {
+        "commune" => {
+            "SELECT vintage, population FROM ref_communes WHERE insee = $1 ORDER BY vintage"
+        }
+        "epci" => "SELECT vintage, population FROM ref_epci WHERE siren = $1 ORDER BY vintage",
+        "departement" => {
+            "SELECT vintage, population FROM ref_departements WHERE code = $1 ORDER BY vintage"
+        }
+        "region" => "SELECT vintage, population FROM ref_regions WHERE code = $1 ORDER BY vintage",
+        _ => return Ok(Vec::new()),
+    };
+    let rows = sqlx::query(sql).bind(code).fetch_all(e).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("vintage")?, r.try_get("population")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
 }
 
 /// A département with the size of what it holds, for the spaces of its prefectures.
@@ -473,8 +581,8 @@ pub struct DepartementSummary {
 }
 
 /// The départements of a région (or one département), with their commune and EPCI counts.
-pub async fn departement_summaries(
-    db: &Db,
+pub async fn departement_summaries<'c>(
+    e: impl Executor<'c, Database = Any>,
     vintage: i64,
     region: Option<&str>,
     departement: Option<&str>,
@@ -489,7 +597,7 @@ pub async fn departement_summaries(
     .bind(vintage)
     .bind(region.unwrap_or_default())
     .bind(departement.unwrap_or_default())
-    .fetch_all(db.pool())
+    .fetch_all(e)
     .await?;
     rows.iter()
         .map(|r| {
@@ -506,37 +614,49 @@ pub async fn departement_summaries(
 }
 
 /// The communes of a département or of a région (for the facts rules read about an applicant).
-pub async fn communes_in(
-    db: &Db,
+pub async fn communes_in<'c>(
+    e: impl Executor<'c, Database = Any>,
     vintage: i64,
     departement: Option<&str>,
     region: Option<&str>,
 ) -> Result<Vec<CommuneRow>, StorageError> {
-    let (column, value) = match (departement, region) {
-        (Some(d), _) => ("departement_code", d),
-        (None, Some(r)) => ("region_code", r),
+    let (sql, value) = match (departement, region) {
+        (Some(d), _) => (
+            concat!(
+                "SELECT ",
+                commune_cols!(),
+                " FROM ref_communes WHERE vintage = $1 AND departement_code = $2 ORDER BY insee"
+            ),
+            d,
+        ),
+        (None, Some(r)) => (
+            concat!(
+                "SELECT ",
+                commune_cols!(),
+                " FROM ref_communes WHERE vintage = $1 AND region_code = $2 ORDER BY insee"
+            ),
+            r,
+        ),
         (None, None) => return Ok(Vec::new()),
     };
-    let rows = sqlx::query(&format!(
-        "SELECT {COMMUNE_COLS} FROM ref_communes WHERE vintage = $1 AND {column} = $2 ORDER BY insee"
-    ))
-    .bind(vintage)
-    .bind(value)
-    .fetch_all(db.pool())
-    .await?;
+    let rows = sqlx::query(sql)
+        .bind(vintage)
+        .bind(value)
+        .fetch_all(e)
+        .await?;
     all(rows, commune)
 }
 
 /// How many communes each département holds, to tell whether an applicant covers one whole.
-pub async fn commune_counts_by_departement(
-    db: &Db,
+pub async fn commune_counts_by_departement<'c>(
+    e: impl Executor<'c, Database = Any>,
     vintage: i64,
 ) -> Result<Vec<(String, i64)>, StorageError> {
     let rows = sqlx::query(
         "SELECT departement_code, COUNT(*) AS n FROM ref_communes WHERE vintage = $1 GROUP BY departement_code",
     )
     .bind(vintage)
-    .fetch_all(db.pool())
+    .fetch_all(e)
     .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("departement_code")?, r.try_get("n")?)))

@@ -15,7 +15,7 @@ async fn migrations_apply_once_and_queries_round_trip() {
     let now = "2021-06-01T07:00:00.000000Z";
     let new = accounts::NewService {
         code: "pref-95",
-        kind: "prefecture-departementale",
+        kind: guichet_domain::ServiceKind::PrefectureDepartementale,
         name: "Préfecture du Val-d'Oise",
         territory_code: "95",
         region_code: Some("11"),
@@ -30,26 +30,26 @@ async fn migrations_apply_once_and_queries_round_trip() {
     assert!(!created);
     assert_eq!(again.id, svc.id);
     let id = accounts::insert_user(
-        &mut conn,
+        &mut *conn,
         "a@exemple.fr",
         "A",
-        "instructeur",
+        guichet_domain::Role::Instructeur,
         Some(svc.id),
         now,
     )
     .await
     .unwrap();
     let dup = accounts::insert_user(
-        &mut conn,
+        &mut *conn,
         "a@exemple.fr",
         "A",
-        "instructeur",
+        guichet_domain::Role::Instructeur,
         Some(svc.id),
         now,
     )
     .await;
     assert!(dup.unwrap_err().is_conflict());
-    let u = accounts::find_user(&mut conn, id).await.unwrap().unwrap();
+    let u = accounts::find_user(&mut *conn, id).await.unwrap().unwrap();
     assert_eq!(u.service_id, Some(svc.id));
     for n in 1..=3 {
         let entry = audit::NewEntry {
@@ -63,7 +63,7 @@ async fn migrations_apply_once_and_queries_round_trip() {
         };
         assert_eq!(audit::append(&mut conn, &entry).await.unwrap(), n);
     }
-    let page = audit::page(&mut conn, 0, 10).await.unwrap();
+    let page = audit::page(&mut *conn, 0, 10).await.unwrap();
     assert_eq!(page.len(), 3);
     assert_eq!(page[1].prev_hash, page[0].hash);
     assert!(page.iter().all(|r| r.computed_hash() == r.hash));

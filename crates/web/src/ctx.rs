@@ -223,9 +223,9 @@ pub async fn load(
     let mut session_csrf = None;
     let mut stale_session = false;
     if let Some(token) = &session_cookie {
-        match app.session(token).await? {
-            Some(s) => {
-                user = Some(Arc::new(app.user_view(s.user_id).await?));
+        match app.session_view(token).await? {
+            Some((s, view)) => {
+                user = Some(Arc::new(view));
                 session_csrf = Some(s.csrf_token);
             }
             None => stale_session = true,

@@ -38,23 +38,6 @@ pub async fn available_vintages(db: &Db) -> AppResult<Vec<Vintage>> {
         .collect())
 }
 
-async fn population(db: &Db, vintage: i64, r: &CollectiviteRef) -> AppResult<Option<i64>> {
-    Ok(match r.kind {
-        CollectiviteKind::Commune => store::find_commune(db, vintage, &r.code)
-            .await?
-            .map(|c| c.population),
-        CollectiviteKind::Epci => store::find_epci(db, vintage, &r.code)
-            .await?
-            .map(|e| e.population),
-        CollectiviteKind::Departement => store::find_departement(db, vintage, &r.code)
-            .await?
-            .map(|d| d.population),
-        CollectiviteKind::Region => store::find_region(db, vintage, &r.code)
-            .await?
-            .map(|d| d.population),
-    })
-}
-
 /// Where a collectivité lies, in a given vintage; `None` if it does not exist there.
 pub async fn footprint(
     db: &Db,
@@ -75,9 +58,9 @@ pub async fn footprint(
             if store::find_epci(db, v, &r.code).await?.is_none() {
                 return Ok(None);
             }
-            for c in store::epci_members(db, v, &r.code).await? {
-                f.departements.insert(c.departement_code);
-                f.regions.extend(c.region_code);
+            for (departement, region) in store::epci_footprint(db, v, &r.code).await? {
+                f.departements.insert(departement);
+                f.regions.extend(region);
             }
         }
         CollectiviteKind::Departement => {
@@ -191,12 +174,12 @@ pub async fn details(
             .map(|g| (g.code, g.name)),
         None => None,
     };
-    let mut populations = Vec::new();
-    for other in available_vintages(db).await? {
-        if let Some(p) = population(db, i64::from(other.year()), r).await? {
-            populations.push((other.year(), p));
-        }
-    }
+    // Every vintage's figure in one statement (the vintages imported are the ones present).
+    let populations: Vec<(u16, i64)> = store::populations(db, r.kind.slug(), &r.code)
+        .await?
+        .into_iter()
+        .filter_map(|(v, p)| u16::try_from(v).ok().map(|v| (v, p)))
+        .collect();
     let footprint = footprint(db, vintage, r).await?.unwrap_or_default();
     Ok(CollectiviteDetails {
         reference: r.clone(),

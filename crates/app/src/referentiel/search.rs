@@ -359,7 +359,7 @@ impl SearchIndex {
             else {
                 continue;
             };
-            let data = store::load_vintage(db, i.vintage).await?;
+            let data = store::load_vintage(&mut *db.acquire().await?, i.vintage).await?;
             vintages.insert(v, Arc::new(VintageIndex::build(data)));
         }
         let count: usize = vintages.values().map(|v| v.len()).sum();

@@ -44,7 +44,7 @@ fn view(s: ServiceRow) -> Service {
         id: s.id,
         code: s.code,
         nom: s.name,
-        kind: s.kind,
+        kind: s.kind.slug().to_string(),
         territoire: s.territory_code,
         region: s.region_code,
     }
@@ -106,7 +106,7 @@ pub async fn details(
             id: m.id,
             nom: m.display_name,
             courriel: m.email,
-            role: m.role,
+            role: m.role.slug().to_string(),
         })
         .collect();
     Ok(Json(ServiceDetails {

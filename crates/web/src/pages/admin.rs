@@ -53,7 +53,7 @@ pub async fn users(State(app): State<App>, ctx: Ctx) -> PageResult {
         .await?
         .into_iter()
         .map(|u| UserLine {
-            role: Role::parse(&u.role).map(Role::label).unwrap_or("inconnu"),
+            role: u.role.label(),
             service: u
                 .service_id
                 .and_then(|id| services.get(&id).cloned())

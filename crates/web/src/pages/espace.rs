@@ -34,17 +34,11 @@ pub struct MemberLine {
     pub active: bool,
 }
 
-fn kind_label(kind: &str) -> &'static str {
-    ServiceKind::from_slug(kind)
-        .map(ServiceKind::label)
-        .unwrap_or("Service")
-}
-
 fn service_line(s: &ServiceRow) -> ServiceLine {
     ServiceLine {
         id: s.id,
         name: s.name.clone(),
-        kind: kind_label(&s.kind),
+        kind: s.kind.label(),
         territory: s.territory_code.clone(),
     }
 }
@@ -53,7 +47,7 @@ fn member_line(u: &UserRow) -> MemberLine {
     MemberLine {
         name: u.display_name.clone(),
         email: u.email.clone(),
-        role: Role::parse(&u.role).map(Role::label).unwrap_or("inconnu"),
+        role: u.role.label(),
         active: u.password_hash.is_some() && u.disabled_at.is_none(),
     }
 }
@@ -72,9 +66,9 @@ async fn territory_lines(
     s: &ServiceRow,
 ) -> Result<(u16, Vec<TerritoryLine>), PageError> {
     let vintage = app.vintage_in_force().await?.year();
-    let (region, dep) = match ServiceKind::from_slug(&s.kind) {
-        Some(ServiceKind::PrefectureDepartementale) => (None, Some(s.territory_code.as_str())),
-        Some(ServiceKind::PrefectureRegionale) => (Some(s.territory_code.as_str()), None),
+    let (region, dep) = match s.kind {
+        ServiceKind::PrefectureDepartementale => (None, Some(s.territory_code.as_str())),
+        ServiceKind::PrefectureRegionale => (Some(s.territory_code.as_str()), None),
         _ => return Ok((vintage, vec![])),
     };
     let rows = guichet_storage::referentiel::departement_summaries(
@@ -119,8 +113,8 @@ struct EspaceTemplate {
 async fn territory_of(app: &App, s: &ServiceRow) -> Result<String, PageError> {
     let v = i64::from(app.vintage_in_force().await?.year());
     use guichet_storage::referentiel as r;
-    Ok(match ServiceKind::from_slug(&s.kind) {
-        Some(ServiceKind::PrefectureDepartementale) => {
+    Ok(match s.kind {
+        ServiceKind::PrefectureDepartementale => {
             let dep = r::find_departement(&app.db, v, &s.territory_code).await?;
             let reg = match &s.region_code {
                 Some(code) => r::find_region(&app.db, v, code).await?,
@@ -134,7 +128,7 @@ async fn territory_of(app: &App, s: &ServiceRow) -> Result<String, PageError> {
                     .unwrap_or_default()
             )
         }
-        Some(ServiceKind::PrefectureRegionale) => {
+        ServiceKind::PrefectureRegionale => {
             let reg = r::find_region(&app.db, v, &s.territory_code).await?;
             let deps = r::departements_of_region(&app.db, v, &s.territory_code).await?;
             format!(

@@ -57,7 +57,10 @@ pub async fn forgot_submit(
     ctx: Ctx,
     PageForm(f): PageForm<ForgotForm>,
 ) -> Result<Response, PageError> {
-    match app.request_password_reset(&f.email).await {
+    match app
+        .request_password_reset(&f.email, ctx.client_ip.as_deref())
+        .await
+    {
         Ok(()) => Ok(render(&ForgotTemplate {
             layout: forgot_layout(&app, &ctx),
             email: String::new(),

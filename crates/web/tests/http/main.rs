@@ -5,11 +5,13 @@
 mod api;
 mod auth;
 mod common;
+mod comptes_attaques;
 mod courriel_smtp;
 mod instances;
 mod matrix;
 mod pages;
 mod referentiel_reel;
 mod securite;
+mod requetes;
 mod simulation;
 mod travaux;

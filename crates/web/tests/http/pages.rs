@@ -193,9 +193,10 @@ async fn an_internal_error_shows_a_reference_and_no_internals() {
 #[tokio::test]
 async fn a_prefecture_space_summarises_its_territory() {
     let t = spawn_app().await;
-    let data = guichet_storage::referentiel::load_vintage(&t.app.db, 2021)
-        .await
-        .unwrap();
+    let data =
+        guichet_storage::referentiel::load_vintage(&mut t.app.db.acquire().await.unwrap(), 2021)
+            .await
+            .unwrap();
     let in_95 = data
         .communes
         .iter()
