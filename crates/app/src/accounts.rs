@@ -196,13 +196,15 @@ impl App {
             })),
         )
         .await?;
+        // The printed link is issued in the account's transaction, before the worker can make
+        // the mailed one (issuing revokes earlier links of the same purpose).
+        let link = self
+            .issue_token_link_in(&mut tx, id, TokenPurpose::FirstPassword)
+            .await?;
         self.enqueue(&mut tx, &crate::mail::FirstPasswordMail { user_id: id })
             .await?;
         tx.commit().await?;
         self.wake_workers();
-        let link = self
-            .issue_token_link(id, TokenPurpose::FirstPassword)
-            .await?;
         Ok((id, link))
     }
 

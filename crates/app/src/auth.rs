@@ -506,12 +506,25 @@ impl App {
 
     /// Creates a one-time link (first password or reset), replacing earlier unused ones.
     pub async fn issue_token_link(&self, user_id: i64, purpose: TokenPurpose) -> AppResult<String> {
+        let mut tx = self.db.begin_write().await?;
+        let link = self.issue_token_link_in(&mut tx, user_id, purpose).await?;
+        tx.commit().await?;
+        Ok(link)
+    }
+
+    /// Issues a one-time link inside the caller's transaction, revoking the account's earlier
+    /// unused links of the same purpose.
+    pub(crate) async fn issue_token_link_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        user_id: i64,
+        purpose: TokenPurpose,
+    ) -> AppResult<String> {
         let token = random_token();
         let now = self.clock.now();
-        let mut tx = self.db.begin_write().await?;
-        store::revoke_tokens(&mut *tx, user_id, purpose.slug(), &format_ts(now)).await?;
+        store::revoke_tokens(&mut *conn, user_id, purpose.slug(), &format_ts(now)).await?;
         store::insert_token(
-            &mut *tx,
+            &mut *conn,
             &token_hash(&token),
             user_id,
             purpose.slug(),
@@ -519,7 +532,6 @@ impl App {
             &format_ts(now + purpose.lifetime()),
         )
         .await?;
-        tx.commit().await?;
         Ok(format!(
             "{}/mot-de-passe/definir?jeton={token}",
             self.config.base_url

@@ -11,7 +11,7 @@ mod instances;
 mod matrix;
 mod pages;
 mod referentiel_reel;
-mod securite;
 mod requetes;
+mod securite;
 mod simulation;
 mod travaux;
