@@ -97,3 +97,17 @@ pub async fn verify(db: &Db) -> AppResult<VerifyReport> {
         head_hash,
     })
 }
+
+impl crate::App {
+    /// The latest entries of the audit log, newest first, for those who may read it.
+    pub async fn audit_log(
+        &self,
+        p: &guichet_domain::Principal,
+        limit: i64,
+    ) -> AppResult<Vec<guichet_domain::audit::AuditRecord>> {
+        if !p.scope().can(guichet_domain::Action::ReadAuditLog) {
+            return Err(crate::error::AppError::Forbidden);
+        }
+        latest(&self.db, limit).await
+    }
+}

@@ -27,10 +27,14 @@ use guichet_storage::{format_ts, Db};
 use std::sync::Arc;
 
 pub use error::AppError as Error;
+/// Timestamps as stored (fixed-width RFC 3339 UTC text), for display.
+pub use guichet_storage::parse_ts;
 
 #[derive(Clone)]
 pub struct App {
-    pub db: Db,
+    /// Private to the application layer: pages, the API and the CLI go through use cases,
+    /// which enforce access themselves (`accounts`, `referentiel`, `audit`…).
+    pub(crate) db: Db,
     pub clock: Clock,
     pub config: Arc<Config>,
     pub mailer: Arc<Mailer>,
@@ -56,6 +60,16 @@ impl App {
             programme: Arc::new(programme),
             search: SearchIndex::new(),
         })
+    }
+
+    /// Whether the database answers (`/readyz`).
+    pub async fn ping(&self) -> AppResult<()> {
+        Ok(self.db.ping().await?)
+    }
+
+    /// Closes the database pool (shutdown; tests use it to simulate an unreachable database).
+    pub async fn close(&self) {
+        self.db.close().await
     }
 
     pub fn now_ts(&self) -> String {

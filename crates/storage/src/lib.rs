@@ -12,6 +12,7 @@ mod db;
 mod error;
 mod migrations;
 pub mod referentiel;
+pub mod scope;
 mod time;
 
 pub use db::{Backend, Db};

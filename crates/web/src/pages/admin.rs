@@ -1,15 +1,13 @@
-//! National administration: all accounts, the audit log.
+//! National administration: all accounts, the audit log. Who may see them is decided by the
+//! use cases (`App::accounts`, `App::audit_log`), which refuse everyone else.
 
 use super::{render, require_user, PageResult};
 use crate::ctx::{paris_datetime, Ctx};
-use crate::error::PageError;
 use crate::layout::{Crumb, Layout};
 use askama::Template;
 use axum::extract::State;
-use guichet_app::App;
+use guichet_app::{parse_ts, App};
 use guichet_domain::Role;
-use guichet_storage::parse_ts;
-use std::collections::HashMap;
 
 pub struct UserLine {
     pub name: String,
@@ -26,35 +24,15 @@ struct UsersTemplate {
     users: Vec<UserLine>,
 }
 
-fn require_admin<'a>(
-    ctx: &'a Ctx,
-    path: &str,
-) -> Result<&'a guichet_app::accounts::UserView, PageError> {
-    let u = require_user(ctx, path)?;
-    if u.role != Role::Administrateur {
-        return Err(PageError::forbidden());
-    }
-    Ok(u)
-}
-
 pub async fn users(State(app): State<App>, ctx: Ctx) -> PageResult {
-    require_admin(&ctx, "/admin/utilisateurs")?;
-    let services: HashMap<i64, String> = app
-        .services()
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s.name))
-        .collect();
+    let u = require_user(&ctx, "/admin/utilisateurs")?;
     let users = app
-        .users()
+        .accounts(&u.principal)
         .await?
         .into_iter()
-        .map(|u| UserLine {
+        .map(|(u, service)| UserLine {
             role: Role::parse(&u.role).map(Role::label).unwrap_or("inconnu"),
-            service: u
-                .service_id
-                .and_then(|id| services.get(&id).cloned())
-                .unwrap_or_else(|| "—".into()),
+            service: service.unwrap_or_else(|| "—".into()),
             active: u.password_hash.is_some() && u.disabled_at.is_none(),
             name: u.display_name,
             email: u.email,
@@ -92,8 +70,9 @@ struct JournalTemplate {
 }
 
 pub async fn journal(State(app): State<App>, ctx: Ctx) -> PageResult {
-    require_admin(&ctx, "/admin/journal")?;
-    let entries = guichet_app::audit::latest(&app.db, 200)
+    let u = require_user(&ctx, "/admin/journal")?;
+    let entries = app
+        .audit_log(&u.principal, 200)
         .await?
         .into_iter()
         .map(|e| EntryLine {
