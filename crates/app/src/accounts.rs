@@ -390,37 +390,32 @@ impl App {
         .await?)
     }
 
-    /// The collectivités in the principal's scope that have agents on Guichet, with their names,
-    /// filtered in SQL.
+    /// The collectivités in the principal's scope that have agents on Guichet, with their names
+    /// (the first `COLLECTIVITES_LISTED`), filtered in SQL.
     pub async fn collectivites_with_agents(
         &self,
         p: &Principal,
     ) -> AppResult<Vec<CollectiviteWithAgents>> {
         let vintage = self.vintage_in_force().await?;
-        let rows = {
-            let mut conn = self.db.pool().acquire().await?;
-            store::collectivites_with_agents_in(
-                &mut conn,
-                i64::from(vintage.year()),
-                &p.scope().collectivites,
-            )
-            .await?
-        };
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
+        let mut conn = self.db.pool().acquire().await?;
+        store::collectivites_with_agents_in(
+            &mut conn,
+            i64::from(vintage.year()),
+            &p.scope().collectivites,
+            COLLECTIVITES_LISTED,
+        )
+        .await?
+        .into_iter()
+        .map(|row| {
             let reference = CollectiviteRef::from_parts(&row.kind, &row.code)
                 .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
-            let name = self
-                .collectivite_name(vintage, &reference)
-                .await?
-                .unwrap_or_else(|| reference.to_string());
-            out.push(CollectiviteWithAgents {
+            Ok(CollectiviteWithAgents {
+                name: row.name.unwrap_or_else(|| reference.to_string()),
                 reference,
-                name,
                 agents: row.agents,
-            });
-        }
-        Ok(out)
+            })
+        })
+        .collect()
     }
 
     /// Every account, with its service's name (administrators only).
@@ -460,6 +455,10 @@ pub struct CollectiviteSpace {
     pub name: String,
     pub members: Vec<UserRow>,
 }
+
+/// How many collectivités with agents "Mon espace" lists at most (dossier queues, which
+/// will replace this list, page through theirs).
+pub const COLLECTIVITES_LISTED: i64 = 200;
 
 /// A collectivité in scope with its number of agents.
 #[derive(Debug, Clone)]

@@ -557,27 +557,41 @@ pub async fn users_of_collectivite_in(
 pub struct CollectiviteWithAgents {
     pub kind: String,
     pub code: String,
+    /// Its name in the referential of the vintage asked for, if it is there.
+    pub name: Option<String>,
     pub agents: i64,
 }
 
-/// The collectivités of `set` that have agents, placed with the referential of `vintage`.
+/// The collectivités of `set` that have agents (at most `limit`), with their names, placed with
+/// the referential of `vintage`. One query, whatever the number of rows.
 pub async fn collectivites_with_agents_in(
     conn: &mut Conn,
     vintage: i64,
     set: &CollectiviteSet,
+    limit: i64,
 ) -> Result<Vec<CollectiviteWithAgents>, StorageError> {
-    let mut f = Filter::starting_at(1);
+    let mut f = Filter::starting_at(3);
     let cond = f.collectivites(set, "c.kind", "c.code", vintage);
     let sql = format!(
-        "SELECT c.kind, c.code, COUNT(*) AS agents FROM user_collectivites c \
-         WHERE {cond} GROUP BY c.kind, c.code ORDER BY c.kind, c.code"
+        "SELECT c.kind, c.code, COUNT(*) AS agents, \
+           COALESCE(MAX(rc.name), MAX(re.name), MAX(rd.name), MAX(rr.name)) AS name \
+         FROM user_collectivites c \
+         LEFT JOIN ref_communes rc ON c.kind = 'commune' AND rc.vintage = $1 AND rc.insee = c.code \
+         LEFT JOIN ref_epci re ON c.kind = 'epci' AND re.vintage = $1 AND re.siren = c.code \
+         LEFT JOIN ref_departements rd ON c.kind = 'departement' AND rd.vintage = $1 AND rd.code = c.code \
+         LEFT JOIN ref_regions rr ON c.kind = 'region' AND rr.vintage = $1 AND rr.code = c.code \
+         WHERE {cond} GROUP BY c.kind, c.code ORDER BY c.kind, c.code LIMIT $2"
     );
-    let rows = f.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await?;
+    let rows = f
+        .bind(sqlx::query(&sql).bind(vintage).bind(limit))
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter()
         .map(|r| {
             Ok(CollectiviteWithAgents {
                 kind: r.try_get("kind")?,
                 code: r.try_get("code")?,
+                name: r.try_get("name")?,
                 agents: r.try_get("agents")?,
             })
         })
