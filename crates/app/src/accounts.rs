@@ -5,10 +5,11 @@ use crate::auth::TokenPurpose;
 use crate::error::{AppError, AppResult};
 use crate::referentiel;
 use crate::App;
-use guichet_domain::access::{ServiceTarget, DIRECTIONS_NATIONALES};
+use guichet_domain::access::{Action, Scope, ServiceSet, ServiceTarget, DIRECTIONS_NATIONALES};
 use guichet_domain::territory::de_name;
 use guichet_domain::{CollectiviteRef, Principal, Role, ServiceScope};
-use guichet_storage::accounts::{self as store, NewService, ServiceRow, UserRow};
+use guichet_storage::accounts::{self as store, NewService};
+pub use guichet_storage::accounts::{ServiceRow, UserRow};
 use guichet_storage::referentiel as refstore;
 use serde_json::json;
 
@@ -31,6 +32,8 @@ pub struct UserView {
     pub role: Role,
     pub service: Option<ServiceRow>,
     pub principal: Principal,
+    /// What the principal may see and do, computed once per request (menus read it).
+    pub scope: Scope,
 }
 
 /// Normalises and checks an email address.
@@ -243,6 +246,7 @@ impl App {
             role: user.role,
             user,
             service,
+            scope: principal.scope(),
             principal,
         })
     }
@@ -298,39 +302,168 @@ impl App {
         })
     }
 
-    pub async fn service(&self, id: i64) -> AppResult<Option<ServiceRow>> {
-        let mut conn = self.db.pool().acquire().await?;
-        Ok(store::find_service(&mut *conn, id).await?)
-    }
-
-    pub async fn services(&self) -> AppResult<Vec<ServiceRow>> {
-        let mut conn = self.db.pool().acquire().await?;
-        Ok(store::list_services(&mut *conn).await?)
-    }
-
-    pub async fn service_members(&self, id: i64) -> AppResult<Vec<UserRow>> {
-        let mut conn = self.db.pool().acquire().await?;
-        Ok(store::users_of_service(&mut *conn, id).await?)
-    }
-
-    pub async fn collectivite_members(&self, r: &CollectiviteRef) -> AppResult<Vec<UserRow>> {
-        let mut conn = self.db.pool().acquire().await?;
-        Ok(store::users_of_collectivite(&mut *conn, r.kind.slug(), &r.code).await?)
-    }
-
-    pub async fn users(&self) -> AppResult<Vec<UserRow>> {
-        let mut conn = self.db.pool().acquire().await?;
-        Ok(store::list_users(&mut *conn).await?)
-    }
-
-    /// Services a principal may see.
+    /// The services a principal may see, filtered in SQL by its scope.
     pub async fn visible_services(&self, p: &Principal) -> AppResult<Vec<ServiceRow>> {
-        let mut out = Vec::new();
-        for s in self.services().await? {
-            if p.can_view_service(&service_scope(&s)?) {
-                out.push(s);
-            }
-        }
-        Ok(out)
+        let scope = p.scope();
+        let mut conn = self.db.pool().acquire().await?;
+        Ok(store::services_in(&mut conn, &scope.services).await?)
     }
+
+    /// The directory of services (`/espace/services`): refused to those who may not list
+    /// services (applicants), else the services of their scope.
+    pub async fn service_directory(&self, p: &Principal) -> AppResult<Vec<ServiceRow>> {
+        if !p.scope().can(Action::ListServices) {
+            return Err(AppError::Forbidden);
+        }
+        self.visible_services(p).await
+    }
+
+    /// A service and its members, if the principal may see it: `NotFound` when there is no such
+    /// service, `Forbidden` when it lies outside the principal's scope.
+    pub async fn service_details(&self, p: &Principal, id: i64) -> AppResult<ServiceDetails> {
+        let scope = p.scope();
+        let mut conn = self.db.pool().acquire().await?;
+        let service = match store::service_in(&mut *conn, id, &scope.services).await? {
+            Some(s) => s,
+            None if store::find_service(&mut *conn, id).await?.is_some() => {
+                return Err(AppError::Forbidden)
+            }
+            None => return Err(AppError::NotFound(format!("aucun service n° {id}"))),
+        };
+        let members = store::users_of_service_in(&mut *conn, id, &scope.services).await?;
+        Ok(ServiceDetails { service, members })
+    }
+
+    /// The private space of a collectivité (its agents), if the principal may see it:
+    /// `NotFound` when the referential in force does not know it, `Forbidden` when it lies
+    /// outside the principal's scope.
+    pub async fn collectivite_space(
+        &self,
+        p: &Principal,
+        r: &CollectiviteRef,
+    ) -> AppResult<CollectiviteSpace> {
+        let vintage = self.vintage_in_force().await?;
+        let name = self.collectivite_name(vintage, r).await?.ok_or_else(|| {
+            AppError::NotFound(format!(
+                "aucune collectivité {r} dans le référentiel {vintage}"
+            ))
+        })?;
+        let scope = p.scope();
+        let v = i64::from(vintage.year());
+        let mut conn = self.db.pool().acquire().await?;
+        if !store::collectivite_in(&mut conn, v, r.kind.slug(), &r.code, &scope.collectivites)
+            .await?
+        {
+            return Err(AppError::Forbidden);
+        }
+        let members = store::users_of_collectivite_in(
+            &mut conn,
+            v,
+            r.kind.slug(),
+            &r.code,
+            &scope.collectivites,
+        )
+        .await?;
+        Ok(CollectiviteSpace {
+            reference: r.clone(),
+            name,
+            members,
+        })
+    }
+
+    /// Whether the principal may open the private space of a collectivité (the public page
+    /// links to it only then).
+    pub async fn may_view_collectivite(
+        &self,
+        p: &Principal,
+        r: &CollectiviteRef,
+    ) -> AppResult<bool> {
+        let v = i64::from(self.vintage_in_force().await?.year());
+        let mut conn = self.db.pool().acquire().await?;
+        Ok(store::collectivite_in(
+            &mut conn,
+            v,
+            r.kind.slug(),
+            &r.code,
+            &p.scope().collectivites,
+        )
+        .await?)
+    }
+
+    /// The collectivités in the principal's scope that have agents on Guichet, with their names
+    /// (the first `COLLECTIVITES_LISTED`), filtered in SQL.
+    pub async fn collectivites_with_agents(
+        &self,
+        p: &Principal,
+    ) -> AppResult<Vec<CollectiviteWithAgents>> {
+        let vintage = self.vintage_in_force().await?;
+        let mut conn = self.db.pool().acquire().await?;
+        store::collectivites_with_agents_in(
+            &mut conn,
+            i64::from(vintage.year()),
+            &p.scope().collectivites,
+            COLLECTIVITES_LISTED,
+        )
+        .await?
+        .into_iter()
+        .map(|row| {
+            let reference = CollectiviteRef::from_parts(&row.kind, &row.code)
+                .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
+            Ok(CollectiviteWithAgents {
+                name: row.name.unwrap_or_else(|| reference.to_string()),
+                reference,
+                agents: row.agents,
+            })
+        })
+        .collect()
+    }
+
+    /// Every account, with its service's name (administrators only).
+    pub async fn accounts(&self, p: &Principal) -> AppResult<Vec<(UserRow, Option<String>)>> {
+        if !p.scope().can(Action::ManageAccounts) {
+            return Err(AppError::Forbidden);
+        }
+        let mut conn = self.db.pool().acquire().await?;
+        let services: std::collections::HashMap<i64, String> =
+            store::services_in(&mut conn, &ServiceSet::All)
+                .await?
+                .into_iter()
+                .map(|s| (s.id, s.name))
+                .collect();
+        Ok(store::list_users(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|u| {
+                let service = u.service_id.and_then(|id| services.get(&id).cloned());
+                (u, service)
+            })
+            .collect())
+    }
+}
+
+/// A service and its members, as `service_details` returns them.
+#[derive(Debug, Clone)]
+pub struct ServiceDetails {
+    pub service: ServiceRow,
+    pub members: Vec<UserRow>,
+}
+
+/// A collectivité's private space, as `collectivite_space` returns it.
+#[derive(Debug, Clone)]
+pub struct CollectiviteSpace {
+    pub reference: CollectiviteRef,
+    pub name: String,
+    pub members: Vec<UserRow>,
+}
+
+/// How many collectivités with agents "Mon espace" lists at most (dossier queues, which
+/// will replace this list, page through theirs).
+pub const COLLECTIVITES_LISTED: i64 = 200;
+
+/// A collectivité in scope with its number of agents.
+#[derive(Debug, Clone)]
+pub struct CollectiviteWithAgents {
+    pub reference: CollectiviteRef,
+    pub name: String,
+    pub agents: i64,
 }

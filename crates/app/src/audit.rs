@@ -489,3 +489,17 @@ pub async fn verify_with_anchors(
         latest: anchors.last().map(|(_, a)| (a.seq, a.at.clone())),
     }))
 }
+
+impl crate::App {
+    /// The latest entries of the audit log, newest first, for those who may read it.
+    pub async fn audit_log(
+        &self,
+        p: &guichet_domain::Principal,
+        limit: i64,
+    ) -> AppResult<Vec<guichet_domain::audit::AuditRecord>> {
+        if !p.scope().can(guichet_domain::Action::ReadAuditLog) {
+            return Err(crate::error::AppError::Forbidden);
+        }
+        latest(&self.db, limit).await
+    }
+}

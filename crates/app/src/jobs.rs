@@ -528,6 +528,19 @@ impl App {
     }
 
     /// Dead jobs, most recent first.
+    /// The queue's counts and its dead jobs, for those who may manage the queue
+    /// (`/admin/travaux`).
+    pub async fn job_queue(
+        &self,
+        p: &guichet_domain::Principal,
+        limit: i64,
+    ) -> AppResult<(Counts, Vec<JobRow>)> {
+        if !p.scope().can(guichet_domain::Action::ManageJobs) {
+            return Err(AppError::Forbidden);
+        }
+        Ok((self.job_counts().await?, self.dead_jobs(limit).await?))
+    }
+
     pub async fn dead_jobs(&self, limit: i64) -> AppResult<Vec<JobRow>> {
         let mut conn = self.db.pool().acquire().await?;
         Ok(store::list_in_state(&mut conn, DEAD, limit).await?)
@@ -546,7 +559,7 @@ impl App {
 
     /// Puts a dead job back in the queue (attempts reset), audited; administrators only.
     pub async fn retry_dead_job(&self, id: i64, by: &crate::accounts::UserView) -> AppResult<()> {
-        if by.role != guichet_domain::Role::Administrateur {
+        if !by.scope.can(guichet_domain::Action::ManageJobs) {
             return Err(AppError::Forbidden);
         }
         let actor = crate::audit::Actor::User(by.user.id);

@@ -29,10 +29,14 @@ use guichet_storage::{format_ts, Db};
 use std::sync::Arc;
 
 pub use error::AppError as Error;
+/// Timestamps as stored (fixed-width RFC 3339 UTC text), for display.
+pub use guichet_storage::parse_ts;
 
 #[derive(Clone)]
 pub struct App {
-    pub db: Db,
+    /// Private to the application layer: pages, the API and the CLI go through use cases,
+    /// which enforce access themselves (`accounts`, `referentiel`, `audit`…).
+    pub(crate) db: Db,
     pub clock: Clock,
     pub config: Arc<Config>,
     pub mailer: Arc<Mailer>,
@@ -82,6 +86,16 @@ impl App {
             audit_key,
             vintages: Arc::default(),
         })
+    }
+
+    /// Whether the database answers (`/readyz`).
+    pub async fn ping(&self) -> AppResult<()> {
+        Ok(self.db.ping().await?)
+    }
+
+    /// Closes the database pool (shutdown; tests use it to simulate an unreachable database).
+    pub async fn close(&self) {
+        self.db.close().await
     }
 
     pub fn now_ts(&self) -> String {
@@ -191,5 +205,19 @@ impl App {
             "référentiel importé"
         );
         Ok(report)
+    }
+}
+
+/// Test support: the raw database handle and the storage crate, for tests that must inspect or
+/// corrupt rows directly (attacks, corrupt values, concurrency). Application code and the web
+/// crate's sources never use it: they go through the use cases.
+#[doc(hidden)]
+pub mod testing {
+    pub use guichet_storage as storage;
+    pub use guichet_storage::Db;
+
+    /// The application's database handle.
+    pub fn db(app: &crate::App) -> &Db {
+        &app.db
     }
 }

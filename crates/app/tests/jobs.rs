@@ -98,7 +98,7 @@ async fn two_instances_never_run_one_job_twice() {
     let two = instance(&dir, &url, &clock).await;
     const JOBS: i64 = 150;
     {
-        let mut tx = one.db.pool().begin().await.unwrap();
+        let mut tx = guichet_app::testing::db(&one).pool().begin().await.unwrap();
         for n in 0..JOBS {
             one.enqueue(&mut tx, &Count { n }).await.unwrap();
         }
@@ -161,7 +161,11 @@ async fn a_killed_worker_is_replaced_when_its_lease_expires_and_the_job_is_done_
         r
     };
     let id = {
-        let mut conn = one.db.pool().acquire().await.unwrap();
+        let mut conn = guichet_app::testing::db(&one)
+            .pool()
+            .acquire()
+            .await
+            .unwrap();
         one.enqueue(&mut conn, &Stall {}).await.unwrap()
     };
     let a = Workers::start(&one, registry(), options(1));
@@ -200,12 +204,16 @@ async fn a_killed_worker_is_replaced_when_its_lease_expires_and_the_job_is_done_
         attempts: 1,
     };
     let now = two.now_ts();
-    assert!(!guichet_storage::jobs::complete(&two.db, stale, &now)
-        .await
-        .unwrap());
-    assert!(!guichet_storage::jobs::bury(&two.db, stale, "x", &now)
-        .await
-        .unwrap());
+    assert!(
+        !guichet_storage::jobs::complete(guichet_app::testing::db(&two), stale, &now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !guichet_storage::jobs::bury(guichet_app::testing::db(&two), stale, "x", &now)
+            .await
+            .unwrap()
+    );
     assert_eq!(two.job(id).await.unwrap().unwrap().state, jobs::DONE);
 }
 
@@ -227,7 +235,11 @@ async fn a_failing_job_backs_off_exponentially_then_dies() {
         Err::<(), _>(JobError::Retry("relais indisponible".into()))
     });
     let id = {
-        let mut conn = app.db.pool().acquire().await.unwrap();
+        let mut conn = guichet_app::testing::db(&app)
+            .pool()
+            .acquire()
+            .await
+            .unwrap();
         app.enqueue(&mut conn, &Flaky {}).await.unwrap()
     };
     let w = Workers::start(&app, r, options(2));
@@ -272,7 +284,11 @@ async fn an_unreadable_payload_or_an_unknown_kind_is_dead_at_once_with_a_clear_e
     let clock = start_clock();
     let app = instance(&dir, &url, &clock).await;
     let now = app.now_ts();
-    let mut conn = app.db.pool().acquire().await.unwrap();
+    let mut conn = guichet_app::testing::db(&app)
+        .pool()
+        .acquire()
+        .await
+        .unwrap();
     let mut ids = Vec::new();
     for (kind, payload) in [
         ("courriel.reinitialisation", "{\"adresse\": 3}"),
@@ -365,7 +381,7 @@ async fn periodic_jobs_are_enqueued_once_per_period_across_instances_and_purge_s
     .unwrap();
     let sessions = || async {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions")
-            .fetch_one(one.db.pool())
+            .fetch_one(guichet_app::testing::db(&one).pool())
             .await
             .unwrap()
     };
@@ -400,7 +416,7 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_does_not_exist_and_mail_job
     let clock = start_clock();
     let app = instance(&dir, &url, &clock).await;
     {
-        let mut tx = app.db.pool().begin().await.unwrap();
+        let mut tx = guichet_app::testing::db(&app).pool().begin().await.unwrap();
         app.enqueue(&mut tx, &Count { n: 1 }).await.unwrap();
         tx.rollback().await.unwrap();
     }
@@ -529,10 +545,11 @@ async fn the_audit_chain_is_anchored_through_the_queue() {
     assert_eq!(all.len(), 1);
     let key = app.audit_key.as_ref().unwrap();
     let public = guichet_app::audit::parse_public_key(&key.public_hex()).unwrap();
-    let report = guichet_app::audit::verify_with_anchors(&app.db, &all, &public)
-        .await
-        .unwrap()
-        .unwrap();
+    let report =
+        guichet_app::audit::verify_with_anchors(guichet_app::testing::db(&app), &all, &public)
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(report.anchors, 1);
     assert_eq!(
         report.latest.map(|(seq, _)| seq),
@@ -568,7 +585,11 @@ async fn a_job_whose_workers_keep_dying_is_dead_after_its_attempts() {
         r
     };
     let id = {
-        let mut conn = app.db.pool().acquire().await.unwrap();
+        let mut conn = guichet_app::testing::db(&app)
+            .pool()
+            .acquire()
+            .await
+            .unwrap();
         app.enqueue(&mut conn, &Hang {}).await.unwrap()
     };
     for attempt in 1..=2 {

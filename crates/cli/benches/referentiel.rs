@@ -106,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
                 .join(", ")
         );
     }
-    app.search.refresh(&app.db).await?;
+    app.refresh_search().await?;
 
     let rounds = 50;
     let idx = app

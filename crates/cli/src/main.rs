@@ -491,7 +491,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // ready) at once; a search arriving before the index is built waits for it.
             let warm = app.clone();
             tokio::spawn(async move {
-                if let Err(e) = warm.search.refresh(&warm.db).await {
+                if let Err(e) = warm.refresh_search().await {
                     tracing::error!(erreur = %e, "chargement de l’index de recherche");
                 }
             });

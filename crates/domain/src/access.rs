@@ -1,11 +1,12 @@
 //! Roles, services and scopes, and the access decisions made from them.
 //!
 //! Every role except `administrateur` is bound to a territory: a service (a prefecture or a
-//! national directorate) or, for applicants, one or more collectivités. The decisions below are
-//! the single place where "who may see what" is written; the web layer asks them on every read.
+//! national directorate) or, for applicants, one or more collectivités. A principal's `Scope`,
+//! below, is the single place where "who may see what" is written: the application layer passes
+//! it to storage, which filters in SQL; the web layer never decides.
 
 use crate::codes::{DepartementCode, RegionCode};
-use crate::territory::{CollectiviteRef, TerritoryFootprint};
+use crate::territory::{CollectiviteKind, CollectiviteRef, TerritoryFootprint};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -280,47 +281,180 @@ impl Principal {
         self.role == Role::Administrateur
     }
 
-    /// May this user see the page of a service (its members, later its queue)?
-    pub fn can_view_service(&self, target: &ServiceScope) -> bool {
-        match self.role {
-            Role::Administrateur => true,
-            Role::Demandeur => false,
-            Role::Instructeur | Role::Expert | Role::MembreComite => {
-                self.service.as_ref().is_some_and(|own| own.id == target.id)
+    /// What this principal may see and do, as a value. Computed from the role and the service
+    /// only (no I/O): the application passes it to storage, which turns it into a `WHERE`
+    /// clause, and the menus ask it which areas to offer.
+    pub fn scope(&self) -> Scope {
+        let service = self.service.as_ref();
+        let services = match (self.role, service) {
+            (Role::Administrateur, _) => ServiceSet::All,
+            (Role::Demandeur, _) | (_, None) => ServiceSet::Nothing,
+            (Role::Coordinateur, Some(s)) if s.kind == ServiceKind::PrefectureRegionale => {
+                ServiceSet::Region {
+                    own: s.id,
+                    region: s.territory_code.clone(),
+                }
             }
-            Role::Coordinateur => self.service.as_ref().is_some_and(|own| {
-                own.id == target.id
-                    || (target.kind == ServiceKind::PrefectureDepartementale
-                        && target.region_code.as_deref() == Some(own.territory_code.as_str()))
-            }),
+            (_, Some(s)) => ServiceSet::Own(s.id),
+        };
+        let collectivites = match (self.role, service) {
+            (Role::Administrateur, _) => CollectiviteSet::All,
+            (Role::Demandeur, _) => CollectiviteSet::Listed(self.collectivites.clone()),
+            // Experts and committee members will see the dossiers put before them, not whole
+            // territories.
+            (Role::Expert | Role::MembreComite, _) | (_, None) => CollectiviteSet::Nothing,
+            (Role::Instructeur | Role::Coordinateur, Some(s)) => match s.kind {
+                ServiceKind::DirectionNationale if self.role == Role::Instructeur => {
+                    CollectiviteSet::All
+                }
+                ServiceKind::DirectionNationale => CollectiviteSet::Nothing,
+                ServiceKind::PrefectureRegionale => {
+                    CollectiviteSet::Region(s.territory_code.clone())
+                }
+                ServiceKind::PrefectureDepartementale if self.role == Role::Instructeur => {
+                    CollectiviteSet::Departement(s.territory_code.clone())
+                }
+                ServiceKind::PrefectureDepartementale => CollectiviteSet::Nothing,
+            },
+        };
+        Scope {
+            role: self.role,
+            own_service: service.map(|s| s.id),
+            services,
+            collectivites,
+        }
+    }
+}
+
+/// What a principal may see: the services, and the collectivités (by territory or by name).
+/// The one place where "who sees what" is decided; storage translates it into SQL
+/// (`guichet_storage::scope`), pages and the API never decide it themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    pub role: Role,
+    /// The principal's own service, if any.
+    pub own_service: Option<i64>,
+    pub services: ServiceSet,
+    pub collectivites: CollectiviteSet,
+}
+
+/// The services a principal may see (their page, their members, later their queue).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceSet {
+    All,
+    Nothing,
+    /// One service: the principal's own.
+    Own(i64),
+    /// A regional prefecture: itself and the departmental prefectures of its région.
+    Region {
+        own: i64,
+        region: String,
+    },
+}
+
+/// The collectivités whose private space (agents, later dossiers) a principal may see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CollectiviteSet {
+    All,
+    Nothing,
+    /// The collectivités an applicant acts for.
+    Listed(Vec<CollectiviteRef>),
+    /// The collectivités touching a département (an EPCI straddling two départements belongs to
+    /// both), except régions: a région touches every one of its départements, but its own space
+    /// belongs to regional and national services only.
+    Departement(String),
+    /// The collectivités touching a région.
+    Region(String),
+}
+
+/// What a principal may do beyond reading scoped data: asked by use cases and by menus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// List the services in scope (`/espace/services`).
+    ListServices,
+    /// See every account.
+    ManageAccounts,
+    /// Read the audit log.
+    ReadAuditLog,
+    /// See the job queue and retry dead jobs (`/admin/travaux`).
+    ManageJobs,
+}
+
+/// The areas of "Mon espace" a principal is offered, in menu order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    /// All services (administrators).
+    AllServices,
+    /// The services of a région (coordinators).
+    RegionServices,
+    /// One's own service.
+    OwnService(i64),
+    Accounts,
+    AuditLog,
+    Jobs,
+}
+
+impl Scope {
+    pub fn can(&self, action: Action) -> bool {
+        match action {
+            Action::ListServices => self.role != Role::Demandeur,
+            Action::ManageAccounts | Action::ReadAuditLog | Action::ManageJobs => {
+                self.role == Role::Administrateur
+            }
         }
     }
 
-    /// May this user see the private space of a collectivité (its agents, later its dossiers)?
-    pub fn can_view_collectivite(
+    /// The areas to offer in the navigation, derived from the same decisions as the reads.
+    pub fn areas(&self) -> Vec<Area> {
+        let mut areas = Vec::new();
+        match (&self.services, self.own_service) {
+            (ServiceSet::All, _) => areas.push(Area::AllServices),
+            (ServiceSet::Region { .. }, _) => areas.push(Area::RegionServices),
+            (ServiceSet::Own(id), _) => areas.push(Area::OwnService(*id)),
+            (ServiceSet::Nothing, _) => {}
+        }
+        if self.can(Action::ManageAccounts) {
+            areas.push(Area::Accounts);
+        }
+        if self.can(Action::ReadAuditLog) {
+            areas.push(Area::AuditLog);
+        }
+        if self.can(Action::ManageJobs) {
+            areas.push(Area::Jobs);
+        }
+        areas
+    }
+
+    /// Whether a service is in scope. Storage applies the same rule in SQL
+    /// (`guichet_storage::scope::services`); a test checks that both agree.
+    pub fn sees_service(&self, target: &ServiceScope) -> bool {
+        match &self.services {
+            ServiceSet::All => true,
+            ServiceSet::Nothing => false,
+            ServiceSet::Own(id) => *id == target.id,
+            ServiceSet::Region { own, region } => {
+                *own == target.id
+                    || (target.kind == ServiceKind::PrefectureDepartementale
+                        && target.region_code.as_deref() == Some(region.as_str()))
+            }
+        }
+    }
+
+    /// Whether a collectivité, lying on `footprint`, is in scope. Storage applies the same rule
+    /// in SQL (`guichet_storage::scope::collectivites`); a test checks that both agree.
+    pub fn sees_collectivite(
         &self,
         target: &CollectiviteRef,
         footprint: &TerritoryFootprint,
     ) -> bool {
-        match self.role {
-            Role::Administrateur => true,
-            Role::Demandeur => self.collectivites.contains(target),
-            Role::Instructeur => match &self.service {
-                Some(s) => match s.kind {
-                    ServiceKind::PrefectureDepartementale => {
-                        footprint.touches_departement(&s.territory_code)
-                    }
-                    ServiceKind::PrefectureRegionale => footprint.touches_region(&s.territory_code),
-                    ServiceKind::DirectionNationale => true,
-                },
-                None => false,
-            },
-            Role::Coordinateur => self
-                .service
-                .as_ref()
-                .is_some_and(|s| footprint.touches_region(&s.territory_code)),
-            // Experts and committee members will see the dossiers put before them, not whole territories.
-            Role::Expert | Role::MembreComite => false,
+        match &self.collectivites {
+            CollectiviteSet::All => true,
+            CollectiviteSet::Nothing => false,
+            CollectiviteSet::Listed(refs) => refs.contains(target),
+            CollectiviteSet::Departement(code) => {
+                target.kind != CollectiviteKind::Region && footprint.touches_departement(code)
+            }
+            CollectiviteSet::Region(code) => footprint.touches_region(code),
         }
     }
 }
@@ -328,7 +462,6 @@ impl Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::territory::CollectiviteKind;
 
     fn dept_service(id: i64, dept: &str, region: &str) -> ServiceScope {
         ServiceScope {
@@ -356,10 +489,12 @@ mod tests {
         };
         let cergy = CollectiviteRef::new(CollectiviteKind::Commune, "95127").unwrap();
         let versailles = CollectiviteRef::new(CollectiviteKind::Commune, "78646").unwrap();
-        assert!(p.can_view_collectivite(&cergy, &footprint("95", "11")));
-        assert!(!p.can_view_collectivite(&versailles, &footprint("78", "11")));
-        assert!(p.can_view_service(&dept_service(95, "95", "11")));
-        assert!(!p.can_view_service(&dept_service(78, "78", "11")));
+        assert!(p.scope().sees_collectivite(&cergy, &footprint("95", "11")));
+        assert!(!p
+            .scope()
+            .sees_collectivite(&versailles, &footprint("78", "11")));
+        assert!(p.scope().sees_service(&dept_service(95, "95", "11")));
+        assert!(!p.scope().sees_service(&dept_service(78, "78", "11")));
     }
 
     #[test]
@@ -375,10 +510,80 @@ mod tests {
             }),
             collectivites: vec![],
         };
-        assert!(p.can_view_service(&dept_service(78, "78", "11")));
-        assert!(!p.can_view_service(&dept_service(13, "13", "93")));
+        assert!(p.scope().sees_service(&dept_service(78, "78", "11")));
+        assert!(!p.scope().sees_service(&dept_service(13, "13", "93")));
         let marseille = CollectiviteRef::new(CollectiviteKind::Commune, "13055").unwrap();
-        assert!(!p.can_view_collectivite(&marseille, &footprint("13", "93")));
+        assert!(!p
+            .scope()
+            .sees_collectivite(&marseille, &footprint("13", "93")));
+    }
+
+    #[test]
+    fn a_region_space_belongs_to_regional_and_national_services_only() {
+        let instructor = |service: ServiceScope| Principal {
+            user_id: 1,
+            role: Role::Instructeur,
+            service: Some(service),
+            collectivites: vec![],
+        };
+        let idf = CollectiviteRef::new(CollectiviteKind::Region, "11").unwrap();
+        let idf_footprint = TerritoryFootprint {
+            departements: ["75", "78", "95"].map(String::from).into(),
+            regions: ["11".to_string()].into(),
+        };
+        let val_d_oise = CollectiviteRef::new(CollectiviteKind::Departement, "95").unwrap();
+        let dep = instructor(dept_service(95, "95", "11")).scope();
+        assert!(!dep.sees_collectivite(&idf, &idf_footprint));
+        assert!(dep.sees_collectivite(&val_d_oise, &footprint("95", "11")));
+        let reg = instructor(ServiceScope {
+            id: 11,
+            kind: ServiceKind::PrefectureRegionale,
+            territory_code: "11".into(),
+            region_code: None,
+        })
+        .scope();
+        assert!(reg.sees_collectivite(&idf, &idf_footprint));
+        let national = instructor(ServiceScope {
+            id: 1,
+            kind: ServiceKind::DirectionNationale,
+            territory_code: "DINUM".into(),
+            region_code: None,
+        })
+        .scope();
+        assert!(national.sees_collectivite(&idf, &idf_footprint));
+    }
+
+    #[test]
+    fn menus_follow_the_scope() {
+        let admin = Principal {
+            user_id: 1,
+            role: Role::Administrateur,
+            service: None,
+            collectivites: vec![],
+        }
+        .scope();
+        assert_eq!(
+            admin.areas(),
+            [Area::AllServices, Area::Accounts, Area::AuditLog, Area::Jobs]
+        );
+        let applicant = Principal {
+            user_id: 2,
+            role: Role::Demandeur,
+            service: None,
+            collectivites: vec![CollectiviteRef::new(CollectiviteKind::Commune, "95127").unwrap()],
+        }
+        .scope();
+        assert!(applicant.areas().is_empty());
+        assert!(!applicant.can(Action::ListServices));
+        let expert = Principal {
+            user_id: 3,
+            role: Role::Expert,
+            service: Some(dept_service(95, "95", "11")),
+            collectivites: vec![],
+        }
+        .scope();
+        assert_eq!(expert.areas(), [Area::OwnService(95)]);
+        assert_eq!(expert.collectivites, CollectiviteSet::Nothing);
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod password;
 pub mod territory;
 pub mod text;
 
-pub use access::{Principal, Role, ServiceKind, ServiceScope};
+pub use access::{Action, Area, Principal, Role, Scope, ServiceKind, ServiceScope};
 pub use codes::{DepartementCode, InseeCode, PostalCode, RegionCode, Siren, Siret, Vintage};
 pub use money::Cents;
 pub use territory::{CollectiviteKind, CollectiviteRef, TerritoryFootprint};

@@ -1,7 +1,9 @@
 //! Services, users and their scopes, sessions, one-time tokens and login throttling.
 
 use crate::error::StorageError;
+use crate::scope::Filter;
 use crate::time::Timestamp;
+use guichet_domain::access::{CollectiviteSet, ServiceSet};
 use guichet_domain::{Role, ServiceKind};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Executor, Row};
@@ -254,37 +256,6 @@ pub async fn list_users<'c>(
         user_cols!(),
         " FROM users ORDER BY email"
     ))
-    .fetch_all(e)
-    .await?;
-    Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
-}
-
-pub async fn users_of_service<'c>(
-    e: impl Executor<'c, Database = Any>,
-    service_id: i64,
-) -> Result<Vec<UserRow>, StorageError> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        user_cols!(),
-        " FROM users WHERE service_id = $1 ORDER BY display_name"
-    ))
-    .bind(service_id)
-    .fetch_all(e)
-    .await?;
-    Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
-}
-
-pub async fn users_of_collectivite<'c>(
-    e: impl Executor<'c, Database = Any>,
-    kind: &str,
-    code: &str,
-) -> Result<Vec<UserRow>, StorageError> {
-    let rows = sqlx::query(
-        "SELECT u.id, u.email, u.display_name, u.role, u.service_id, u.password_hash, u.created_at, u.disabled_at \
-         FROM users u JOIN user_collectivites c ON c.user_id = u.id WHERE c.kind = $1 AND c.code = $2 ORDER BY u.display_name",
-    )
-    .bind(kind)
-    .bind(code)
     .fetch_all(e)
     .await?;
     Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
@@ -714,4 +685,148 @@ pub async fn clear_throttle_prefix<'c>(
         .execute(e)
         .await?;
     Ok(())
+}
+
+// Reads within a principal's scope: the domain's sets become `WHERE` conditions
+// (`crate::scope`), so a list holds only what its reader may see.
+
+/// The services of `set`.
+pub async fn services_in(
+    conn: &mut Conn,
+    set: &ServiceSet,
+) -> Result<Vec<ServiceRow>, StorageError> {
+    let mut f = Filter::starting_at(1);
+    let cond = f.services(set, "s");
+    let sql = format!(
+        "SELECT s.id, s.code, s.kind, s.name, s.territory_code, s.region_code FROM services s \
+         WHERE {cond} ORDER BY s.kind, s.territory_code"
+    );
+    let rows = f.bind(sqlx::query(&sql)).fetch_all(&mut *conn).await?;
+    Ok(rows.iter().map(service).collect::<Result<_, _>>()?)
+}
+
+/// One service, if it is in `set`.
+pub async fn service_in(
+    conn: &mut Conn,
+    id: i64,
+    set: &ServiceSet,
+) -> Result<Option<ServiceRow>, StorageError> {
+    let mut f = Filter::starting_at(2);
+    let cond = f.services(set, "s");
+    let sql = format!(
+        "SELECT s.id, s.code, s.kind, s.name, s.territory_code, s.region_code FROM services s \
+         WHERE s.id = $1 AND {cond}"
+    );
+    let row = f
+        .bind(sqlx::query(&sql).bind(id))
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.as_ref().map(service).transpose()?)
+}
+
+/// The members of a service, if the service is in `set` (none otherwise).
+pub async fn users_of_service_in(
+    conn: &mut Conn,
+    service_id: i64,
+    set: &ServiceSet,
+) -> Result<Vec<UserRow>, StorageError> {
+    let mut f = Filter::starting_at(2);
+    let cond = f.services(set, "s");
+    let sql = format!(
+        "SELECT u.id, u.email, u.display_name, u.role, u.service_id, u.password_hash, u.created_at, u.disabled_at \
+         FROM users u JOIN services s ON s.id = u.service_id WHERE u.service_id = $1 AND {cond} ORDER BY u.display_name"
+    );
+    let rows = f
+        .bind(sqlx::query(&sql).bind(service_id))
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
+}
+
+/// Whether a collectivité (`kind` slug, `code`) is in `set`, placed with the referential of
+/// `vintage`.
+pub async fn collectivite_in(
+    conn: &mut Conn,
+    vintage: i64,
+    kind: &str,
+    code: &str,
+    set: &CollectiviteSet,
+) -> Result<bool, StorageError> {
+    let mut f = Filter::starting_at(3);
+    let cond = f.collectivites(set, "t.kind", "t.code", vintage);
+    let sql = format!("SELECT COUNT(*) FROM (SELECT CAST($1 AS TEXT) AS kind, CAST($2 AS TEXT) AS code) t WHERE {cond}");
+    let n: i64 = f
+        .bind_scalar(sqlx::query_scalar(&sql).bind(kind).bind(code))
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(n > 0)
+}
+
+/// The agents of a collectivité, if it is in `set` (none otherwise).
+pub async fn users_of_collectivite_in(
+    conn: &mut Conn,
+    vintage: i64,
+    kind: &str,
+    code: &str,
+    set: &CollectiviteSet,
+) -> Result<Vec<UserRow>, StorageError> {
+    let mut f = Filter::starting_at(3);
+    let cond = f.collectivites(set, "c.kind", "c.code", vintage);
+    let sql = format!(
+        "SELECT u.id, u.email, u.display_name, u.role, u.service_id, u.password_hash, u.created_at, u.disabled_at \
+         FROM users u JOIN user_collectivites c ON c.user_id = u.id \
+         WHERE c.kind = $1 AND c.code = $2 AND {cond} ORDER BY u.display_name"
+    );
+    let rows = f
+        .bind(sqlx::query(&sql).bind(kind).bind(code))
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows.iter().map(user).collect::<Result<_, _>>()?)
+}
+
+/// A collectivité that has agents on Guichet, and how many.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectiviteWithAgents {
+    pub kind: String,
+    pub code: String,
+    /// Its name in the referential of the vintage asked for, if it is there.
+    pub name: Option<String>,
+    pub agents: i64,
+}
+
+/// The collectivités of `set` that have agents (at most `limit`), with their names, placed with
+/// the referential of `vintage`. One query, whatever the number of rows.
+pub async fn collectivites_with_agents_in(
+    conn: &mut Conn,
+    vintage: i64,
+    set: &CollectiviteSet,
+    limit: i64,
+) -> Result<Vec<CollectiviteWithAgents>, StorageError> {
+    let mut f = Filter::starting_at(3);
+    let cond = f.collectivites(set, "c.kind", "c.code", vintage);
+    let sql = format!(
+        "SELECT c.kind, c.code, COUNT(*) AS agents, \
+           COALESCE(MAX(rc.name), MAX(re.name), MAX(rd.name), MAX(rr.name)) AS name \
+         FROM user_collectivites c \
+         LEFT JOIN ref_communes rc ON c.kind = 'commune' AND rc.vintage = $1 AND rc.insee = c.code \
+         LEFT JOIN ref_epci re ON c.kind = 'epci' AND re.vintage = $1 AND re.siren = c.code \
+         LEFT JOIN ref_departements rd ON c.kind = 'departement' AND rd.vintage = $1 AND rd.code = c.code \
+         LEFT JOIN ref_regions rr ON c.kind = 'region' AND rr.vintage = $1 AND rr.code = c.code \
+         WHERE {cond} GROUP BY c.kind, c.code ORDER BY c.kind, c.code LIMIT $2"
+    );
+    let rows = f
+        .bind(sqlx::query(&sql).bind(vintage).bind(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(CollectiviteWithAgents {
+                kind: r.try_get("kind")?,
+                code: r.try_get("code")?,
+                name: r.try_get("name")?,
+                agents: r.try_get("agents")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
 }

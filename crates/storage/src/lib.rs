@@ -13,6 +13,7 @@ mod error;
 pub mod jobs;
 mod migrations;
 pub mod referentiel;
+pub mod scope;
 pub mod sql;
 mod time;
 

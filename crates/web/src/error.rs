@@ -101,12 +101,6 @@ impl From<AppError> for PageError {
     }
 }
 
-impl From<guichet_storage::StorageError> for PageError {
-    fn from(e: guichet_storage::StorageError) -> Self {
-        AppError::from(e).into()
-    }
-}
-
 impl From<askama::Error> for PageError {
     fn from(e: askama::Error) -> Self {
         AppError::Internal(anyhow::anyhow!("gabarit : {e}")).into()

@@ -3,7 +3,7 @@
 
 use crate::ctx::Ctx;
 use guichet_app::App;
-use guichet_domain::Role;
+use guichet_domain::Area;
 
 pub struct NavItem {
     pub label: &'static str,
@@ -54,22 +54,16 @@ impl Layout {
         ];
         if let Some(u) = ctx.user() {
             nav.push(("Mon espace", "/espace".into()));
-            match u.role {
-                Role::Administrateur => {
-                    nav.push(("Services", "/espace/services".into()));
-                    nav.push(("Comptes", "/admin/utilisateurs".into()));
-                    nav.push(("Journal d’audit", "/admin/journal".into()));
-                    nav.push(("Travaux", "/admin/travaux".into()));
-                }
-                Role::Coordinateur => {
-                    nav.push(("Services de la région", "/espace/services".into()))
-                }
-                Role::Instructeur | Role::Expert | Role::MembreComite => {
-                    if let Some(s) = &u.service {
-                        nav.push(("Mon service", format!("/espace/services/{}", s.id)));
-                    }
-                }
-                Role::Demandeur => {}
+            // The areas come from the principal's scope, the same value the reads apply.
+            for area in u.scope.areas() {
+                nav.push(match area {
+                    Area::AllServices => ("Services", "/espace/services".into()),
+                    Area::RegionServices => ("Services de la région", "/espace/services".into()),
+                    Area::OwnService(id) => ("Mon service", format!("/espace/services/{id}")),
+                    Area::Accounts => ("Comptes", "/admin/utilisateurs".into()),
+                    Area::AuditLog => ("Journal d’audit", "/admin/journal".into()),
+                    Area::Jobs => ("Travaux", "/admin/travaux".into()),
+                });
             }
         }
         // The longest matching prefix is the current section.

@@ -46,7 +46,7 @@ pub async fn healthz() -> Json<Health> {
     responses((status = 200, description = "La base de données répond", body = Health), (status = 503, description = "Base de données injoignable", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn readyz(State(app): State<App>) -> Result<Json<Health>, ApiError> {
-    app.db.ping().await.map_err(|e| {
+    app.ping().await.map_err(|e| {
         tracing::warn!(erreur = %e, "base de données injoignable");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

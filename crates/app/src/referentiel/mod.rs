@@ -8,6 +8,8 @@ use crate::error::{AppError, AppResult};
 use guichet_domain::{CollectiviteKind, CollectiviteRef, TerritoryFootprint, Vintage};
 use guichet_storage::{referentiel as store, Db};
 
+pub use guichet_storage::referentiel::{DepartementSummary, ImportInfo};
+
 /// A collectivité as shown on its public page.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CollectiviteDetails {
@@ -194,4 +196,121 @@ pub async fn details(
         footprint,
         vintage: vintage.year(),
     })
+}
+
+/// Where a service acts, named from the referential in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceTerritory {
+    Departement {
+        code: String,
+        name: Option<String>,
+        region: Option<String>,
+    },
+    Region {
+        code: String,
+        name: Option<String>,
+        /// Its départements: (code, name).
+        departements: Vec<(String, String)>,
+    },
+    National,
+}
+
+impl crate::App {
+    /// Which vintages are imported.
+    pub async fn available_vintages(&self) -> AppResult<Vec<Vintage>> {
+        available_vintages(&self.db).await
+    }
+
+    /// The imports recorded, oldest vintage first.
+    pub async fn referentiel_imports(&self) -> AppResult<Vec<ImportInfo>> {
+        Ok(store::imports(&self.db).await?)
+    }
+
+    /// Everything the public page of a collectivité shows, in the vintage given.
+    pub async fn collectivite_details(
+        &self,
+        vintage: Vintage,
+        r: &CollectiviteRef,
+    ) -> AppResult<CollectiviteDetails> {
+        details(&self.db, vintage, r).await
+    }
+
+    /// Searches collectivités by name, code, SIREN or postcode.
+    pub async fn search_collectivites(
+        &self,
+        vintage: Vintage,
+        query: &str,
+        kind: Option<CollectiviteKind>,
+        limit: usize,
+    ) -> AppResult<Vec<search::Hit>> {
+        self.search
+            .search(&self.db, vintage, query, kind, limit)
+            .await
+    }
+
+    /// Reloads the search index from the database (at start, in the background).
+    pub async fn refresh_search(&self) -> AppResult<()> {
+        self.search.refresh(&self.db).await
+    }
+
+    /// Where a service acts (public referential data: no scope needed).
+    pub async fn service_territory(
+        &self,
+        s: &guichet_storage::accounts::ServiceRow,
+    ) -> AppResult<ServiceTerritory> {
+        let v = i64::from(self.vintage_in_force().await?.year());
+        Ok(match Some(s.kind) {
+            Some(guichet_domain::ServiceKind::PrefectureDepartementale) => {
+                let name = store::find_departement(&self.db, v, &s.territory_code)
+                    .await?
+                    .map(|d| d.name);
+                let region = match &s.region_code {
+                    Some(code) => store::find_region(&self.db, v, code).await?.map(|g| g.name),
+                    None => None,
+                };
+                ServiceTerritory::Departement {
+                    code: s.territory_code.clone(),
+                    name,
+                    region,
+                }
+            }
+            Some(guichet_domain::ServiceKind::PrefectureRegionale) => {
+                let name = store::find_region(&self.db, v, &s.territory_code)
+                    .await?
+                    .map(|g| g.name);
+                let departements = store::departements_of_region(&self.db, v, &s.territory_code)
+                    .await?
+                    .into_iter()
+                    .map(|d| (d.code, d.name))
+                    .collect();
+                ServiceTerritory::Region {
+                    code: s.territory_code.clone(),
+                    name,
+                    departements,
+                }
+            }
+            _ => ServiceTerritory::National,
+        })
+    }
+
+    /// The départements a service covers, with what they hold, in the vintage in force
+    /// (none for national services).
+    pub async fn service_departements(
+        &self,
+        s: &guichet_storage::accounts::ServiceRow,
+    ) -> AppResult<(Vintage, Vec<DepartementSummary>)> {
+        let vintage = self.vintage_in_force().await?;
+        let (region, dep) = match Some(s.kind) {
+            Some(guichet_domain::ServiceKind::PrefectureDepartementale) => {
+                (None, Some(s.territory_code.as_str()))
+            }
+            Some(guichet_domain::ServiceKind::PrefectureRegionale) => {
+                (Some(s.territory_code.as_str()), None)
+            }
+            _ => return Ok((vintage, vec![])),
+        };
+        let rows =
+            store::departement_summaries(&self.db, i64::from(vintage.year()), region, dep).await?;
+        Ok((vintage, rows))
+    }
 }

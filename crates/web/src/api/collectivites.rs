@@ -6,7 +6,7 @@ use crate::error::{ApiError, Problem};
 use axum::extract::State;
 use axum::Json;
 use guichet_app::referentiel::search::Hit;
-use guichet_app::{referentiel, App};
+use guichet_app::App;
 use guichet_domain::{CollectiviteKind, CollectiviteRef};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -120,7 +120,7 @@ pub async fn search(
             })?,
     };
     let v = app.requested_vintage(p.millesime.as_deref()).await?;
-    let hits = app.search.search(&app.db, v, &q, kind, limit).await?;
+    let hits = app.search_collectivites(v, &q, kind, limit).await?;
     Ok(Json(SearchResponse {
         millesime: v.year(),
         resultats: hits.into_iter().map(Into::into).collect(),
@@ -198,7 +198,7 @@ pub async fn details(
 ) -> Result<Json<CollectiviteDetails>, ApiError> {
     let r = parse_ref(&kind, &code)?;
     let v = app.requested_vintage(p.millesime.as_deref()).await?;
-    let d = referentiel::details(&app.db, v, &r).await?;
+    let d = app.collectivite_details(v, &r).await?;
     let named = |o: Option<(String, String)>| o.map(|(code, nom)| Named { code, nom });
     Ok(Json(CollectiviteDetails {
         kind: r.kind.slug().into(),
@@ -261,18 +261,10 @@ pub async fn agents(
 ) -> Result<Json<Vec<Agent>>, ApiError> {
     let u = ctx.api_user()?;
     let r = parse_ref(&kind, &code)?;
-    let v = app.vintage_in_force().await?;
-    let footprint = referentiel::footprint(&app.db, v, &r)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!("aucune collectivité {r} dans le référentiel {v}"))
-        })?;
-    if !u.principal.can_view_collectivite(&r, &footprint) {
-        return Err(ApiError::forbidden());
-    }
     Ok(Json(
-        app.collectivite_members(&r)
+        app.collectivite_space(&u.principal, &r)
             .await?
+            .members
             .into_iter()
             .map(|m| Agent {
                 id: m.id,

@@ -5,9 +5,8 @@ use crate::error::extract::ApiPath;
 use crate::error::{ApiError, Problem};
 use axum::extract::State;
 use axum::Json;
-use guichet_app::accounts::service_scope;
+use guichet_app::accounts::ServiceRow;
 use guichet_app::App;
-use guichet_storage::accounts::ServiceRow;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -91,16 +90,10 @@ pub async fn details(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<ServiceDetails>, ApiError> {
     let u = ctx.api_user()?;
-    let s = app
-        .service(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("aucun service n° {id}")))?;
-    if !u.principal.can_view_service(&service_scope(&s)?) {
-        return Err(ApiError::forbidden());
-    }
-    let membres = app
-        .service_members(id)
-        .await?
+    let details = app.service_details(&u.principal, id).await?;
+    let s = details.service;
+    let membres = details
+        .members
         .into_iter()
         .map(|m| MembreService {
             id: m.id,

@@ -1,4 +1,6 @@
-//! National administration: all accounts, the audit log, the job queue's dead jobs.
+//! National administration: all accounts, the audit log, the job queue's dead jobs. Who may see
+//! them is decided by the use cases (`App::accounts`, `App::audit_log`, the job queue's), which
+//! refuse everyone else.
 
 use super::{render, require_user, PageResult};
 use crate::ctx::{paris_datetime, Ctx};
@@ -8,11 +10,8 @@ use crate::layout::{Crumb, Layout};
 use askama::Template;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use guichet_app::App;
-use guichet_domain::Role;
-use guichet_storage::parse_ts;
+use guichet_app::{parse_ts, App};
 use serde::Deserialize;
-use std::collections::HashMap;
 
 pub struct UserLine {
     pub name: String,
@@ -29,35 +28,15 @@ struct UsersTemplate {
     users: Vec<UserLine>,
 }
 
-fn require_admin<'a>(
-    ctx: &'a Ctx,
-    path: &str,
-) -> Result<&'a guichet_app::accounts::UserView, PageError> {
-    let u = require_user(ctx, path)?;
-    if u.role != Role::Administrateur {
-        return Err(PageError::forbidden());
-    }
-    Ok(u)
-}
-
 pub async fn users(State(app): State<App>, ctx: Ctx) -> PageResult {
-    require_admin(&ctx, "/admin/utilisateurs")?;
-    let services: HashMap<i64, String> = app
-        .services()
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s.name))
-        .collect();
+    let u = require_user(&ctx, "/admin/utilisateurs")?;
     let users = app
-        .users()
+        .accounts(&u.principal)
         .await?
         .into_iter()
-        .map(|u| UserLine {
+        .map(|(u, service)| UserLine {
             role: u.role.label(),
-            service: u
-                .service_id
-                .and_then(|id| services.get(&id).cloned())
-                .unwrap_or_else(|| "—".into()),
+            service: service.unwrap_or_else(|| "—".into()),
             active: u.password_hash.is_some() && u.disabled_at.is_none(),
             name: u.display_name,
             email: u.email,
@@ -95,8 +74,9 @@ struct JournalTemplate {
 }
 
 pub async fn journal(State(app): State<App>, ctx: Ctx) -> PageResult {
-    require_admin(&ctx, "/admin/journal")?;
-    let entries = guichet_app::audit::latest(&app.db, 200)
+    let u = require_user(&ctx, "/admin/journal")?;
+    let entries = app
+        .audit_log(&u.principal, 200)
         .await?
         .into_iter()
         .map(|e| EntryLine {
@@ -172,11 +152,9 @@ pub async fn jobs(
     ctx: Ctx,
     PageQuery(q): PageQuery<JobsQuery>,
 ) -> PageResult {
-    require_admin(&ctx, "/admin/travaux")?;
-    let counts = app.job_counts().await?;
-    let dead = app
-        .dead_jobs(200)
-        .await?
+    let u = require_user(&ctx, "/admin/travaux")?;
+    let (counts, dead) = app.job_queue(&u.principal, 200).await?;
+    let dead = dead
         .into_iter()
         .map(|j| DeadJobLine {
             id: j.id,
@@ -211,7 +189,7 @@ pub async fn retry_job(
     ctx: Ctx,
     PagePath(id): PagePath<i64>,
 ) -> Result<Response, PageError> {
-    let admin = require_admin(&ctx, "/admin/travaux")?;
-    app.retry_dead_job(id, admin).await?;
+    let u = require_user(&ctx, "/admin/travaux")?;
+    app.retry_dead_job(id, u).await?;
     Ok(Redirect::to(&format!("/admin/travaux?relance={id}")).into_response())
 }

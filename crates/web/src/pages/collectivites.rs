@@ -9,7 +9,7 @@ use crate::layout::{Crumb, Layout};
 use askama::Template;
 use axum::extract::State;
 use guichet_app::referentiel::search::Hit;
-use guichet_app::{referentiel, App};
+use guichet_app::App;
 use guichet_domain::{CollectiviteKind, CollectiviteRef};
 use serde::Deserialize;
 
@@ -72,11 +72,10 @@ pub async fn search(
     let hits = if query.trim().is_empty() {
         vec![]
     } else {
-        app.search
-            .search(&app.db, vintage, &query, None, 20)
-            .await?
+        app.search_collectivites(vintage, &query, None, 20).await?
     };
-    let vintages: Vec<u16> = referentiel::available_vintages(&app.db)
+    let vintages: Vec<u16> = app
+        .available_vintages()
         .await?
         .iter()
         .map(|v| v.year())
@@ -142,11 +141,13 @@ pub async fn page(
 ) -> PageResult {
     let r = CollectiviteRef::from_parts(&kind, &code).map_err(|_| PageError::not_found())?;
     let vintage = app.requested_vintage(q.millesime.as_deref()).await?;
-    let d = referentiel::details(&app.db, vintage, &r).await?;
-    let space_href = ctx
-        .user()
-        .filter(|u| u.principal.can_view_collectivite(&r, &d.footprint))
-        .map(|_| format!("/espace/collectivites/{}/{}", r.kind, r.code));
+    let d = app.collectivite_details(vintage, &r).await?;
+    let space_href = match ctx.user() {
+        Some(u) if app.may_view_collectivite(&u.principal, &r).await? => {
+            Some(format!("/espace/collectivites/{}/{}", r.kind, r.code))
+        }
+        _ => None,
+    };
     let path = format!("/collectivites/{}/{}", r.kind, r.code);
     render(&CollectiviteTemplate {
         layout: Layout::new(

@@ -1,5 +1,6 @@
 //! "Mon espace" and the scoped pages behind it: a service and its members, a collectivité's
-//! private space. Access is decided by the domain's rules on every read, not by menus.
+//! private space. Access is decided by the application's use cases (the principal's scope,
+//! applied in SQL), never here: a page only shows what a use case returned, or its refusal.
 
 use super::{render, require_user, thousands, PageResult};
 use crate::ctx::Ctx;
@@ -8,10 +9,11 @@ use crate::error::PageError;
 use crate::layout::{Crumb, Layout};
 use askama::Template;
 use axum::extract::State;
-use guichet_app::accounts::service_scope;
-use guichet_app::{referentiel, App};
-use guichet_domain::{CollectiviteRef, Role, ServiceKind};
-use guichet_storage::accounts::{ServiceRow, UserRow};
+use guichet_app::accounts::{ServiceRow, UserRow};
+use guichet_app::referentiel::ServiceTerritory;
+use guichet_app::App;
+use guichet_domain::access::{Action, ServiceSet};
+use guichet_domain::{CollectiviteRef, Role};
 
 pub struct ServiceLine {
     pub id: i64,
@@ -65,21 +67,9 @@ async fn territory_lines(
     app: &App,
     s: &ServiceRow,
 ) -> Result<(u16, Vec<TerritoryLine>), PageError> {
-    let vintage = app.vintage_in_force().await?.year();
-    let (region, dep) = match s.kind {
-        ServiceKind::PrefectureDepartementale => (None, Some(s.territory_code.as_str())),
-        ServiceKind::PrefectureRegionale => (Some(s.territory_code.as_str()), None),
-        _ => return Ok((vintage, vec![])),
-    };
-    let rows = guichet_storage::referentiel::departement_summaries(
-        &app.db,
-        i64::from(vintage),
-        region,
-        dep,
-    )
-    .await?;
+    let (vintage, rows) = app.service_departements(s).await?;
     Ok((
-        vintage,
+        vintage.year(),
         rows.into_iter()
             .map(|d| TerritoryLine {
                 code: d.code,
@@ -107,41 +97,42 @@ struct EspaceTemplate {
     services: Vec<ServiceLine>,
     departements: Vec<TerritoryLine>,
     vintage: u16,
+    can_manage_accounts: bool,
+    can_read_audit_log: bool,
+    can_manage_jobs: bool,
+    territory_collectivites: Vec<AgentsLine>,
+}
+
+/// A collectivité of the territory that has agents on Guichet.
+pub struct AgentsLine {
+    pub name: String,
+    pub kind: &'static str,
+    pub space_href: String,
+    pub agents: String,
 }
 
 /// Describes what a service covers, from the referential.
 async fn territory_of(app: &App, s: &ServiceRow) -> Result<String, PageError> {
-    let v = i64::from(app.vintage_in_force().await?.year());
-    use guichet_storage::referentiel as r;
-    Ok(match s.kind {
-        ServiceKind::PrefectureDepartementale => {
-            let dep = r::find_departement(&app.db, v, &s.territory_code).await?;
-            let reg = match &s.region_code {
-                Some(code) => r::find_region(&app.db, v, code).await?,
-                None => None,
-            };
-            format!(
-                "Département : {} ({}){}",
-                dep.map(|d| d.name).unwrap_or_default(),
-                s.territory_code,
-                reg.map(|g| format!(", région {}", g.name))
-                    .unwrap_or_default()
-            )
-        }
-        ServiceKind::PrefectureRegionale => {
-            let reg = r::find_region(&app.db, v, &s.territory_code).await?;
-            let deps = r::departements_of_region(&app.db, v, &s.territory_code).await?;
-            format!(
-                "Région : {} ({}) – départements : {}",
-                reg.map(|g| g.name).unwrap_or_default(),
-                s.territory_code,
-                deps.iter()
-                    .map(|d| format!("{} ({})", d.name, d.code))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-        _ => "Compétence nationale".to_string(),
+    Ok(match app.service_territory(s).await? {
+        ServiceTerritory::Departement { code, name, region } => format!(
+            "Département : {} ({code}){}",
+            name.unwrap_or_default(),
+            region.map(|g| format!(", région {g}")).unwrap_or_default()
+        ),
+        ServiceTerritory::Region {
+            code,
+            name,
+            departements,
+        } => format!(
+            "Région : {} ({code}) – départements : {}",
+            name.unwrap_or_default(),
+            departements
+                .iter()
+                .map(|(code, name)| format!("{name} ({code})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        ServiceTerritory::National => "Compétence nationale".to_string(),
     })
 }
 
@@ -155,7 +146,11 @@ pub async fn page(State(app): State<App>, ctx: Ctx) -> PageResult {
         Some(s) => territory_lines(&app, s).await?,
         None => (app.vintage_in_force().await?.year(), vec![]),
     };
-    let services = if matches!(u.role, Role::Coordinateur | Role::Administrateur) {
+    // A list of services only when the scope holds more than one's own.
+    let services = if matches!(
+        u.scope.services,
+        ServiceSet::All | ServiceSet::Region { .. }
+    ) {
         app.visible_services(&u.principal)
             .await?
             .iter()
@@ -163,6 +158,23 @@ pub async fn page(State(app): State<App>, ctx: Ctx) -> PageResult {
             .collect()
     } else {
         vec![]
+    };
+    let territory_collectivites = if u.role == Role::Demandeur {
+        vec![]
+    } else {
+        app.collectivites_with_agents(&u.principal)
+            .await?
+            .into_iter()
+            .map(|c| AgentsLine {
+                name: c.name,
+                kind: c.reference.kind.label(),
+                space_href: format!(
+                    "/espace/collectivites/{}/{}",
+                    c.reference.kind, c.reference.code
+                ),
+                agents: thousands(c.agents),
+            })
+            .collect()
     };
     let collectivites = app
         .named_collectivites(&u.principal.collectivites)
@@ -185,8 +197,12 @@ pub async fn page(State(app): State<App>, ctx: Ctx) -> PageResult {
         name: u.user.display_name.clone(),
         email: u.user.email.clone(),
         role_label: u.role.label(),
-        is_admin: u.role == Role::Administrateur,
+        is_admin: u.scope.services == ServiceSet::All,
         is_demandeur: u.role == Role::Demandeur,
+        can_manage_accounts: u.scope.can(Action::ManageAccounts),
+        can_read_audit_log: u.scope.can(Action::ReadAuditLog),
+        can_manage_jobs: u.scope.can(Action::ManageJobs),
+        territory_collectivites,
         service,
         territory,
         collectivites,
@@ -205,11 +221,8 @@ struct ServicesTemplate {
 
 pub async fn services(State(app): State<App>, ctx: Ctx) -> PageResult {
     let u = require_user(&ctx, "/espace/services")?;
-    if u.role == Role::Demandeur {
-        return Err(PageError::forbidden());
-    }
     let services = app
-        .visible_services(&u.principal)
+        .service_directory(&u.principal)
         .await?
         .iter()
         .map(service_line)
@@ -241,16 +254,9 @@ struct ServiceTemplate {
 pub async fn service(State(app): State<App>, ctx: Ctx, PagePath(id): PagePath<i64>) -> PageResult {
     let path = format!("/espace/services/{id}");
     let u = require_user(&ctx, &path)?;
-    let s = app.service(id).await?.ok_or_else(PageError::not_found)?;
-    if !u.principal.can_view_service(&service_scope(&s)?) {
-        return Err(PageError::forbidden());
-    }
-    let members = app
-        .service_members(id)
-        .await?
-        .iter()
-        .map(member_line)
-        .collect();
+    let details = app.service_details(&u.principal, id).await?;
+    let s = details.service;
+    let members = details.members.iter().map(member_line).collect();
     let territory = territory_of(&app, &s).await?;
     render(&ServiceTemplate {
         layout: Layout::new(
@@ -287,23 +293,9 @@ pub async fn collectivite(
     let path = format!("/espace/collectivites/{kind}/{code}");
     let u = require_user(&ctx, &path)?;
     let r = CollectiviteRef::from_parts(&kind, &code).map_err(|_| PageError::not_found())?;
-    let vintage = app.vintage_in_force().await?;
-    let footprint = referentiel::footprint(&app.db, vintage, &r)
-        .await?
-        .ok_or_else(PageError::not_found)?;
-    if !u.principal.can_view_collectivite(&r, &footprint) {
-        return Err(PageError::forbidden());
-    }
-    let name = app
-        .collectivite_name(vintage, &r)
-        .await?
-        .unwrap_or_else(|| r.to_string());
-    let members = app
-        .collectivite_members(&r)
-        .await?
-        .iter()
-        .map(member_line)
-        .collect();
+    let space = app.collectivite_space(&u.principal, &r).await?;
+    let name = space.name;
+    let members = space.members.iter().map(member_line).collect();
     render(&CollectiviteSpaceTemplate {
         layout: Layout::new(
             &ctx,

@@ -239,9 +239,7 @@ async fn understand(app: &App, sent: &Sent) -> Result<Who, PageError> {
         return resolve(app, typed).await;
     }
     let hits = app
-        .search
-        .search(
-            &app.db,
+        .search_collectivites(
             app.programme.vintage,
             &typed.chars().take(100).collect::<String>(),
             None,

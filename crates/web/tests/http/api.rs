@@ -175,7 +175,7 @@ async fn health_probes_answer() {
     let t = spawn_app().await;
     assert_eq!(t.get("/healthz").await.status(), 200);
     assert_eq!(t.get("/readyz").await.status(), 200);
-    t.app.db.close().await;
+    t.app.close().await;
     let r = t.get("/readyz").await;
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["content-type"], "application/problem+json");

@@ -7,10 +7,20 @@ use guichet_app::config::Config;
 use guichet_app::jobs::{Registry, WorkerOptions, Workers};
 use guichet_app::App;
 use guichet_domain::access::ServiceTarget;
-use guichet_domain::{CollectiviteRef, Role, Vintage};
+use guichet_domain::{CollectiviteRef, Principal, Role, Vintage};
 use std::path::PathBuf;
 
 pub const PASSWORD: &str = "une phrase de passe correcte";
+
+/// A national administrator as the access rules see one, for tests that call use cases directly.
+pub fn admin() -> Principal {
+    Principal {
+        user_id: 0,
+        role: Role::Administrateur,
+        service: None,
+        collectivites: vec![],
+    }
+}
 
 pub struct TestApp {
     pub base: String,

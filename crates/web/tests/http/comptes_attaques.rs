@@ -45,7 +45,7 @@ async fn post_login(
 }
 
 async fn counted(t: &TestApp, key: &str) -> i64 {
-    guichet_storage::accounts::attempt_count(&t.app.db, key)
+    guichet_app::testing::storage::accounts::attempt_count(guichet_app::testing::db(&t.app), key)
         .await
         .expect("compteur")
 }
@@ -496,7 +496,7 @@ async fn an_import_whose_audit_entry_fails_leaves_nothing_imported() {
     let app = App::start(config, clock).await.expect("démarrage");
     // The audit log cannot be written: its head row is gone.
     sqlx::query("DELETE FROM audit_head")
-        .execute(app.db.pool())
+        .execute(guichet_app::testing::db(&app).pool())
         .await
         .unwrap();
     let e = app
@@ -504,14 +504,16 @@ async fn an_import_whose_audit_entry_fails_leaves_nothing_imported() {
         .await;
     assert!(e.is_err(), "the import fails");
     let communes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ref_communes")
-        .fetch_one(app.db.pool())
+        .fetch_one(guichet_app::testing::db(&app).pool())
         .await
         .unwrap();
     assert_eq!(communes, 0, "nothing imported");
-    assert!(guichet_storage::referentiel::imports(&app.db)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        guichet_app::testing::storage::referentiel::imports(guichet_app::testing::db(&app))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -535,18 +537,18 @@ async fn a_corrupt_session_timestamp_is_an_error_not_a_fresh_session() {
     let email = t.applicant().await;
     let c = t.login_as(&email).await;
     sqlx::query("UPDATE sessions SET created_at = 'corrompu'")
-        .execute(t.app.db.pool())
+        .execute(guichet_app::testing::db(&t.app).pool())
         .await
         .unwrap();
     let before: String = sqlx::query_scalar("SELECT expires_at FROM sessions")
-        .fetch_one(t.app.db.pool())
+        .fetch_one(guichet_app::testing::db(&t.app).pool())
         .await
         .unwrap();
     t.app.clock.advance(chrono::Duration::minutes(5));
     let r = t.get_with(&c, "/espace").await;
     assert_eq!(r.status(), 500, "an error, with a reference");
     let after: String = sqlx::query_scalar("SELECT expires_at FROM sessions")
-        .fetch_one(t.app.db.pool())
+        .fetch_one(guichet_app::testing::db(&t.app).pool())
         .await
         .unwrap();
     assert_eq!(before, after, "the session's limit was not moved");
@@ -563,7 +565,7 @@ async fn an_unknown_role_in_the_database_is_an_error_not_inconnu() {
     assert_eq!(t.get_with(&c, "/admin/utilisateurs").await.status(), 200);
     sqlx::query("UPDATE users SET role = 'pirate' WHERE email = $1")
         .bind(&other)
-        .execute(t.app.db.pool())
+        .execute(guichet_app::testing::db(&t.app).pool())
         .await
         .unwrap();
     let r = t.get_with(&c, "/admin/utilisateurs").await;

@@ -196,7 +196,9 @@ async fn a_state_changing_request_from_another_site_is_refused() {
 
 /// The `ip` the audit log recorded for the last login.
 async fn last_login_ip(t: &TestApp) -> Option<String> {
-    let entries = guichet_app::audit::latest(&t.app.db, 20).await.unwrap();
+    let entries = guichet_app::audit::latest(guichet_app::testing::db(&t.app), 20)
+        .await
+        .unwrap();
     let e = entries
         .iter()
         .find(|e| e.action == "session.connexion")
@@ -294,18 +296,20 @@ async fn every_request_has_an_identifier_in_its_logs_errors_and_audit_entries() 
     let r = t.login_with(&c, &email, PASSWORD).await;
     assert_eq!(r.status(), 303);
     let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
-    let entries = guichet_app::audit::latest(&t.app.db, 5).await.unwrap();
+    let entries = guichet_app::audit::latest(guichet_app::testing::db(&t.app), 5)
+        .await
+        .unwrap();
     let after: serde_json::Value =
         serde_json::from_str(entries[0].after.as_deref().unwrap()).unwrap();
     assert_eq!(entries[0].action, "session.connexion");
     assert_eq!(after["requete"], id.as_str());
     // The chain still holds with the identifier inside the hashed details.
-    guichet_app::audit::verify(&t.app.db)
+    guichet_app::audit::verify(guichet_app::testing::db(&t.app))
         .await
         .expect("chaîne intacte");
 
     // An internal error shows the request's identifier as its reference.
-    t.app.db.close().await;
+    guichet_app::testing::db(&t.app).close().await;
     let r = t.get_with(&c, "/espace").await;
     assert_eq!(r.status(), 500);
     let id = r.headers()["x-request-id"].to_str().unwrap().to_string();

@@ -45,7 +45,11 @@ async fn a_dead_job_is_shown_to_the_administrator_and_retried_from_the_page() {
     });
     t.restart_workers(registry, 2).await;
     let id = {
-        let mut conn = t.app.db.pool().acquire().await.unwrap();
+        let mut conn = guichet_app::testing::db(&t.app)
+            .pool()
+            .acquire()
+            .await
+            .unwrap();
         t.app
             .enqueue(
                 &mut conn,
