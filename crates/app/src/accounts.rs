@@ -323,14 +323,14 @@ impl App {
     pub async fn service_details(&self, p: &Principal, id: i64) -> AppResult<ServiceDetails> {
         let scope = p.scope();
         let mut conn = self.db.pool().acquire().await?;
-        let service = match store::service_in(&mut *conn, id, &scope.services).await? {
+        let service = match store::service_in(&mut conn, id, &scope.services).await? {
             Some(s) => s,
             None if store::find_service(&mut *conn, id).await?.is_some() => {
                 return Err(AppError::Forbidden)
             }
             None => return Err(AppError::NotFound(format!("aucun service n° {id}"))),
         };
-        let members = store::users_of_service_in(&mut *conn, id, &scope.services).await?;
+        let members = store::users_of_service_in(&mut conn, id, &scope.services).await?;
         Ok(ServiceDetails { service, members })
     }
 
