@@ -221,6 +221,9 @@ fn translate_serde(msg: &str) -> String {
     if let Some(rest) = msg.strip_prefix("invalid type: ") {
         return format!("type invalide : {rest}");
     }
+    if msg.contains("recursion limit exceeded") {
+        return "YAML trop imbriqué : plus de 64 niveaux de tables et de listes".into();
+    }
     if msg.contains("duplicate entry") {
         return format!("clé en double ({msg})");
     }

@@ -283,6 +283,16 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Calls `f` with each rule this node reads directly (not through those rules).
+    pub(crate) fn for_each_rule(&self, f: &mut dyn FnMut(usize)) {
+        match self {
+            Node::Rule(j) => f(*j),
+            _ => self.for_each_child(&mut |c| c.for_each_rule(f)),
+        }
+    }
+}
+
 /// A named formula: a rule of the file, or a formula the engine names itself (a condition's
 /// test, a measure's rate, an expense category's eligibility).
 #[derive(Debug, Clone)]
@@ -356,6 +366,71 @@ pub struct RuleSet {
     pub(crate) expense_readers: Vec<usize>,
 }
 
+/// Where a walk over the rules (which read one another) stands for one rule.
+#[derive(Debug, Clone)]
+enum Visit<T> {
+    NotYet,
+    /// Being walked: reaching it again is a cycle.
+    InProgress,
+    Done(T),
+}
+
+/// How deep the evaluation of a rule may go: the levels of its formula and, through each rule
+/// it reads, of theirs, down to the leaves. Checking, analysing and evaluating rules walk them
+/// recursively: deeper, a programme could overflow the stack and abort the server; it is
+/// refused at load. ITN7's deepest rule goes a dozen levels down.
+pub const MAX_DEPTH: usize = 256;
+
+/// The evaluation depth of each rule (see [`MAX_DEPTH`]); a rule without a node (refused
+/// earlier) counts as a leaf, a rule read within a cycle (refused elsewhere) as nothing. Rules
+/// are visited with a stack of their own, not by recursion: a chain of any length is measured.
+pub(crate) fn evaluation_depths(nodes: &[Option<Node>]) -> Vec<usize> {
+    fn depth(n: &Node, rules: &[usize]) -> usize {
+        match n {
+            Node::Rule(j) => 1 + rules.get(*j).copied().unwrap_or(0),
+            _ => {
+                let mut d = 0;
+                n.for_each_child(&mut |c| d = d.max(depth(c, rules)));
+                d + 1
+            }
+        }
+    }
+    let reads: Vec<Vec<usize>> = nodes
+        .iter()
+        .map(|n| {
+            let mut out = Vec::new();
+            if let Some(n) = n {
+                n.for_each_rule(&mut |j| out.push(j));
+            }
+            out
+        })
+        .collect();
+    let mut depths = vec![0; nodes.len()];
+    let mut visit = vec![Visit::NotYet; nodes.len()];
+    for root in 0..nodes.len() {
+        if !matches!(visit[root], Visit::NotYet) {
+            continue;
+        }
+        visit[root] = Visit::InProgress;
+        let mut stack = vec![(root, 0usize)];
+        while let Some((r, next)) = stack.last_mut() {
+            let r = *r;
+            if let Some(&j) = reads[r].get(*next) {
+                *next += 1;
+                if matches!(visit.get(j), Some(Visit::NotYet)) {
+                    visit[j] = Visit::InProgress;
+                    stack.push((j, 0));
+                }
+                continue;
+            }
+            depths[r] = nodes[r].as_ref().map_or(1, |n| depth(n, &depths));
+            visit[r] = Visit::Done(());
+            stack.pop();
+        }
+    }
+    depths
+}
+
 /// What a rule's value depends on, from the least to the most: the date and the territory
 /// alone (parameters, the filing date), the situation (other facts, expenses), or the measure
 /// being evaluated (`assiette`, `taux`, `taux_max`).
@@ -384,16 +459,11 @@ pub(crate) fn readers(rules: &[RuleDef], facts: usize) -> (Vec<Vec<usize>>, Vec<
             _ => n.for_each_child(&mut |c| node(c, out, rule)),
         }
     }
-    // None: not visited; Some(None): being visited.
-    fn visit(
-        i: usize,
-        rules: &[RuleDef],
-        facts: usize,
-        state: &mut Vec<Option<Option<Reads>>>,
-    ) -> Reads {
+    fn visit(i: usize, rules: &[RuleDef], facts: usize, state: &mut Vec<Visit<Reads>>) -> Reads {
         match state.get(i) {
-            Some(Some(Some(r))) => return r.clone(),
-            Some(None) => {}
+            Some(Visit::Done(r)) => return r.clone(),
+            Some(Visit::NotYet) => {}
+            // In a cycle.
             _ => {
                 return Reads {
                     facts: (0..facts).collect(),
@@ -401,7 +471,7 @@ pub(crate) fn readers(rules: &[RuleDef], facts: usize) -> (Vec<Vec<usize>>, Vec<
                 }
             }
         }
-        state[i] = Some(None);
+        state[i] = Visit::InProgress;
         let mut out = Reads::default();
         if let Some(def) = rules.get(i) {
             node(&def.node, &mut out, &mut |j, out: &mut Reads| {
@@ -412,10 +482,10 @@ pub(crate) fn readers(rules: &[RuleDef], facts: usize) -> (Vec<Vec<usize>>, Vec<
         }
         out.facts.sort_unstable();
         out.facts.dedup();
-        state[i] = Some(Some(out.clone()));
+        state[i] = Visit::Done(out.clone());
         out
     }
-    let mut state = vec![None; rules.len()];
+    let mut state = vec![Visit::NotYet; rules.len()];
     let mut by_fact = vec![Vec::new(); facts];
     let mut expenses = Vec::new();
     for i in 0..rules.len() {
@@ -438,21 +508,21 @@ pub(crate) fn dependence(rules: &[RuleDef], date_fact: Option<usize>) -> Vec<Dep
     struct Cx<'r> {
         rules: &'r [RuleDef],
         date_fact: Option<usize>,
-        // None: not visited; Some(None): being visited (a cycle, reported elsewhere: counted
-        // as depending on the measure).
-        state: Vec<Option<Option<Dependence>>>,
+        // A rule reached while in progress is in a cycle (reported elsewhere): counted as
+        // depending on the measure.
+        state: Vec<Visit<Dependence>>,
     }
     impl Cx<'_> {
         fn rule(&mut self, i: usize) -> Dependence {
-            match self.state.get(i).copied() {
-                Some(None) => {
-                    self.state[i] = Some(None);
+            match self.state.get(i) {
+                Some(Visit::NotYet) => {
+                    self.state[i] = Visit::InProgress;
                     let rules = self.rules;
                     let d = rules.get(i).map_or(Measure, |r| self.node(&r.node));
-                    self.state[i] = Some(Some(d));
+                    self.state[i] = Visit::Done(d);
                     d
                 }
-                Some(Some(Some(d))) => d,
+                Some(Visit::Done(d)) => *d,
                 _ => Measure,
             }
         }
@@ -477,7 +547,7 @@ pub(crate) fn dependence(rules: &[RuleDef], date_fact: Option<usize>) -> Vec<Dep
     let mut cx = Cx {
         rules,
         date_fact,
-        state: vec![None; rules.len()],
+        state: vec![Visit::NotYet; rules.len()],
     };
     (0..rules.len()).map(|i| cx.rule(i)).collect()
 }
@@ -635,14 +705,23 @@ struct Pending<'a> {
     source: Option<String>,
     origin: Origin<'a>,
     /// Which measure-only names (assiette, taux, taux_max) the formula may use.
-    context: u8,
+    context: Context,
     expected: Option<Type>,
 }
 
-const CTX_NONE: u8 = 0;
-const CTX_BASE: u8 = 1;
-const CTX_RATE: u8 = 2;
-const CTX_AMOUNT: u8 = 3;
+/// Which of a measure's own results a formula may read: each slot of a measure is computed
+/// after the one before (the base, then the rate, then the maximum rate, then the amounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Context {
+    /// A rule, a condition, an expense rule: none.
+    Outside,
+    /// The rate (`taux`): the base.
+    Rate,
+    /// The maximum rate: the base and the rate.
+    RateMax,
+    /// The amounts: the base and both rates.
+    Amount,
+}
 
 /// A formula as a line of French for the trace (its YAML text if it does not parse: the
 /// parse error is reported elsewhere).
@@ -1089,7 +1168,7 @@ fn build_rule_set<'a>(
             formula: formula_text(&formula),
             source,
             origin,
-            context: CTX_NONE,
+            context: Context::Outside,
             expected: None,
         });
         rule_ids.insert(name.clone(), id);
@@ -1116,7 +1195,7 @@ fn build_rule_set<'a>(
             formula: formula_text(si),
             source: source.clone(),
             origin,
-            context: CTX_NONE,
+            context: Context::Outside,
             expected: Some(Type::Booleen),
         });
         condition_ids.insert(name.clone(), conditions.len());
@@ -1194,7 +1273,7 @@ fn build_rule_set<'a>(
                                     formula: formula_text(v),
                                     source: None,
                                     origin: origin.clone(),
-                                    context: CTX_NONE,
+                                    context: Context::Outside,
                                     expected: Some(Type::Booleen),
                                 }))
                             }
@@ -1206,7 +1285,7 @@ fn build_rule_set<'a>(
                                     formula: formula_text(v),
                                     source: None,
                                     origin: origin.clone(),
-                                    context: CTX_NONE,
+                                    context: Context::Outside,
                                     expected: Some(Type::Montant),
                                 }))
                             }
@@ -1294,7 +1373,7 @@ fn build_rule_set<'a>(
                         label: &str,
                         base: Option<&Yaml>,
                         overridden: Option<&Yaml>,
-                        ctx: u8,
+                        ctx: Context,
                         ty: Type|
          -> Option<usize> {
             let (y, origin) = match (overridden, base) {
@@ -1318,7 +1397,7 @@ fn build_rule_set<'a>(
             "Taux de financement proposé",
             m.taux.as_ref(),
             over.and_then(|o| o.taux.as_ref()),
-            CTX_BASE,
+            Context::Rate,
             Type::Nombre,
         );
         let rate_max = slot(
@@ -1326,7 +1405,7 @@ fn build_rule_set<'a>(
             "Taux maximal que l’instructeur peut accorder",
             m.taux_max.as_ref(),
             over.and_then(|o| o.taux_max.as_ref()),
-            CTX_RATE,
+            Context::RateMax,
             Type::Nombre,
         );
         let default_amount = Yaml::String("assiette * taux".into());
@@ -1341,7 +1420,7 @@ fn build_rule_set<'a>(
                 None
             }),
             over.and_then(|o| o.montant.as_ref()),
-            CTX_AMOUNT,
+            Context::Amount,
             Type::Montant,
         );
         let amount_max = slot(
@@ -1355,7 +1434,7 @@ fn build_rule_set<'a>(
                     None
                 }),
             over.and_then(|o| o.montant_max.as_ref()),
-            CTX_AMOUNT,
+            Context::Amount,
             Type::Montant,
         );
         let exclusion = over
@@ -1405,8 +1484,38 @@ fn build_rule_set<'a>(
             },
         }
     }
+    // Rules reading rules reading rules… thousands deep would overflow the stack wherever they
+    // are walked (types, dependences, evaluation): refused, and cut off before those walks.
+    let depths = evaluation_depths(&resolved);
+    let too_deep = |i: usize| depths.get(i).is_some_and(|&d| d > MAX_DEPTH);
+    let mut read_by_too_deep = vec![false; pending.len()];
+    for (i, node) in resolved.iter().enumerate() {
+        if let (true, Some(node)) = (too_deep(i), node) {
+            node.for_each_rule(&mut |j| {
+                if let Some(r) = read_by_too_deep.get_mut(j) {
+                    *r = true;
+                }
+            });
+        }
+    }
+    for i in 0..pending.len() {
+        if too_deep(i) && !read_by_too_deep[i] {
+            diags.push(pending[i].origin.diag(
+                None,
+                format!(
+                    "{} : règles trop imbriquées : son calcul passe par {} niveaux de formules et de règles (au plus {MAX_DEPTH})",
+                    pending[i].name, depths[i]
+                ),
+            ));
+        }
+    }
+    for (i, node) in resolved.iter_mut().enumerate() {
+        if too_deep(i) {
+            *node = None;
+        }
+    }
     let mut types: Vec<Option<Type>> = vec![None; pending.len()];
-    let mut state = vec![0u8; pending.len()];
+    let mut state = vec![Inference::NotYet; pending.len()];
     for i in 0..pending.len() {
         let _ = infer_rule(
             i, &pending, &resolved, shared, &mut types, &mut state, diags,
@@ -1487,10 +1596,10 @@ fn resolve(
                 Node::Fact(i)
             } else if let Some((_, b)) = shared.builtins.iter().find(|(n, _)| n == name) {
                 let needed = match b {
-                    Builtin::Assiette => CTX_BASE,
-                    Builtin::Taux => CTX_RATE,
-                    Builtin::TauxMax => CTX_AMOUNT,
-                    _ => CTX_NONE,
+                    Builtin::Assiette => Context::Rate,
+                    Builtin::Taux => Context::RateMax,
+                    Builtin::TauxMax => Context::Amount,
+                    _ => Context::Outside,
                 };
                 if p.context < needed {
                     return Err(p.origin.diag(
@@ -1664,19 +1773,28 @@ fn check_grid(
     Ok(())
 }
 
+/// Where the type inference of a rule stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inference {
+    NotYet,
+    /// Being inferred: reaching it again is a cycle.
+    InProgress,
+    Done,
+}
+
 fn infer_rule(
     i: usize,
     pending: &[Pending<'_>],
     nodes: &[Option<Node>],
     shared: &Shared<'_>,
     types: &mut Vec<Option<Type>>,
-    state: &mut Vec<u8>,
+    state: &mut Vec<Inference>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Type> {
     if let Some(t) = types[i] {
         return Some(t);
     }
-    if state[i] == 1 {
+    if state[i] == Inference::InProgress {
         diags.push(pending[i].origin.diag(
             None,
             format!(
@@ -1686,11 +1804,16 @@ fn infer_rule(
         ));
         return None;
     }
-    if state[i] == 2 {
+    if state[i] == Inference::Done {
         return None;
     }
-    state[i] = 1;
-    let node = nodes[i].as_ref()?;
+    let Some(node) = nodes[i].as_ref() else {
+        // Refused earlier (a name unknown, a formula that does not parse): no type, and no
+        // cycle either for the rules that read it.
+        state[i] = Inference::Done;
+        return None;
+    };
+    state[i] = Inference::InProgress;
     let mut cx = TypeCx {
         pending,
         nodes,
@@ -1701,7 +1824,7 @@ fn infer_rule(
         at: i,
     };
     let t = cx.infer(node);
-    state[i] = 2;
+    state[i] = Inference::Done;
     if let (Some(t), Some(expected)) = (t, pending[i].expected) {
         if t.unify(expected).is_none() {
             diags.push(pending[i].origin.diag(
@@ -1724,7 +1847,7 @@ struct TypeCx<'a, 'b> {
     nodes: &'a [Option<Node>],
     shared: &'a Shared<'a>,
     types: &'a mut Vec<Option<Type>>,
-    state: &'a mut Vec<u8>,
+    state: &'a mut Vec<Inference>,
     diags: &'a mut Vec<Diagnostic>,
     at: usize,
 }
@@ -1754,7 +1877,7 @@ impl TypeCx<'_, '_> {
                     self.diags,
                 );
                 self.at = at;
-                if t.is_none() && self.state[r] == 1 {
+                if t.is_none() && self.state[r] == Inference::InProgress {
                     return self.fail(format!(
                         "cycle entre « {} » et « {} »",
                         self.pending[at].name, self.pending[r].name

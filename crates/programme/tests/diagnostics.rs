@@ -196,3 +196,101 @@ fn a_measure_without_its_conditions_is_reported() {
         "{d}"
     );
 }
+
+/// Formulas and rules nested thousands deep once overflowed the stack (the process aborted):
+/// they are refused, at the offending entry.
+#[test]
+fn formulas_and_rules_nested_too_deep_are_refused_where_they_are() {
+    let anchor = "\nregles:\n";
+    let deep = [
+        format!(
+            "  trop_profonde: \"{}1{}\"\n",
+            "(".repeat(5_000),
+            ")".repeat(5_000)
+        ),
+        format!("  trop_profonde: \"{}1\"\n", "- ".repeat(5_000)),
+        format!("  trop_profonde: \"1{}\"\n", " * 2".repeat(20_000)),
+        format!(
+            "  trop_profonde: \"{}1{}\"\n",
+            "(".repeat(65),
+            ")".repeat(65)
+        ),
+    ];
+    for rule in deep {
+        let files = with_edit("regles.yaml", anchor, &format!("{anchor}{rule}"));
+        let d = errors(&files);
+        let hit =
+            d.0.iter()
+                .find(|d| d.message.contains("formule trop imbriquée"))
+                .unwrap_or_else(|| panic!("{d}"));
+        assert_eq!(hit.file, "regles.yaml");
+        assert_eq!(
+            hit.line,
+            line_of(&files, "regles.yaml", "trop_profonde"),
+            "{d}"
+        );
+    }
+    // Rules reading rules: the first of the chain is named.
+    let chain: String = (0..3_000)
+        .map(|i| format!("  chaine_{i}: chaine_{} + 1\n", i + 1))
+        .chain(std::iter::once("  chaine_3000: 1\n".to_string()))
+        .collect();
+    let files = with_edit("regles.yaml", anchor, &format!("{anchor}{chain}"));
+    let d = errors(&files);
+    assert_eq!(d.0.len(), 1, "{d}");
+    assert!(d.0[0].message.contains("règles trop imbriquées"), "{d}");
+    assert!(d.0[0].message.starts_with("chaine_0 :"), "{d}");
+    assert_eq!(d.0[0].line, line_of(&files, "regles.yaml", "chaine_0:"));
+}
+
+/// Just within the limits, a programme loads and is evaluated with its explanation on a
+/// thread of 2 MB of stack (what the server's threads have), in a debug build.
+#[test]
+fn a_programme_nested_to_the_limits_is_evaluated_on_a_small_stack() {
+    use guichet_programme::Situation;
+    let parens = format!("{}1{}", "(".repeat(60), ")".repeat(60));
+    // Each rule of the chain reads the next through a mechanism (the interpreter's largest
+    // frames), 2 levels per rule: 254 levels with the last one's.
+    let mut chain: String = (0..126)
+        .map(|i| {
+            format!(
+                "  chaine_{i}:\n    valeur: chaine_{}\n    plafond: 1000000\n",
+                i + 1
+            )
+        })
+        .collect();
+    chain.push_str(&format!("  chaine_126: \"{parens} + 1\"\n"));
+    let files = with_edit("regles.yaml", "\nregles:\n", &format!("\nregles:\n{chain}"));
+    let files = {
+        let mut files = files;
+        let f = files.iter_mut().find(|f| f.name == "regles.yaml").unwrap();
+        // A condition of Axe 1 reads the whole chain.
+        let from = "    conditions: [periode_axe1";
+        assert!(f.text.contains(from));
+        f.text = f.text.replacen(from, &format!("{from}, profonde"), 1);
+        f.text = f.text.replacen(
+            "\nconditions:\n",
+            "\nconditions:\n  profonde:\n    motif: profonde\n    message: profonde\n    si: chaine_0 > 0\n\n",
+            1,
+        );
+        files
+    };
+    let p = Programme::load(&files).unwrap_or_else(|d| panic!("{d}"));
+    let ev = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let mut s = Situation {
+                date: chrono::NaiveDate::from_ymd_opt(2021, 6, 1),
+                ..Default::default()
+            };
+            s.facts.insert(
+                "type_demandeur".into(),
+                guichet_programme::Value::text("region"),
+            );
+            p.evaluate("axe1", &s).map(|e| e.trace.len())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(ev.unwrap() > 120);
+}
