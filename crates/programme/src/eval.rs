@@ -248,6 +248,43 @@ impl<'e> Outcome<'e> {
     }
 }
 
+/// What an [`Outcome`] and an [`Evaluation`] must say alike, in one line: measure,
+/// territory, eligibility, reason codes, missing and presumed facts, amounts and rates.
+pub fn outcome_summary(o: &Outcome<'_>) -> String {
+    format!(
+        "{} {:?} eligible={} reasons={:?} missing={:?} assumed={:?} base={:?} rate={:?} rate_max={:?} amount={:?} amount_max={:?}",
+        o.measure(),
+        o.territory(),
+        o.eligible,
+        o.reasons().collect::<Vec<_>>(),
+        o.missing().collect::<Vec<_>>(),
+        o.assumptions().collect::<Vec<_>>(),
+        o.base,
+        o.rate,
+        o.rate_max,
+        o.amount,
+        o.amount_max
+    )
+}
+
+/// An [`Evaluation`] in the terms of [`outcome_summary`].
+pub fn evaluation_summary(e: &Evaluation) -> String {
+    format!(
+        "{} {:?} eligible={} reasons={:?} missing={:?} assumed={:?} base={:?} rate={:?} rate_max={:?} amount={:?} amount_max={:?}",
+        e.measure,
+        e.territory.as_deref(),
+        e.eligible,
+        e.reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+        e.missing.iter().map(|m| m.nom.as_str()).collect::<Vec<_>>(),
+        e.assumptions.iter().map(|a| a.nom.as_str()).collect::<Vec<_>>(),
+        e.base,
+        e.rate,
+        e.rate_max,
+        e.amount,
+        e.amount_max
+    )
+}
+
 /// A reason of an answer before it is worded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReasonRef {
@@ -434,19 +471,24 @@ impl Rules {
             scratch,
             memo_for: None,
             date_for: None,
+            // From nothing already: the reference the verification compares with.
+            verification: Verification::Off,
         };
         let result = evaluator.evaluate_index(idx, situation, trace);
         SCRATCH.with(|s| s.set(evaluator.scratch));
         result
     }
 
-    /// An evaluator of these rules, for measure after measure.
+    /// An evaluator of these rules, for measure after measure. It checks every answer against
+    /// an independent evaluation in debug builds, or when `GUICHET_EVAL_VERIFIE=1` (see
+    /// [`Verification`]).
     pub fn evaluator(&self) -> Evaluator<'_> {
         Evaluator {
             rules: self,
             scratch: Scratch::default(),
             memo_for: None,
             date_for: None,
+            verification: Verification::for_this_build(),
         }
     }
 }
@@ -464,6 +506,33 @@ pub struct Evaluator<'r> {
     memo_for: Option<u64>,
     /// Its territory and date.
     date_for: Option<DateKey>,
+    verification: Verification,
+}
+
+/// Whether an [`Evaluator`] checks its answers: a debugging switch for the values it keeps
+/// from one evaluation to the next, which must never change an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// Answers as computed (release builds).
+    Off,
+    /// Each answer is computed again from nothing ([`Rules::evaluate_index`]) and compared;
+    /// a difference panics, naming the measure and both answers. About twice the work.
+    AgainstScratch,
+}
+
+impl Verification {
+    /// `AgainstScratch` in debug builds (every test), or when the environment variable
+    /// `GUICHET_EVAL_VERIFIE` is `1` (a release binary under investigation); `Off` otherwise.
+    pub fn for_this_build() -> Verification {
+        static FROM_ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let asked = *FROM_ENV
+            .get_or_init(|| std::env::var_os("GUICHET_EVAL_VERIFIE").is_some_and(|v| v == "1"));
+        if cfg!(debug_assertions) || asked {
+            Verification::AgainstScratch
+        } else {
+            Verification::Off
+        }
+    }
 }
 
 /// The rule set of a situation's territory.
@@ -517,6 +586,30 @@ impl<'r> Evaluator<'r> {
         situation: &Prepared,
         trace: bool,
     ) -> Result<Evaluation, EvalError> {
+        let result = self.evaluate_incrementally(idx, situation, trace);
+        if self.verification == Verification::AgainstScratch {
+            let alone = self.rules.evaluate_index(idx, situation, trace);
+            let (got, want) = (format!("{result:?}"), format!("{alone:?}"));
+            assert!(
+                got == want,
+                "incremental evaluation differs from an independent one (measure {idx}):\n  incremental: {got}\n  independent: {want}"
+            );
+        }
+        result
+    }
+
+    /// Switches the checking of answers on or off (see [`Verification`]).
+    pub fn with_verification(mut self, verification: Verification) -> Self {
+        self.verification = verification;
+        self
+    }
+
+    fn evaluate_incrementally(
+        &mut self,
+        idx: usize,
+        situation: &Prepared,
+        trace: bool,
+    ) -> Result<Evaluation, EvalError> {
         let (mut ev, m) = self.begin(idx, situation, trace, true)?;
         let decided = ev.decide(m).map_err(|e| *e)?;
         Ok(ev.evaluation(m, decided))
@@ -526,6 +619,28 @@ impl<'r> Evaluator<'r> {
     /// answers without wording it: eligibility, reason codes, missing and presumed facts by
     /// name, amounts. Nothing is allocated: for sweeps over many applicants.
     pub fn outcome_index(
+        &mut self,
+        idx: usize,
+        situation: &Prepared,
+    ) -> Result<Outcome<'_>, EvalError> {
+        let rules = self.rules;
+        let alone = (self.verification == Verification::AgainstScratch).then(|| {
+            rules
+                .evaluate_index(idx, situation, false)
+                .map(|e| evaluation_summary(&e))
+        });
+        let outcome = self.outcome_incrementally(idx, situation);
+        if let Some(want) = alone {
+            let got = outcome.as_ref().map(outcome_summary).map_err(Clone::clone);
+            assert!(
+                got == want,
+                "incremental outcome differs from an independent evaluation (measure {idx}):\n  incremental: {got:?}\n  independent: {want:?}"
+            );
+        }
+        outcome
+    }
+
+    fn outcome_incrementally(
         &mut self,
         idx: usize,
         situation: &Prepared,
@@ -2443,9 +2558,7 @@ mod evaluator_tests {
                         );
                         got.map(|e| evaluation_summary(&e))
                     } else {
-                        evaluator
-                            .outcome_index(i, &s)
-                            .map(|o| outcome_as_evaluation(&o))
+                        evaluator.outcome_index(i, &s).map(|o| outcome_summary(&o))
                     };
                     assert_eq!(got, expected, "situation {k}, step {j}, measure {i}");
                     compared += 1;
@@ -2455,39 +2568,65 @@ mod evaluator_tests {
         assert!(compared > 10_000, "{compared}");
     }
 
-    /// An [`Outcome`] in the terms of an [`Evaluation`]: what both must say alike.
-    fn outcome_as_evaluation(o: &Outcome<'_>) -> String {
-        format!(
-            "{} {:?} eligible={} reasons={:?} missing={:?} assumed={:?} base={:?} rate={:?} rate_max={:?} amount={:?} amount_max={:?}",
-            o.measure(),
-            o.territory(),
-            o.eligible,
-            o.reasons().collect::<Vec<_>>(),
-            o.missing().collect::<Vec<_>>(),
-            o.assumptions().collect::<Vec<_>>(),
-            o.base,
-            o.rate,
-            o.rate_max,
-            o.amount,
-            o.amount_max
-        )
-    }
+    #[test]
+    fn the_verification_switch_panics_when_a_kept_value_is_wrong() {
+        let p = crate::itn7().unwrap();
+        let rules = &p.rules;
+        let mut s = Situation {
+            date: NaiveDate::from_ymd_opt(2021, 6, 1),
+            ..Default::default()
+        };
+        s.facts
+            .insert("type_demandeur".into(), Value::text("commune"));
+        s.facts
+            .insert("population".into(), Value::Nombre(3_000.into()));
+        s.facts.insert("region".into(), Value::text("84"));
+        let s = rules.prepare(&s).unwrap();
+        let i = rules.measure_index("axe1").unwrap();
+        // Every condition value kept by the evaluator turned over: the next answer for the same
+        // situation reads them again.
+        let flip = |ev: &mut Evaluator<'_>| {
+            for m in &mut ev.scratch.memo {
+                if let Value::Booleen(b) = m.value {
+                    m.value = Value::Booleen(!b);
+                }
+            }
+        };
+        let mut unchecked = rules.evaluator().with_verification(Verification::Off);
+        let right = unchecked.outcome_index(i, &s).map(|o| outcome_summary(&o));
+        flip(&mut unchecked);
+        let wrong = unchecked.outcome_index(i, &s).map(|o| outcome_summary(&o));
+        assert_ne!(
+            wrong, right,
+            "the values turned over must change the answer"
+        );
 
-    fn evaluation_summary(e: &Evaluation) -> String {
-        format!(
-            "{} {:?} eligible={} reasons={:?} missing={:?} assumed={:?} base={:?} rate={:?} rate_max={:?} amount={:?} amount_max={:?}",
-            e.measure,
-            e.territory.as_deref(),
-            e.eligible,
-            e.reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
-            e.missing.iter().map(|m| m.nom.as_str()).collect::<Vec<_>>(),
-            e.assumptions.iter().map(|a| a.nom.as_str()).collect::<Vec<_>>(),
-            e.base,
-            e.rate,
-            e.rate_max,
-            e.amount,
-            e.amount_max
-        )
+        let mut checked = rules
+            .evaluator()
+            .with_verification(Verification::AgainstScratch);
+        assert_eq!(
+            checked.outcome_index(i, &s).map(|o| outcome_summary(&o)),
+            right
+        );
+        flip(&mut checked);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            checked.outcome_index(i, &s).map(|o| outcome_summary(&o))
+        }));
+        let said = |r: std::thread::Result<Result<String, EvalError>>| match r {
+            Err(p) => p.downcast::<String>().map(|m| *m).unwrap_or_default(),
+            Ok(answer) => format!("no panic: {answer:?}"),
+        };
+        let m = said(outcome);
+        assert!(m.starts_with("incremental outcome differs"), "{m}");
+        flip(&mut checked);
+        let worded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            flip(&mut checked);
+            checked
+                .evaluate_index(i, &s, false)
+                .map(|e| evaluation_summary(&e))
+        }));
+        let m = said(worded);
+        assert!(m.starts_with("incremental evaluation differs"), "{m}");
     }
 
     #[test]
@@ -2509,15 +2648,11 @@ mod evaluator_tests {
                     Ok(_) => ineligible += 1,
                     Err(_) => errors += 1,
                 }
-                let got = outcomes
-                    .outcome_index(i, &s)
-                    .map(|o| outcome_as_evaluation(&o));
+                let got = outcomes.outcome_index(i, &s).map(|o| outcome_summary(&o));
                 assert_eq!(got, expected, "measure {i}");
                 // Outcomes and evaluations through one evaluator do not disturb each other.
                 let got = if i % 2 == 0 {
-                    mixed
-                        .outcome_index(i, &s)
-                        .map(|o| outcome_as_evaluation(&o))
+                    mixed.outcome_index(i, &s).map(|o| outcome_summary(&o))
                 } else {
                     mixed
                         .evaluate_index(i, &s, i % 3 == 0)

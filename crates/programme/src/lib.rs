@@ -25,7 +25,9 @@ pub mod rules;
 pub mod value;
 
 pub use diag::{Diagnostic, Diagnostics, SourceFile};
-pub use eval::{EvalError, Evaluation, Evaluator, Outcome, Prepared, Situation, Step};
+pub use eval::{
+    EvalError, Evaluation, Evaluator, Outcome, Prepared, Situation, Step, Verification,
+};
 pub use value::{Type, Value};
 
 use chrono::NaiveDate;
