@@ -8,8 +8,8 @@
 //! `applicable si` / `non applicable si`.
 
 use crate::value::{parse_euros, parse_number, Value};
+use crate::yaml::{Mapping, Yaml};
 use chrono::NaiveDate;
-use serde_yaml::Value as Yaml;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinOp {
@@ -209,7 +209,6 @@ fn from_yaml_in(y: &Yaml, level: usize) -> Result<Expr, ParseError> {
                 "une liste n’est pas une formule : utilisez « somme », « le minimum de »… ",
                 "",
             ),
-            Yaml::Tagged(t) => from_yaml_in(&t.value, level),
         }
     }
 }
@@ -217,10 +216,7 @@ fn from_yaml_in(y: &Yaml, level: usize) -> Result<Expr, ParseError> {
 fn key_str(k: &Yaml) -> String {
     match k {
         Yaml::String(s) => s.clone(),
-        other => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
+        other => other.to_text(),
     }
 }
 
@@ -240,11 +236,11 @@ const MECHANISMS: &str = "variations, grille, le minimum de, le maximum de, somm
 toutes ces conditions, une de ces conditions, ou valeur avec plafond, plancher, arrondi, \
 applicable si, non applicable si";
 
-fn mechanism(m: &serde_yaml::Mapping, level: usize) -> Result<Expr, ParseError> {
+fn mechanism(m: &Mapping, level: usize) -> Result<Expr, ParseError> {
     let keys: Vec<String> = m.keys().map(key_str).collect();
     if keys.len() == 1 {
         let k = keys[0].as_str();
-        let v = &m[&m.keys().next().cloned().unwrap_or(Yaml::Null)];
+        let v = m.iter().next().map_or(&Yaml::Null, |(_, v)| v);
         return match k {
             "le minimum de" => Ok(Expr::Min(list(v, k, level)?)),
             "le maximum de" => Ok(Expr::Max(list(v, k, level)?)),
@@ -261,7 +257,7 @@ fn mechanism(m: &serde_yaml::Mapping, level: usize) -> Result<Expr, ParseError> 
             ),
         };
     }
-    let get = |name: &str| m.get(Yaml::String(name.to_string()));
+    let get = |name: &str| m.get(name);
     for k in &keys {
         if ![
             "valeur",
@@ -331,9 +327,7 @@ fn variations(v: &Yaml, level: usize) -> Result<Expr, ParseError> {
                 "variations",
             );
         };
-        let si = m.get(Yaml::String("si".into()));
-        let alors = m.get(Yaml::String("alors".into()));
-        let sinon = m.get(Yaml::String("sinon".into()));
+        let (si, alors, sinon) = (m.get("si"), m.get("alors"), m.get("sinon"));
         match (si, alors, sinon) {
             (Some(c), Some(v), None) if m.len() == 2 => {
                 if otherwise.is_some() {
@@ -370,13 +364,11 @@ fn grid(v: &Yaml, level: usize) -> Result<Expr, ParseError> {
             "grille",
         );
     };
-    let base = m
-        .get(Yaml::String("assiette".into()))
-        .ok_or_else(|| ParseError {
-            message: "« grille » sans « assiette »".into(),
-            near: "grille".into(),
-        })?;
-    let Some(Yaml::Sequence(items)) = m.get(Yaml::String("tranches".into())) else {
+    let base = m.get("assiette").ok_or_else(|| ParseError {
+        message: "« grille » sans « assiette »".into(),
+        near: "grille".into(),
+    })?;
+    let Some(Yaml::Sequence(items)) = m.get("tranches") else {
         return err("« grille » sans liste « tranches »", "grille");
     };
     if m.len() != 2 {
@@ -396,7 +388,7 @@ fn grid(v: &Yaml, level: usize) -> Result<Expr, ParseError> {
         let mut lower = None;
         let mut upper = None;
         let mut value = None;
-        for (k, v) in t {
+        for (k, v) in t.iter() {
             let k = key_str(k);
             let bound = |inclusive: bool| -> Result<Option<Bound>, ParseError> {
                 let lit = match v {
@@ -862,7 +854,7 @@ mod tests {
 
     #[test]
     fn mechanisms_from_yaml() {
-        let y: Yaml = serde_yaml::from_str(
+        let y: Yaml = crate::yaml::from_str(
             "grille:\n  assiette: population\n  tranches:\n    - { jusqu'à: 15000, valeur: 100 % }\n    - { au-delà de: 15000, valeur: 50 % }\n",
         )
         .unwrap();
@@ -872,7 +864,7 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert!(t[0].upper.as_ref().unwrap().inclusive);
         assert!(!t[1].lower.as_ref().unwrap().inclusive);
-        let bad: Yaml = serde_yaml::from_str("plafonds: 3").unwrap();
+        let bad: Yaml = crate::yaml::from_str("plafonds: 3").unwrap();
         assert!(Expr::from_yaml(&bad).is_err());
     }
 }
@@ -1009,7 +1001,7 @@ mod render_tests {
 
     #[test]
     fn formulas_read_as_french() {
-        let y: Yaml = serde_yaml::from_str(
+        let y: Yaml = crate::yaml::from_str(
             "valeur:\n  le minimum de:\n    - assiette * taux\n    - forfait_expert\nplafond: plafond_axe3\n",
         )
         .unwrap();
@@ -1017,7 +1009,7 @@ mod render_tests {
             Expr::from_yaml(&y).unwrap().render(),
             "le minimum de (assiette × taux ; forfait_expert), plafonné à plafond_axe3"
         );
-        let y: Yaml = serde_yaml::from_str(
+        let y: Yaml = crate::yaml::from_str(
             "variations:\n  - si: population <= seuil\n    alors: taux_axe3\n  - sinon: 50 %\n",
         )
         .unwrap();

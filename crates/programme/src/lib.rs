@@ -23,6 +23,7 @@ pub mod eval;
 pub mod expr;
 pub mod rules;
 pub mod value;
+pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, SourceFile};
 pub use eval::{
@@ -272,7 +273,7 @@ impl Programme {
             f: &SourceFile,
             diags: &mut Vec<Diagnostic>,
         ) -> Option<T> {
-            match serde_yaml::from_str(&f.text) {
+            match yaml::from_str(&f.text) {
                 Ok(v) => Some(v),
                 Err(e) => {
                     diags.push(f.yaml_error(&e));

@@ -6,9 +6,9 @@
 use crate::diag::{Diagnostic, SourceFile};
 use crate::expr::{BinOp, Bound, Expr, ParseError, Rounding};
 use crate::value::{Type, Value};
+use crate::yaml::Yaml;
 use chrono::NaiveDate;
 use serde::Deserialize;
-use serde_yaml::Value as Yaml;
 use std::collections::{BTreeMap, HashMap};
 
 // ---------------------------------------------------------------------------------------------
@@ -734,31 +734,26 @@ fn formula_text(y: &Yaml) -> String {
 fn yaml_text(y: &Yaml) -> String {
     match y {
         Yaml::String(s) => s.clone(),
-        other => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .replace('\n', " ; "),
+        other => other.to_text(),
     }
 }
 
 /// A rule entry: a formula, or a table with `titre` (and `source`, `description`) around one.
 fn rule_entry(y: &Yaml) -> (Option<String>, Option<String>, Yaml) {
     if let Yaml::Mapping(m) = y {
-        let has_meta = m.contains_key(Yaml::String("titre".into()));
+        let has_meta = m.contains_key("titre");
         if has_meta {
             let mut rest = m.clone();
             let title = rest
-                .remove(Yaml::String("titre".into()))
+                .remove("titre")
                 .and_then(|v| v.as_str().map(str::to_string));
             let source = rest
-                .remove(Yaml::String("source".into()))
+                .remove("source")
                 .and_then(|v| v.as_str().map(str::to_string));
-            rest.remove(Yaml::String("description".into()));
-            rest.remove(Yaml::String("note".into()));
+            rest.remove("description");
+            rest.remove("note");
             let formula = if rest.len() == 1 {
-                rest.get(Yaml::String("valeur".into()))
-                    .cloned()
-                    .unwrap_or(Yaml::Mapping(rest))
+                rest.get("valeur").cloned().unwrap_or(Yaml::Mapping(rest))
             } else {
                 Yaml::Mapping(rest)
             };
@@ -1253,7 +1248,7 @@ fn build_rule_set<'a>(
             match entry {
                 Yaml::String(s) if s == "eligible" => rule.always = true,
                 Yaml::Mapping(m) => {
-                    for (k, v) in m {
+                    for (k, v) in m.iter() {
                         let k = k.as_str().unwrap_or_default();
                         match k {
                             "exclue" => {
