@@ -73,7 +73,7 @@ impl<'a> Ev<'a> {
 
         // Expense base.
         let mut base = None;
-        if m.whole_cost && !self.worded {
+        if m.whole_cost && self.answer == Answer::Outcome {
             // Every line retained in full: no rule to read, no line to word.
             base = Some(if self.sit.lines.is_empty() {
                 Value::Absent
@@ -165,7 +165,7 @@ impl<'a> Ev<'a> {
                         since: None,
                     });
                 }
-                if self.worded {
+                if self.answer == Answer::Worded {
                     // For the expense lines of an `Evaluation` (an `Outcome` has none).
                     self.s.kept.push((kept, why));
                 }

@@ -59,7 +59,7 @@ impl<'r> Evaluator<'r> {
         &mut self,
         measure: &str,
         situation: &Prepared,
-        trace: bool,
+        trace: impl Into<Trace>,
     ) -> Result<Evaluation, EvalError> {
         let idx = self
             .rules
@@ -72,8 +72,9 @@ impl<'r> Evaluator<'r> {
         &mut self,
         idx: usize,
         situation: &Prepared,
-        trace: bool,
+        trace: impl Into<Trace>,
     ) -> Result<Evaluation, EvalError> {
+        let trace = trace.into();
         let result = self.evaluate_incrementally(idx, situation, trace);
         if self.verification == Verification::AgainstScratch {
             let alone = self.rules.evaluate_index(idx, situation, trace);
@@ -96,9 +97,9 @@ impl<'r> Evaluator<'r> {
         &mut self,
         idx: usize,
         situation: &Prepared,
-        trace: bool,
+        trace: Trace,
     ) -> Result<Evaluation, EvalError> {
-        let (mut ev, m) = self.begin(idx, situation, trace, true)?;
+        let (mut ev, m) = self.begin(idx, situation, trace, Answer::Worded)?;
         let decided = ev.decide(m).map_err(|e| *e)?;
         Ok(ev.evaluation(m, decided))
     }
@@ -134,7 +135,7 @@ impl<'r> Evaluator<'r> {
         situation: &Prepared,
     ) -> Result<Outcome<'_>, EvalError> {
         let rules = self.rules;
-        let (mut ev, m) = self.begin(idx, situation, false, false)?;
+        let (mut ev, m) = self.begin(idx, situation, Trace::Without, Answer::Outcome)?;
         let d = ev.decide(m).map_err(|e| *e)?;
         let set = set_for(rules, situation);
         let m = &set.measures[idx];
@@ -163,9 +164,10 @@ impl<'r> Evaluator<'r> {
         &'e mut self,
         idx: usize,
         situation: &'e Prepared,
-        trace: bool,
-        worded: bool,
+        trace: Trace,
+        answer: Answer,
     ) -> Result<(Ev<'e>, &'e MeasureRules), EvalError> {
+        let explained = trace == Trace::With;
         let rules = self.rules;
         let Some(national) = rules.national.measures.get(idx) else {
             return Err(EvalError::UnknownMeasure(format!("n° {idx}")));
@@ -177,14 +179,14 @@ impl<'r> Evaluator<'r> {
         let s = &mut self.scratch;
         let date = (situation.variant, situation.date);
         // With a trace, every step is shown: nothing is carried over from another measure.
-        if trace || self.date_for != Some(date) || s.memo.len() != set.rules.len() {
+        if explained || self.date_for != Some(date) || s.memo.len() != set.rules.len() {
             s.new_date(set.rules.len());
             s.record_situation(situation);
         } else if self.memo_for != Some(situation.id) {
             s.next_situation(set, situation);
         }
         s.renew(Dependence::Measure);
-        (self.memo_for, self.date_for) = if trace {
+        (self.memo_for, self.date_for) = if explained {
             (None, None)
         } else {
             (Some(situation.id), Some(date))
@@ -195,8 +197,9 @@ impl<'r> Evaluator<'r> {
             set,
             sit: situation,
             s,
-            trace: if trace { Some(Vec::new()) } else { None },
-            worded: worded || trace,
+            trace: explained.then(Vec::new),
+            // An explanation is worded.
+            answer: if explained { Answer::Worded } else { answer },
             base: None,
             rate: None,
             rate_max: None,

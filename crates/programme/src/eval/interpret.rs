@@ -9,25 +9,26 @@ impl<'a> Ev<'a> {
         let class = set
             .dependence
             .get(i)
-            .map_or(Dependence::Measure as usize, |&d| d as usize);
+            .copied()
+            .unwrap_or(Dependence::Measure);
         // With an explanation, each rule shows under its own name.
         let slot = match (&self.trace, set.same_as.get(i)) {
             (None, Some(&same)) => same,
             _ => i,
         };
         let m = &self.s.memo[slot];
-        if m.stamp == self.s.memo_epochs[class] {
+        if m.stamp == self.s.memo_epochs[class as usize] {
             let v = m.value.clone();
             let (a, (ms, me), (es, ee)) = (m.arena, m.missing, m.effects);
             if ms == me && es == ee {
                 return Ok(v);
             }
-            let arena = &self.s.arenas[a];
+            let arena = &self.s.arenas[a as usize];
             self.s
                 .missing
                 .extend_from_slice(arena.missing.get(ms..me).unwrap_or_default());
             for k in es..ee {
-                if let Some(&e) = self.s.arenas[a].effects.get(k) {
+                if let Some(&e) = self.s.arenas[a as usize].effects.get(k) {
                     self.effect(e);
                 }
             }
@@ -38,7 +39,7 @@ impl<'a> Ev<'a> {
 
     /// A rule's value, computed (and kept for as long as what it depends on stays).
     #[inline(never)]
-    pub(super) fn compute_rule(&mut self, i: usize, slot: usize, class: usize) -> R {
+    pub(super) fn compute_rule(&mut self, i: usize, slot: usize, class: Dependence) -> R {
         let set = self.set;
         let def = &set.rules[i];
         let notes_from = self.s.notes.len();
@@ -46,10 +47,10 @@ impl<'a> Ev<'a> {
         let effects_from = self.s.effects.len();
         let v = self.eval(&def.node)?;
         let a = match set.dependence.get(i) {
-            Some(Dependence::Date) => DATE,
-            _ => SITUATION,
+            Some(Dependence::Date) => ArenaKind::Date,
+            _ => ArenaKind::Situation,
         };
-        let arena = &mut self.s.arenas[a];
+        let arena = &mut self.s.arenas[a as usize];
         let ms = arena.missing.len();
         arena
             .missing
@@ -65,7 +66,7 @@ impl<'a> Ev<'a> {
         m.arena = a;
         m.missing = (ms, me);
         m.effects = (es, ee);
-        m.stamp = self.s.memo_epochs[class];
+        m.stamp = self.s.memo_epochs[class as usize];
         if self.trace.is_some() {
             let notes: Vec<String> = self.s.notes.drain(notes_from..).collect();
             let kind = if def.name.starts_with("condition ") {

@@ -19,7 +19,18 @@ pub(super) fn exactly(a: &Decimal, b: &Decimal) -> bool {
 
 /// A measure's base, rate and maximum rate (`assiette`, `taux`, `taux_max`), exactly: the
 /// kind of each value and its decimal's bytes.
-pub(super) type MeasureInputs = [(u8, [u8; 16]); 3];
+pub(super) type MeasureInputs = [InputKey; 3];
+
+/// One of a measure's base and rates, exactly: its kind and, for a decimal, its bytes (the same
+/// number written with another scale is another key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum InputKey {
+    None,
+    Montant([u8; 16]),
+    Nombre([u8; 16]),
+    NonApplicable,
+    Absent,
+}
 
 /// A territory (index of its variant; `None`: national) and a date: what the rules that read
 /// only parameters and the filing date depend on.
@@ -45,8 +56,8 @@ pub(super) struct Scratch {
     pub(super) last_facts: Vec<Option<Value>>,
     pub(super) last_by_category: Vec<Decimal>,
     pub(super) last_total: Decimal,
-    /// What computing the rules did besides, for those of the situation ([`SITUATION`]) and for
-    /// those of the date ([`DATE`]).
+    /// What computing the rules did besides, for those of the situation and for those of the
+    /// date (indexed by [`ArenaKind`]).
     pub(super) arenas: [Arena; 2],
     /// Facts and parameters already read (and shown) in this measure: stamped `seen_epoch`.
     pub(super) fact_seen: Vec<u32>,
@@ -126,15 +137,14 @@ impl Scratch {
     /// with the same ones are valid again (unless a fact they read changed: see
     /// [`Scratch::next_situation`]).
     pub(super) fn measure_inputs(&mut self, inputs: [&Option<Value>; 3]) {
-        let mut key: MeasureInputs = [(0, [0; 16]); 3];
+        let mut key: MeasureInputs = [InputKey::None; 3];
         for (k, v) in key.iter_mut().zip(inputs) {
             *k = match v {
-                None => (0, [0; 16]),
-                // Exact decimals: the same number written with another scale is another key.
-                Some(Value::Montant(d)) => (1, d.serialize()),
-                Some(Value::Nombre(d)) => (2, d.serialize()),
-                Some(Value::NonApplicable) => (3, [0; 16]),
-                Some(Value::Absent) => (4, [0; 16]),
+                None => InputKey::None,
+                Some(Value::Montant(d)) => InputKey::Montant(d.serialize()),
+                Some(Value::Nombre(d)) => InputKey::Nombre(d.serialize()),
+                Some(Value::NonApplicable) => InputKey::NonApplicable,
+                Some(Value::Absent) => InputKey::Absent,
                 // Not a base nor a rate: computed afresh.
                 Some(_) => return,
             };
@@ -159,12 +169,12 @@ impl Scratch {
     /// grows with each situation: past a bound, every rule is computed again.
     pub(super) fn next_situation(&mut self, set: &RuleSet, sit: &Prepared) {
         const ARENA_BOUND: usize = 1 << 14;
-        let arena = &self.arenas[SITUATION];
+        let arena = &self.arenas[ArenaKind::Situation as usize];
         if self.last_facts.len() != sit.facts.len()
             || arena.missing.len() + arena.effects.len() > ARENA_BOUND
         {
             self.renew(Dependence::Situation);
-            self.arenas[SITUATION].clear();
+            self.arenas[ArenaKind::Situation as usize].clear();
             self.measure_keys.clear();
         } else {
             let forget = |memo: &mut Vec<Memo>, rules: &[usize]| {
@@ -247,7 +257,7 @@ pub(super) struct Memo {
     /// The epoch the value was computed in (see [`Scratch::memo`]); 0: none.
     pub(super) stamp: u64,
     pub(super) value: Value,
-    pub(super) arena: usize,
+    pub(super) arena: ArenaKind,
     pub(super) missing: (usize, usize),
     pub(super) effects: (usize, usize),
 }
@@ -257,17 +267,21 @@ impl Default for Memo {
         Memo {
             stamp: 0,
             value: Value::Absent,
-            arena: SITUATION,
+            arena: ArenaKind::Situation,
             missing: (0, 0),
             effects: (0, 0),
         }
     }
 }
 
-/// The arena of the rules that depend on the situation (or the measure), kept for one situation.
-pub(super) const SITUATION: usize = 0;
-/// The arena of the rules that depend on the date and the territory only, kept while they stay.
-pub(super) const DATE: usize = 1;
+/// Which arena keeps what computing a rule did besides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ArenaKind {
+    /// The rules that depend on the situation (or the measure), kept for one situation.
+    Situation = 0,
+    /// The rules that depend on the date and the territory only, kept while they stay.
+    Date = 1,
+}
 
 #[derive(Debug, Default)]
 pub(super) struct Arena {

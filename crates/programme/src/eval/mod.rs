@@ -189,6 +189,36 @@ pub struct Evaluation {
     pub trace: Vec<Step>,
 }
 
+/// Whether an evaluation records its explanation: every step (fact, parameter with its
+/// version and source, rule, condition, expense line) in [`Evaluation::trace`]. `true` and
+/// `false` convert to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trace {
+    /// No explanation: the sweep path, where rule values are kept from one measure to the next.
+    Without,
+    /// Every step shown; nothing is carried over from another measure.
+    With,
+}
+
+impl From<bool> for Trace {
+    fn from(with: bool) -> Trace {
+        if with {
+            Trace::With
+        } else {
+            Trace::Without
+        }
+    }
+}
+
+/// Which answer an evaluation gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// An [`Evaluation`], in French.
+    Worded,
+    /// An [`Outcome`], not worded.
+    Outcome,
+}
+
 /// The name under which missing expenses are reported (they are not a fact of their own).
 pub const EXPENSES_FACT: &str = "depenses";
 
@@ -205,8 +235,7 @@ struct Ev<'a> {
     sit: &'a Prepared,
     s: &'a mut Scratch,
     trace: Option<Vec<Step>>,
-    /// Whether the answer is worded ([`Evaluation`]) or not ([`Outcome`]).
-    worded: bool,
+    answer: Answer,
     base: Option<Value>,
     rate: Option<Value>,
     rate_max: Option<Value>,

@@ -105,7 +105,7 @@ impl Rules {
         &self,
         measure: &str,
         situation: &Prepared,
-        trace: bool,
+        trace: impl Into<Trace>,
     ) -> Result<Evaluation, EvalError> {
         let idx = self
             .measure_index(measure)
@@ -119,7 +119,7 @@ impl Rules {
         &self,
         idx: usize,
         situation: &Prepared,
-        trace: bool,
+        trace: impl Into<Trace>,
     ) -> Result<Evaluation, EvalError> {
         // The buffers of the thread's previous evaluation, emptied: nothing carries over
         // (the previous evaluation may have been of other rules).

@@ -154,9 +154,9 @@ impl<'a> Ev<'a> {
         let set = self.set;
         let Some(pieces) = set.messages.get(ci) else {
             let message = self.interpolate(&set.conditions[ci].message)?;
-            return Ok(Some(message).filter(|_| self.worded));
+            return Ok(Some(message).filter(|_| self.answer == Answer::Worded));
         };
-        if !self.worded {
+        if self.answer == Answer::Outcome {
             // Not worded, the message is still read: what reading it marks counts (a fact
             // missing, a parameter not in force), in the same order. Made of text and
             // parameters in force, reading it marks nothing: known once per territory and date.

@@ -904,11 +904,11 @@ pub(super) fn build_rule_set<'a>(
     let (fact_readers, expense_readers) = readers(&rules, shared.facts.len());
     // Rules written alike (the default amount `assiette * taux` of several measures, say) are
     // one: the first of them.
-    let mut first: HashMap<String, usize> = HashMap::new();
+    let mut first: HashMap<Structure, usize> = HashMap::new();
     let same_as = rules
         .iter()
         .enumerate()
-        .map(|(i, r)| *first.entry(format!("{:?} {:?}", r.ty, r.node)).or_insert(i))
+        .map(|(i, r)| *first.entry(Structure::of(r.ty, &r.node)).or_insert(i))
         .collect();
     RuleSet {
         code: code.cloned(),

@@ -167,6 +167,138 @@ impl Node {
     }
 }
 
+/// A formula's structure, exactly: two formulas with the same structure (and type) compute the
+/// same value, same decimal scale included, so they may share one. Each node is written as a
+/// tag and its contents (decimals as their 16 bytes: `1.0` is not `1.00`, which a product would
+/// show), lists with their length: equal keys are equal trees.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Structure(Vec<u8>);
+
+impl Structure {
+    pub(crate) fn of(ty: Type, node: &Node) -> Structure {
+        let mut out = vec![ty as u8];
+        node.write_structure(&mut out);
+        Structure(out)
+    }
+}
+
+fn write_len(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&(n as u64).to_le_bytes());
+}
+
+fn write_value(out: &mut Vec<u8>, v: &Value) {
+    use chrono::Datelike;
+    match v {
+        Value::Nombre(d) => {
+            out.push(0);
+            out.extend_from_slice(&d.serialize());
+        }
+        Value::Montant(d) => {
+            out.push(1);
+            out.extend_from_slice(&d.serialize());
+        }
+        Value::Date(d) => {
+            out.push(2);
+            out.extend_from_slice(&d.num_days_from_ce().to_le_bytes());
+        }
+        Value::Booleen(b) => out.extend_from_slice(&[3, u8::from(*b)]),
+        Value::Texte(t) => {
+            out.push(4);
+            write_len(out, t.len());
+            out.extend_from_slice(t.as_bytes());
+        }
+        Value::NonApplicable => out.push(5),
+        Value::Absent => out.push(6),
+    }
+}
+
+fn write_bound(out: &mut Vec<u8>, b: &Option<Bound>) {
+    match b {
+        None => out.push(0),
+        Some(b) => {
+            out.push(if b.inclusive { 1 } else { 2 });
+            write_value(out, &b.value);
+        }
+    }
+}
+
+impl Node {
+    /// Writes the node's [`Structure`]: its kind, its own contents, then its children.
+    fn write_structure(&self, out: &mut Vec<u8>) {
+        let tag: u8 = match self {
+            Node::Const(_) => 0,
+            Node::Rule(_) => 1,
+            Node::Param(_) => 2,
+            Node::Fact(_) => 3,
+            Node::Builtin(_) => 4,
+            Node::Bin(..) => 5,
+            Node::Neg(_) => 6,
+            Node::In(..) => 7,
+            Node::All(_) => 8,
+            Node::Any(_) => 9,
+            Node::Min(_) => 10,
+            Node::Max(_) => 11,
+            Node::Sum(_) => 12,
+            Node::Product(_) => 13,
+            Node::Variations(..) => 14,
+            Node::Grid(..) => 15,
+            Node::Modified { .. } => 16,
+        };
+        out.push(tag);
+        match self {
+            Node::Const(v) => write_value(out, v),
+            Node::Rule(i) | Node::Param(i) | Node::Fact(i) => write_len(out, *i),
+            Node::Builtin(b) => match b {
+                Builtin::CoutTotal => out.push(0),
+                Builtin::Depense(c) => {
+                    out.push(1);
+                    write_len(out, *c);
+                }
+                Builtin::Assiette => out.push(2),
+                Builtin::Taux => out.push(3),
+                Builtin::TauxMax => out.push(4),
+            },
+            Node::Bin(op, ..) => out.push(*op as u8),
+            Node::In(_, items) => {
+                write_len(out, items.len());
+                items.iter().for_each(|v| write_value(out, v));
+            }
+            Node::All(l)
+            | Node::Any(l)
+            | Node::Min(l)
+            | Node::Max(l)
+            | Node::Sum(l)
+            | Node::Product(l) => write_len(out, l.len()),
+            Node::Variations(branches, otherwise) => {
+                write_len(out, branches.len());
+                out.push(u8::from(otherwise.is_some()));
+            }
+            Node::Grid(_, tranches) => {
+                write_len(out, tranches.len());
+                for (lo, hi, _) in tranches {
+                    write_bound(out, lo);
+                    write_bound(out, hi);
+                }
+            }
+            Node::Modified {
+                applicable,
+                not_applicable,
+                cap,
+                floor,
+                rounding,
+                ..
+            } => {
+                for part in [applicable, not_applicable, cap, floor] {
+                    out.push(u8::from(part.is_some()));
+                }
+                out.push(rounding.map_or(0, |r| r as u8 + 1));
+            }
+            Node::Neg(_) => {}
+        }
+        self.for_each_child(&mut |c| c.write_structure(out));
+    }
+}
+
 /// A named formula: a rule of the file, or a formula the engine names itself (a condition's
 /// test, a measure's rate, an expense category's eligibility).
 #[derive(Debug, Clone)]
@@ -277,4 +409,41 @@ impl Rules {
 /// The fact name an expense category is read under in formulas: `depense_logiciel_hors_ue`.
 pub fn expense_name(category: &str) -> String {
     format!("depense_{}", category.replace('-', "_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::Decimal;
+
+    #[test]
+    fn formulas_share_a_value_only_when_written_exactly_alike() {
+        let times = |d: Decimal| {
+            Node::Bin(
+                BinOp::Mul,
+                Box::new(Node::Fact(0)),
+                Box::new(Node::Const(Value::Nombre(d))),
+            )
+        };
+        let key = |ty, n: &Node| Structure::of(ty, n);
+        let one = times(Decimal::new(10, 1));
+        assert_eq!(key(Type::Nombre, &one), key(Type::Nombre, &one.clone()));
+        // 1.0 and 1.00: the same number, products of another scale.
+        assert_ne!(
+            key(Type::Nombre, &one),
+            key(Type::Nombre, &times(Decimal::new(100, 2)))
+        );
+        assert_ne!(key(Type::Nombre, &one), key(Type::Montant, &one));
+        let other_fact = Node::Bin(
+            BinOp::Mul,
+            Box::new(Node::Fact(1)),
+            Box::new(Node::Const(Value::Nombre(Decimal::new(10, 1)))),
+        );
+        assert_ne!(key(Type::Nombre, &one), key(Type::Nombre, &other_fact));
+        let sum = |l: Vec<Node>| Node::Sum(l);
+        assert_ne!(
+            key(Type::Nombre, &sum(vec![Node::Fact(0), Node::Fact(1)])),
+            key(Type::Nombre, &sum(vec![Node::Fact(0)]))
+        );
+    }
 }
