@@ -294,3 +294,27 @@ fn a_programme_nested_to_the_limits_is_evaluated_on_a_small_stack() {
         .unwrap();
     assert!(ev.unwrap() > 120);
 }
+
+/// The filing date's fact is the programme's to name, and must be a date.
+#[test]
+fn the_filing_date_fact_is_named_by_the_programme() {
+    for (name, says) in [
+        ("population", "de type nombre : une date est attendue"),
+        ("date_de_depot", "fait inconnu : « date_de_depot »"),
+    ] {
+        let files = with_edit(
+            "regles.yaml",
+            "fait_date_de_depot: date_depot",
+            &format!("fait_date_de_depot: {name}"),
+        );
+        let d = errors(&files);
+        let hit =
+            d.0.iter()
+                .find(|d| d.message.contains(says))
+                .unwrap_or_else(|| panic!("{d}"));
+        assert_eq!(
+            hit.line,
+            line_of(&files, "regles.yaml", "fait_date_de_depot:")
+        );
+    }
+}

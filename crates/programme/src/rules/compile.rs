@@ -230,13 +230,29 @@ pub(crate) fn compile(inputs: Inputs<'_>) -> Result<Rules, Vec<Diagnostic>> {
             0
         }
     };
-    if !fact_index.contains_key("date_depot") {
-        diags.push(rf.at(
-            &["faits"],
-            None,
-            "le fait « date_depot » (date de dépôt, type date) est obligatoire",
-        ));
-    }
+    let filing = &inputs.rules.fait_date_de_depot;
+    let date_fact = match fact_index.get(filing) {
+        Some(&i) if facts[i].ty == Type::Date => Some(i),
+        Some(&i) => {
+            diags.push(rf.at(
+                &["fait_date_de_depot"],
+                None,
+                format!(
+                    "« fait_date_de_depot » désigne le fait « {filing} », de type {} : une date est attendue",
+                    facts[i].ty.label()
+                ),
+            ));
+            None
+        }
+        None => {
+            diags.push(rf.at(
+                &["fait_date_de_depot"],
+                None,
+                format!("« fait_date_de_depot » désigne un fait inconnu : « {filing} » (la date de dépôt, de type date)"),
+            ));
+            None
+        }
+    };
 
     // Parameters.
     let variant_codes: Vec<&String> = inputs.variants.variantes.keys().collect();
@@ -455,6 +471,7 @@ pub(crate) fn compile(inputs: Inputs<'_>) -> Result<Rules, Vec<Diagnostic>> {
         params: &params,
         builtins: &builtins,
         categories: &categories,
+        date_fact,
     };
     let national = build_rule_set(&shared, &inputs, None, &mut diags);
     let mut variants = Vec::new();
@@ -478,7 +495,7 @@ pub(crate) fn compile(inputs: Inputs<'_>) -> Result<Rules, Vec<Diagnostic>> {
         params,
         national,
         variants,
-        date_fact: fact_index.get("date_depot").copied(),
+        date_fact,
         fact_index,
         facts_by_name,
     })
@@ -490,6 +507,7 @@ pub(super) struct Shared<'a> {
     pub(super) params: &'a [ParamDef],
     pub(super) builtins: &'a [(String, Builtin)],
     pub(super) categories: &'a [Category],
+    pub(super) date_fact: Option<usize>,
 }
 
 pub(super) fn build_rule_set<'a>(
@@ -900,7 +918,7 @@ pub(super) fn build_rule_set<'a>(
         .iter()
         .map(|c| message_pieces(&c.message, shared.params, &rules, shared.fact_index))
         .collect();
-    let dependence = dependence(&rules, shared.fact_index.get("date_depot").copied());
+    let dependence = dependence(&rules, shared.date_fact);
     let (fact_readers, expense_readers) = readers(&rules, shared.facts.len());
     // Rules written alike (the default amount `assiette * taux` of several measures, say) are
     // one: the first of them.

@@ -386,11 +386,17 @@ pub struct Rules {
     /// Fact names in order, with their index: a situation's facts, in the same order, are
     /// matched in one pass.
     pub(crate) facts_by_name: Vec<(String, usize)>,
-    /// The filing date's fact (`date_depot`).
+    /// The filing date's fact (named by `fait_date_de_depot`): the engine sets it.
     pub(crate) date_fact: Option<usize>,
 }
 
 impl Rules {
+    /// The fact the engine sets to the filing date ([`crate::Situation::date`]): a situation
+    /// does not give it.
+    pub fn date_fact(&self) -> Option<usize> {
+        self.date_fact
+    }
+
     pub fn fact(&self, name: &str) -> Option<usize> {
         self.fact_index.get(name).copied()
     }

@@ -11,6 +11,8 @@ use super::*;
 pub(crate) struct RawRulesFile {
     pub arrondi: String,
     pub variantes_selon: String,
+    /// The fact the engine sets to the filing date (ITN7: `date_depot`).
+    pub fait_date_de_depot: String,
     pub categories_depenses: Vec<RawCategory>,
     pub faits: BTreeMap<String, RawFact>,
     #[serde(default)]
