@@ -1,7 +1,20 @@
 //! A broken programme file never crashes the loader: every problem comes back with its file,
 //! line, column and a French message.
 
-use guichet_programme::{itn7_files, Diagnostics, Programme, SourceFile};
+use guichet_programme::{Diagnostics, Programme, SourceFile, PROGRAMME_FILES};
+
+/// The ITN7 programme files, read from the repository.
+fn itn7_files() -> Vec<SourceFile> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../programmes/itn7");
+    PROGRAMME_FILES
+        .iter()
+        .map(|name| {
+            let text =
+                std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            SourceFile::new(*name, text)
+        })
+        .collect()
+}
 
 /// The ITN7 files with one of them edited.
 fn with_edit(file: &str, from: &str, to: &str) -> Vec<SourceFile> {
