@@ -226,8 +226,11 @@ fn translate_serde(msg: &str) -> String {
     if let Some(rest) = msg.strip_prefix("invalid type: ") {
         return format!("type invalide : {rest}");
     }
-    if msg.contains("recursion limit exceeded") {
-        return "YAML trop imbriqué : plus de 64 niveaux de tables et de listes".into();
+    if msg.contains("recursion limit exceeded") || msg.starts_with("budget breached: Depth") {
+        return format!(
+            "tables et listes trop imbriquées : plus de {} niveaux",
+            crate::yaml::MAX_YAML_DEPTH
+        );
     }
     if msg.contains("duplicate entry") {
         return format!("clé en double ({msg})");

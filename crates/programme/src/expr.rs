@@ -187,29 +187,27 @@ fn from_yaml_in(y: &Yaml, level: usize) -> Result<Expr, ParseError> {
     if level >= MAX_NESTING {
         return err(too_deep(), "");
     }
-    {
-        match y {
-            Yaml::String(s) => {
-                let (e, depth) = parse_infix_depth(s)?;
-                if level + depth > MAX_NESTING {
-                    return err(too_deep(), head(s));
-                }
-                Ok(e)
+    match y {
+        Yaml::String(s) => {
+            let (e, depth) = parse_infix_depth(s)?;
+            if level + depth > MAX_NESTING {
+                return err(too_deep(), head(s));
             }
-            Yaml::Number(n) => {
-                let s = n.to_string();
-                parse_number(&s)
-                    .map(|d| Expr::Const(Value::Nombre(d)))
-                    .or_else(|m| err(m, s))
-            }
-            Yaml::Bool(b) => Ok(Expr::Const(Value::Booleen(*b))),
-            Yaml::Mapping(m) => mechanism(m, level + 1),
-            Yaml::Null => err("formule vide", ""),
-            Yaml::Sequence(_) => err(
-                "une liste n’est pas une formule : utilisez « somme », « le minimum de »… ",
-                "",
-            ),
+            Ok(e)
         }
+        Yaml::Number(n) => {
+            let s = n.to_string();
+            parse_number(&s)
+                .map(|d| Expr::Const(Value::Nombre(d)))
+                .or_else(|m| err(m, s))
+        }
+        Yaml::Bool(b) => Ok(Expr::Const(Value::Booleen(*b))),
+        Yaml::Mapping(m) => mechanism(m, level + 1),
+        Yaml::Null => err("formule vide", ""),
+        Yaml::Sequence(_) => err(
+            "une liste n’est pas une formule : utilisez « somme », « le minimum de »… ",
+            "",
+        ),
     }
 }
 

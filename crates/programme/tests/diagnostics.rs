@@ -229,6 +229,24 @@ fn formulas_and_rules_nested_too_deep_are_refused_where_they_are() {
             ")".repeat(65)
         ),
     ];
+    // Tables and lists nested too deep are refused by the YAML reader itself.
+    let mut mechanisms = String::from("1");
+    for _ in 0..5_000 {
+        mechanisms = format!("{{ somme: [{mechanisms}] }}");
+    }
+    let files = with_edit(
+        "regles.yaml",
+        anchor,
+        &format!("{anchor}  trop_profonde: {mechanisms}\n"),
+    );
+    let d = errors(&files);
+    assert!(
+        d.0.iter().any(
+            |d| d.message.contains("trop imbriquées : plus de 64 niveaux")
+                && d.line == line_of(&files, "regles.yaml", "trop_profonde")
+        ),
+        "{d}"
+    );
     for rule in deep {
         let files = with_edit("regles.yaml", anchor, &format!("{anchor}{rule}"));
         let d = errors(&files);
