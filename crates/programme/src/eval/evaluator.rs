@@ -112,23 +112,33 @@ impl<'r> Evaluator<'r> {
         idx: usize,
         situation: &Prepared,
     ) -> Result<Outcome<'_>, EvalError> {
-        let rules = self.rules;
-        let alone = (self.verification == Verification::AgainstScratch).then(|| {
-            rules
-                .evaluate_index(idx, situation, false)
-                .map(|e| evaluation_summary(&e))
-        });
-        let outcome = self.outcome_incrementally(idx, situation);
-        if let Some(want) = alone {
-            let got = outcome.as_ref().map(outcome_summary).map_err(Clone::clone);
-            assert!(
-                got == want,
-                "incremental outcome differs from an independent evaluation (measure {idx}):\n  incremental: {got:?}\n  independent: {want:?}"
-            );
+        // The sweep's path: the outcome built where the caller gets it, not copied out.
+        if self.verification == Verification::Off {
+            return self.outcome_incrementally(idx, situation);
         }
+        self.outcome_verified(idx, situation)
+    }
+
+    #[inline(never)]
+    fn outcome_verified(
+        &mut self,
+        idx: usize,
+        situation: &Prepared,
+    ) -> Result<Outcome<'_>, EvalError> {
+        let want = self
+            .rules
+            .evaluate_index(idx, situation, false)
+            .map(|e| evaluation_summary(&e));
+        let outcome = self.outcome_incrementally(idx, situation);
+        let got = outcome.as_ref().map(outcome_summary).map_err(Clone::clone);
+        assert!(
+            got == want,
+            "incremental outcome differs from an independent evaluation (measure {idx}):\n  incremental: {got:?}\n  independent: {want:?}"
+        );
         outcome
     }
 
+    #[inline(always)]
     pub(super) fn outcome_incrementally(
         &mut self,
         idx: usize,

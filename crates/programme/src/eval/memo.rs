@@ -22,14 +22,31 @@ pub(super) fn exactly(a: &Decimal, b: &Decimal) -> bool {
 pub(super) type MeasureInputs = [InputKey; 3];
 
 /// One of a measure's base and rates, exactly: its kind and, for a decimal, its bytes (the same
-/// number written with another scale is another key).
+/// number written with another scale is another key). Laid out as a tag byte and 16 bytes,
+/// compared as such.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum InputKey {
+pub(super) struct InputKey {
+    kind: InputKind,
+    bytes: [u8; 16],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum InputKind {
     None,
-    Montant([u8; 16]),
-    Nombre([u8; 16]),
+    Montant,
+    Nombre,
     NonApplicable,
     Absent,
+}
+
+impl InputKey {
+    const fn of(kind: InputKind) -> InputKey {
+        InputKey {
+            kind,
+            bytes: [0; 16],
+        }
+    }
 }
 
 /// A territory (index of its variant; `None`: national) and a date: what the rules that read
@@ -137,14 +154,20 @@ impl Scratch {
     /// with the same ones are valid again (unless a fact they read changed: see
     /// [`Scratch::next_situation`]).
     pub(super) fn measure_inputs(&mut self, inputs: [&Option<Value>; 3]) {
-        let mut key: MeasureInputs = [InputKey::None; 3];
+        let mut key: MeasureInputs = [InputKey::of(InputKind::None); 3];
         for (k, v) in key.iter_mut().zip(inputs) {
             *k = match v {
-                None => InputKey::None,
-                Some(Value::Montant(d)) => InputKey::Montant(d.serialize()),
-                Some(Value::Nombre(d)) => InputKey::Nombre(d.serialize()),
-                Some(Value::NonApplicable) => InputKey::NonApplicable,
-                Some(Value::Absent) => InputKey::Absent,
+                None => InputKey::of(InputKind::None),
+                Some(Value::Montant(d)) => InputKey {
+                    kind: InputKind::Montant,
+                    bytes: d.serialize(),
+                },
+                Some(Value::Nombre(d)) => InputKey {
+                    kind: InputKind::Nombre,
+                    bytes: d.serialize(),
+                },
+                Some(Value::NonApplicable) => InputKey::of(InputKind::NonApplicable),
+                Some(Value::Absent) => InputKey::of(InputKind::Absent),
                 // Not a base nor a rate: computed afresh.
                 Some(_) => return,
             };
@@ -218,6 +241,7 @@ impl Scratch {
         self.memo_epochs[d as usize] = self.last_epoch;
     }
 
+    #[inline]
     pub(super) fn new_measure(&mut self, facts: usize, params: usize) {
         self.seen_epoch = self.seen_epoch.wrapping_add(1);
         if self.seen_epoch == 0 {
