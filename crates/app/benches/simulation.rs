@@ -287,7 +287,7 @@ fn main() {
     let mut programme = None;
     for _ in 0..LOADS {
         let t = Instant::now();
-        let p = guichet_programme::itn7();
+        let p = guichet_app::programme::itn7();
         loads.push(t.elapsed());
         programme = Some(black_box(p));
     }

@@ -93,11 +93,45 @@ pub fn load(path: &Path) -> Result<Programme, Diagnostics> {
     Programme::load(&read_files(path)?)
 }
 
+/// The ITN7 programme files shipped with Guichet, compiled in so that the binary is
+/// self-sufficient; a deployment may point `GUICHET_PROGRAMME` at another programme folder.
+/// (The engine, `guichet-programme`, knows no programme of its own.)
+pub fn itn7_files() -> Vec<SourceFile> {
+    vec![
+        SourceFile::new(
+            "programme.yaml",
+            include_str!("../../../programmes/itn7/programme.yaml"),
+        ),
+        SourceFile::new(
+            "parametres.yaml",
+            include_str!("../../../programmes/itn7/parametres.yaml"),
+        ),
+        SourceFile::new(
+            "regles.yaml",
+            include_str!("../../../programmes/itn7/regles.yaml"),
+        ),
+        SourceFile::new(
+            "variantes.yaml",
+            include_str!("../../../programmes/itn7/variantes.yaml"),
+        ),
+        SourceFile::new(
+            "criteres.yaml",
+            include_str!("../../../programmes/itn7/criteres.yaml"),
+        ),
+    ]
+}
+
+/// The built-in ITN7 programme. Its files are checked by the tests, so a failure here is a
+/// build defect: callers at start-up report it and stop.
+pub fn itn7() -> Result<Programme, Diagnostics> {
+    Programme::load(&itn7_files())
+}
+
 /// The programme a server or command runs: the configured folder, or the built-in ITN7.
 pub fn configured(path: Option<&Path>) -> AppResult<Programme> {
     match path {
         Some(p) => load(p),
-        None => guichet_programme::itn7(),
+        None => itn7(),
     }
     .map_err(|d| {
         AppError::Invalid(format!(

@@ -319,7 +319,7 @@ impl SimulationInput {
                 )));
             };
             let def = &rules.facts[i];
-            if name == "date_depot" {
+            if Some(i) == rules.date_fact() {
                 return Err(AppError::Invalid(
                     "la date de dépôt se donne par --date-depot (date_depot dans l’API)".into(),
                 ));

@@ -510,6 +510,68 @@ fn programme_check_reports_every_problem_of_a_broken_programme_with_its_place() 
     assert!(out.is_empty(), "{out}");
 }
 
+/// A programme nested thousands deep (parentheses, minus signs, operators, mechanisms, rules
+/// reading rules) once overflowed the stack: `programme check` and `serve` aborted (SIGABRT).
+/// Each is now refused with the place of the offending formula.
+#[test]
+fn programme_check_refuses_formulas_nested_too_deep_and_says_where() {
+    let deep_mechanism = {
+        let mut y = String::from("1");
+        for _ in 0..5_000 {
+            y = format!("{{ somme: [{y}] }}");
+        }
+        y
+    };
+    let chain: String = (0..3_000)
+        .map(|i| format!("  chaine_{i}: chaine_{} + 1\n", i + 1))
+        .chain(std::iter::once("  chaine_3000: 1\n".to_string()))
+        .collect();
+    for (what, rules) in [
+        (
+            "parentheses",
+            format!(
+                "  trop_profonde:\n    titre: Parenthèses\n    valeur: \"{}1{}\"\n",
+                "(".repeat(5_000),
+                ")".repeat(5_000)
+            ),
+        ),
+        (
+            "minus signs",
+            format!("  trop_profonde: \"{}1\"\n", "- ".repeat(5_000)),
+        ),
+        (
+            "operators",
+            format!("  trop_profonde: \"1{}\"\n", " + 1".repeat(20_000)),
+        ),
+        ("mechanisms", format!("  trop_profonde: {deep_mechanism}\n")),
+        ("rules", chain),
+    ] {
+        let dir = itn7_copy();
+        let regles = dir.join("regles.yaml");
+        edit(&regles, "\nregles:\n", &format!("\nregles:\n{rules}\n"));
+        let o = guichet_offline(&["programme", "check", dir.to_str().unwrap()]);
+        let (out, err) = text(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{what}: {:?}\n{out}\n{err}",
+            o.status
+        );
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        let expected = if what == "rules" {
+            line_of(&regles, "  chaine_0:")
+        } else {
+            line_of(&regles, "  trop_profonde:")
+        };
+        let l = diagnostic_line(&err, "regles.yaml", "imbriqu");
+        assert!(
+            (expected..=expected + 2).contains(&l),
+            "{what}: ligne {l}, attendue {expected}\n{err}"
+        );
+        assert!(err.lines().count() < 10, "{what}: {err}");
+    }
+}
+
 #[test]
 fn programme_check_never_panics_on_garbage_yaml() {
     for garbage in [

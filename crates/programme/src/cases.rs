@@ -6,12 +6,12 @@
 use crate::diag::{Diagnostic, SourceFile};
 use crate::eval::Situation;
 use crate::value::{Type, Value};
+use crate::yaml::Yaml;
 use crate::Programme;
 use chrono::NaiveDate;
 use guichet_domain::Cents;
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use serde_yaml::Value as Yaml;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
@@ -83,10 +83,7 @@ fn yaml_str(y: &Yaml) -> String {
         Yaml::Number(n) => n.to_string(),
         Yaml::Bool(true) => "oui".into(),
         Yaml::Bool(false) => "non".into(),
-        other => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
+        other => other.to_text(),
     }
 }
 
@@ -126,7 +123,7 @@ fn show_cents(c: Option<i64>) -> String {
 pub fn run(programme: &Programme, files: &[SourceFile]) -> Report {
     let mut report = Report::default();
     for file in files {
-        let cases: Vec<RawCase> = match serde_yaml::from_str(&file.text) {
+        let cases: Vec<RawCase> = match crate::yaml::from_str(&file.text) {
             Ok(c) => c,
             Err(e) => {
                 report.errors.push(file.yaml_error(&e));

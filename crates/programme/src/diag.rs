@@ -1,6 +1,6 @@
 //! Diagnostics of programme files: every problem with its file, line and column, in French.
 //!
-//! serde_yaml reports positions of syntax and type errors itself. Problems found later (an
+//! The YAML parser (serde-saphyr) reports positions of syntax and type errors itself. Problems found later (an
 //! unknown name, a type mismatch, a cycle) are located by searching the file's text: first the
 //! line of the key that defines the offending entry, then the offending text after it.
 
@@ -178,14 +178,14 @@ impl SourceFile {
             .or_else(|| window.find(needle).map(|i| from + i))
     }
 
-    /// A serde_yaml error, at the position it reports.
-    pub fn yaml_error(&self, e: &serde_yaml::Error) -> Diagnostic {
+    /// A YAML reading error, at the position the parser reports.
+    pub fn yaml_error(&self, e: &serde_saphyr::Error) -> Diagnostic {
         let (line, column) = e
             .location()
-            .map(|l| (l.line(), l.column()))
+            .map(|l| (to_usize(l.line()), to_usize(l.column())))
             .unwrap_or((1, 1));
-        let msg = e.to_string();
-        // serde_yaml appends " at line X column Y"; the position is already given.
+        let msg = e.without_snippet().to_string();
+        // The parser may append the position, already given.
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
         Diagnostic {
             file: self.name.clone(),
@@ -196,9 +196,14 @@ impl SourceFile {
     }
 }
 
+/// A position of the parser (1-based) as a `usize`; 1 when none.
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(1).max(1)
+}
+
 /// serde's messages in French, for the common cases a programme officer meets.
 fn translate_serde(msg: &str) -> String {
-    // serde_yaml prefixes the path of the offending value: `faits.type_demandeur: unknown…`.
+    // A path of the offending value may come first: `faits.type_demandeur: unknown…`.
     if let Some((path, rest)) = msg.split_once(": ") {
         if !path.contains(' ') && !rest.is_empty() {
             return format!("{path} : {}", translate_serde(rest));
@@ -221,8 +226,38 @@ fn translate_serde(msg: &str) -> String {
     if let Some(rest) = msg.strip_prefix("invalid type: ") {
         return format!("type invalide : {rest}");
     }
+    if msg.contains("recursion limit exceeded") || msg.starts_with("budget breached: Depth") {
+        return format!(
+            "tables et listes trop imbriquées : plus de {} niveaux",
+            crate::yaml::MAX_YAML_DEPTH
+        );
+    }
     if msg.contains("duplicate entry") {
         return format!("clé en double ({msg})");
+    }
+    if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(", set ").next().unwrap_or(rest);
+        return format!("clé en double : {key}");
+    }
+    if let Some(what) = msg.strip_prefix("expected ") {
+        let what = match what {
+            "mapping start" => "une table (clé: valeur)",
+            "sequence start" => "une liste",
+            "string scalar" => "un texte",
+            other => other,
+        };
+        return format!("{what} attendu(e) ici");
+    }
+    if let Some(ty) = msg.strip_prefix("invalid ") {
+        if matches!(
+            ty,
+            "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64"
+        ) {
+            return "nombre entier attendu".into();
+        }
+    }
+    if msg == "input is out of range" {
+        return "valeur hors limites (une date qui n’existe pas ?)".into();
     }
     msg.to_string()
 }

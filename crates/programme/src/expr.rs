@@ -8,8 +8,8 @@
 //! `applicable si` / `non applicable si`.
 
 use crate::value::{parse_euros, parse_number, Value};
+use crate::yaml::{Mapping, Yaml};
 use chrono::NaiveDate;
-use serde_yaml::Value as Yaml;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinOp {
@@ -177,39 +177,52 @@ impl Expr {
 
     /// Reads a formula from YAML.
     pub fn from_yaml(y: &Yaml) -> Result<Expr, ParseError> {
-        match y {
-            Yaml::String(s) => parse_infix(s),
-            Yaml::Number(n) => {
-                let s = n.to_string();
-                parse_number(&s)
-                    .map(|d| Expr::Const(Value::Nombre(d)))
-                    .or_else(|m| err(m, s))
+        from_yaml_in(y, 0)
+    }
+}
+
+/// Reads a formula from YAML under `level` mechanisms: the whole formula nests at most
+/// [`MAX_NESTING`] deep.
+fn from_yaml_in(y: &Yaml, level: usize) -> Result<Expr, ParseError> {
+    if level >= MAX_NESTING {
+        return err(too_deep(), "");
+    }
+    match y {
+        Yaml::String(s) => {
+            let (e, depth) = parse_infix_depth(s)?;
+            if level + depth > MAX_NESTING {
+                return err(too_deep(), head(s));
             }
-            Yaml::Bool(b) => Ok(Expr::Const(Value::Booleen(*b))),
-            Yaml::Mapping(m) => mechanism(m),
-            Yaml::Null => err("formule vide", ""),
-            Yaml::Sequence(_) => err(
-                "une liste n’est pas une formule : utilisez « somme », « le minimum de »… ",
-                "",
-            ),
-            Yaml::Tagged(t) => Expr::from_yaml(&t.value),
+            Ok(e)
         }
+        Yaml::Number(n) => {
+            let s = n.to_string();
+            parse_number(&s)
+                .map(|d| Expr::Const(Value::Nombre(d)))
+                .or_else(|m| err(m, s))
+        }
+        Yaml::Bool(b) => Ok(Expr::Const(Value::Booleen(*b))),
+        Yaml::Mapping(m) => mechanism(m, level + 1),
+        Yaml::Null => err("formule vide", ""),
+        Yaml::Sequence(_) => err(
+            "une liste n’est pas une formule : utilisez « somme », « le minimum de »… ",
+            "",
+        ),
     }
 }
 
 fn key_str(k: &Yaml) -> String {
     match k {
         Yaml::String(s) => s.clone(),
-        other => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
+        other => other.to_text(),
     }
 }
 
-fn list(y: &Yaml, what: &str) -> Result<Vec<Expr>, ParseError> {
+fn list(y: &Yaml, what: &str, level: usize) -> Result<Vec<Expr>, ParseError> {
     match y {
-        Yaml::Sequence(items) if !items.is_empty() => items.iter().map(Expr::from_yaml).collect(),
+        Yaml::Sequence(items) if !items.is_empty() => {
+            items.iter().map(|y| from_yaml_in(y, level)).collect()
+        }
         _ => err(
             format!("« {what} » attend une liste non vide de formules"),
             what,
@@ -221,28 +234,28 @@ const MECHANISMS: &str = "variations, grille, le minimum de, le maximum de, somm
 toutes ces conditions, une de ces conditions, ou valeur avec plafond, plancher, arrondi, \
 applicable si, non applicable si";
 
-fn mechanism(m: &serde_yaml::Mapping) -> Result<Expr, ParseError> {
+fn mechanism(m: &Mapping, level: usize) -> Result<Expr, ParseError> {
     let keys: Vec<String> = m.keys().map(key_str).collect();
     if keys.len() == 1 {
         let k = keys[0].as_str();
-        let v = &m[&m.keys().next().cloned().unwrap_or(Yaml::Null)];
+        let v = m.iter().next().map_or(&Yaml::Null, |(_, v)| v);
         return match k {
-            "le minimum de" => Ok(Expr::Min(list(v, k)?)),
-            "le maximum de" => Ok(Expr::Max(list(v, k)?)),
-            "somme" => Ok(Expr::Sum(list(v, k)?)),
-            "produit" => Ok(Expr::Product(list(v, k)?)),
-            "toutes ces conditions" => Ok(Expr::All(list(v, k)?)),
-            "une de ces conditions" => Ok(Expr::Any(list(v, k)?)),
-            "variations" => variations(v),
-            "grille" => grid(v),
-            "valeur" => Expr::from_yaml(v),
+            "le minimum de" => Ok(Expr::Min(list(v, k, level)?)),
+            "le maximum de" => Ok(Expr::Max(list(v, k, level)?)),
+            "somme" => Ok(Expr::Sum(list(v, k, level)?)),
+            "produit" => Ok(Expr::Product(list(v, k, level)?)),
+            "toutes ces conditions" => Ok(Expr::All(list(v, k, level)?)),
+            "une de ces conditions" => Ok(Expr::Any(list(v, k, level)?)),
+            "variations" => variations(v, level),
+            "grille" => grid(v, level),
+            "valeur" => from_yaml_in(v, level),
             other => err(
                 format!("mécanisme inconnu : « {other} » (mécanismes : {MECHANISMS})"),
                 other,
             ),
         };
     }
-    let get = |name: &str| m.get(Yaml::String(name.to_string()));
+    let get = |name: &str| m.get(name);
     for k in &keys {
         if ![
             "valeur",
@@ -268,7 +281,7 @@ fn mechanism(m: &serde_yaml::Mapping) -> Result<Expr, ParseError> {
     };
     let opt = |name: &str| -> Result<Option<Box<Expr>>, ParseError> {
         get(name)
-            .map(|y| Expr::from_yaml(y).map(Box::new))
+            .map(|y| from_yaml_in(y, level).map(Box::new))
             .transpose()
     };
     let rounding = match get("arrondi") {
@@ -287,7 +300,7 @@ fn mechanism(m: &serde_yaml::Mapping) -> Result<Expr, ParseError> {
         }
     };
     Ok(Expr::Modified {
-        value: Box::new(Expr::from_yaml(value)?),
+        value: Box::new(from_yaml_in(value, level)?),
         applicable: opt("applicable si")?,
         not_applicable: opt("non applicable si")?,
         cap: opt("plafond")?,
@@ -296,7 +309,7 @@ fn mechanism(m: &serde_yaml::Mapping) -> Result<Expr, ParseError> {
     })
 }
 
-fn variations(v: &Yaml) -> Result<Expr, ParseError> {
+fn variations(v: &Yaml, level: usize) -> Result<Expr, ParseError> {
     let Yaml::Sequence(items) = v else {
         return err(
             "« variations » attend une liste de { si, alors } terminée par { sinon }",
@@ -312,18 +325,16 @@ fn variations(v: &Yaml) -> Result<Expr, ParseError> {
                 "variations",
             );
         };
-        let si = m.get(Yaml::String("si".into()));
-        let alors = m.get(Yaml::String("alors".into()));
-        let sinon = m.get(Yaml::String("sinon".into()));
+        let (si, alors, sinon) = (m.get("si"), m.get("alors"), m.get("sinon"));
         match (si, alors, sinon) {
             (Some(c), Some(v), None) if m.len() == 2 => {
                 if otherwise.is_some() {
                     return err("« sinon » doit être la dernière variation", "sinon");
                 }
-                branches.push((Expr::from_yaml(c)?, Expr::from_yaml(v)?));
+                branches.push((from_yaml_in(c, level)?, from_yaml_in(v, level)?));
             }
             (None, None, Some(v)) if m.len() == 1 && i == items.len() - 1 => {
-                otherwise = Some(Box::new(Expr::from_yaml(v)?));
+                otherwise = Some(Box::new(from_yaml_in(v, level)?));
             }
             (None, None, Some(_)) => {
                 return err("« sinon » doit être la dernière variation", "sinon")
@@ -344,20 +355,18 @@ fn variations(v: &Yaml) -> Result<Expr, ParseError> {
 
 /// Bounds of a tranche: `à partir de` (inclusive) or `au-delà de` (exclusive) below,
 /// `jusqu'à` (inclusive) or `en dessous de` (exclusive) above.
-fn grid(v: &Yaml) -> Result<Expr, ParseError> {
+fn grid(v: &Yaml, level: usize) -> Result<Expr, ParseError> {
     let Yaml::Mapping(m) = v else {
         return err(
             "« grille » attend { assiette: …, tranches: [...] }",
             "grille",
         );
     };
-    let base = m
-        .get(Yaml::String("assiette".into()))
-        .ok_or_else(|| ParseError {
-            message: "« grille » sans « assiette »".into(),
-            near: "grille".into(),
-        })?;
-    let Some(Yaml::Sequence(items)) = m.get(Yaml::String("tranches".into())) else {
+    let base = m.get("assiette").ok_or_else(|| ParseError {
+        message: "« grille » sans « assiette »".into(),
+        near: "grille".into(),
+    })?;
+    let Some(Yaml::Sequence(items)) = m.get("tranches") else {
         return err("« grille » sans liste « tranches »", "grille");
     };
     if m.len() != 2 {
@@ -377,7 +386,7 @@ fn grid(v: &Yaml) -> Result<Expr, ParseError> {
         let mut lower = None;
         let mut upper = None;
         let mut value = None;
-        for (k, v) in t {
+        for (k, v) in t.iter() {
             let k = key_str(k);
             let bound = |inclusive: bool| -> Result<Option<Bound>, ParseError> {
                 let lit = match v {
@@ -397,7 +406,7 @@ fn grid(v: &Yaml) -> Result<Expr, ParseError> {
                 "au-delà de" if lower.is_none() => lower = bound(false)?,
                 "jusqu'à" | "jusqu’à" if upper.is_none() => upper = bound(true)?,
                 "en dessous de" if upper.is_none() => upper = bound(false)?,
-                "valeur" => value = Some(Expr::from_yaml(v)?),
+                "valeur" => value = Some(from_yaml_in(v, level)?),
                 other => {
                     return err(
                         format!(
@@ -420,7 +429,7 @@ fn grid(v: &Yaml) -> Result<Expr, ParseError> {
     if tranches.is_empty() {
         return err("« grille » sans tranche", "tranches");
     }
-    Ok(Expr::Grid(Box::new(Expr::from_yaml(base)?), tranches))
+    Ok(Expr::Grid(Box::new(from_yaml_in(base, level)?), tranches))
 }
 
 /// A constant written alone: number, `50 %`, `5000 €`, date, `oui`/`non`, `'texte'`.
@@ -562,19 +571,52 @@ fn tokenize(src: &str) -> Result<Vec<Tok>, ParseError> {
     Ok(out)
 }
 
+/// How deeply a formula may nest: parentheses, operators, minus signs and mechanisms, counted
+/// together. Formulas are checked, evaluated and even dropped by walking them recursively: a
+/// formula nested thousands deep would overflow the stack and abort the process, so it is
+/// refused at load with its position. Real formulas nest fewer than ten levels.
+pub const MAX_NESTING: usize = 64;
+
+/// The message of a formula nested deeper than [`MAX_NESTING`].
+fn too_deep() -> String {
+    format!(
+        "formule trop imbriquée : plus de {MAX_NESTING} niveaux de parenthèses, d’opérateurs ou de mécanismes"
+    )
+}
+
+/// The beginning of a formula, to locate an error in the file without quoting it whole.
+fn head(src: &str) -> String {
+    src.trim().chars().take(24).collect()
+}
+
 struct Parser<'a> {
     toks: Vec<Tok>,
     pos: usize,
     src: &'a str,
+    /// Nested calls in progress (parentheses and minus signs open).
+    open: usize,
 }
+
+/// A parsed piece of formula and its depth (a leaf: 1).
+type Parsed = Result<(Expr, usize), ParseError>;
 
 /// Parses an infix formula.
 pub fn parse_infix(src: &str) -> Result<Expr, ParseError> {
+    parse_infix_depth(src).map(|(e, _)| e)
+}
+
+/// Parses an infix formula, and says how deep it nests (at most [`MAX_NESTING`]).
+pub(crate) fn parse_infix_depth(src: &str) -> Parsed {
     let toks = tokenize(src)?;
     if toks.is_empty() {
         return err("formule vide", src);
     }
-    let mut p = Parser { toks, pos: 0, src };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        src,
+        open: 0,
+    };
     let e = p.or()?;
     if p.pos != p.toks.len() {
         return err(
@@ -595,25 +637,35 @@ impl Parser<'_> {
     fn is_word(&self, w: &str) -> bool {
         matches!(self.peek(), Some(Tok::Ident(s)) if s == w)
     }
-    fn or(&mut self) -> Result<Expr, ParseError> {
+    /// A node over parts of the given depths, refused past [`MAX_NESTING`].
+    fn node(&self, e: Expr, depth: usize) -> Parsed {
+        if depth > MAX_NESTING {
+            return err(too_deep(), head(self.src));
+        }
+        Ok((e, depth))
+    }
+    fn bin(&self, op: BinOp, (l, dl): (Expr, usize), (r, dr): (Expr, usize)) -> Parsed {
+        self.node(Expr::Bin(op, Box::new(l), Box::new(r)), 1 + dl.max(dr))
+    }
+    fn or(&mut self) -> Parsed {
         let mut left = self.and()?;
         while self.is_word("ou") {
             self.pos += 1;
             let right = self.and()?;
-            left = Expr::Bin(BinOp::Or, Box::new(left), Box::new(right));
+            left = self.bin(BinOp::Or, left, right)?;
         }
         Ok(left)
     }
-    fn and(&mut self) -> Result<Expr, ParseError> {
+    fn and(&mut self) -> Parsed {
         let mut left = self.cmp()?;
         while self.is_word("et") {
             self.pos += 1;
             let right = self.cmp()?;
-            left = Expr::Bin(BinOp::And, Box::new(left), Box::new(right));
+            left = self.bin(BinOp::And, left, right)?;
         }
         Ok(left)
     }
-    fn cmp(&mut self) -> Result<Expr, ParseError> {
+    fn cmp(&mut self) -> Parsed {
         let left = self.add()?;
         if self.is_word("dans") {
             self.pos += 1;
@@ -633,7 +685,7 @@ impl Parser<'_> {
                     }
                     Some(Tok::Comma) => self.pos += 1,
                     Some(_) => {
-                        let e = self.add()?;
+                        let (e, _) = self.add()?;
                         match e {
                             Expr::Const(v) => items.push(v),
                             _ => {
@@ -647,7 +699,8 @@ impl Parser<'_> {
                     None => return err("crochet fermant manquant", self.src),
                 }
             }
-            return Ok(Expr::In(Box::new(left), items));
+            let (l, d) = left;
+            return self.node(Expr::In(Box::new(l), items), d + 1);
         }
         let op = match self.peek() {
             Some(Tok::Op("<")) => BinOp::Lt,
@@ -660,9 +713,9 @@ impl Parser<'_> {
         };
         self.pos += 1;
         let right = self.add()?;
-        Ok(Expr::Bin(op, Box::new(left), Box::new(right)))
+        self.bin(op, left, right)
     }
-    fn add(&mut self) -> Result<Expr, ParseError> {
+    fn add(&mut self) -> Parsed {
         let mut left = self.mul()?;
         loop {
             let op = match self.peek() {
@@ -672,10 +725,10 @@ impl Parser<'_> {
             };
             self.pos += 1;
             let right = self.mul()?;
-            left = Expr::Bin(op, Box::new(left), Box::new(right));
+            left = self.bin(op, left, right)?;
         }
     }
-    fn mul(&mut self) -> Result<Expr, ParseError> {
+    fn mul(&mut self) -> Parsed {
         let mut left = self.unary()?;
         loop {
             let op = match self.peek() {
@@ -685,41 +738,53 @@ impl Parser<'_> {
             };
             self.pos += 1;
             let right = self.unary()?;
-            left = Expr::Bin(op, Box::new(left), Box::new(right));
+            left = self.bin(op, left, right)?;
         }
     }
-    fn unary(&mut self) -> Result<Expr, ParseError> {
+    /// Enters a parenthesis or a minus sign: the parser's own recursion is bounded too (a
+    /// parenthesis adds no node, yet a call).
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.open += 1;
+        if self.open > MAX_NESTING {
+            return err(too_deep(), head(self.src));
+        }
+        Ok(())
+    }
+    fn unary(&mut self) -> Parsed {
         if self.peek() == Some(&Tok::Op("-")) {
             self.pos += 1;
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
+            self.enter()?;
+            let (e, d) = self.unary()?;
+            self.open -= 1;
+            return self.node(Expr::Neg(Box::new(e)), d + 1);
         }
         self.primary()
     }
-    fn primary(&mut self) -> Result<Expr, ParseError> {
+    fn primary(&mut self) -> Parsed {
         let Some(tok) = self.peek().cloned() else {
             return err(format!("formule incomplète : « {} »", self.src), self.src);
         };
         self.pos += 1;
-        match tok {
+        let leaf = match tok {
             Tok::Num(n) => match self.peek() {
                 Some(Tok::Percent) => {
                     self.pos += 1;
                     let d = parse_number(&format!("{n}%")).or_else(|m| err(m, n.clone()))?;
-                    Ok(Expr::Const(Value::Nombre(d)))
+                    Expr::Const(Value::Nombre(d))
                 }
                 Some(Tok::Euro) => {
                     self.pos += 1;
                     let c = parse_euros(&n).or_else(|m| err(m, n.clone()))?;
-                    Ok(Expr::Const(Value::Montant(c)))
+                    Expr::Const(Value::Montant(c))
                 }
                 _ => {
                     let d = parse_number(&n).or_else(|m| err(m, n.clone()))?;
-                    Ok(Expr::Const(Value::Nombre(d)))
+                    Expr::Const(Value::Nombre(d))
                 }
             },
-            Tok::Date(d) => Ok(Expr::Const(Value::Date(d))),
-            Tok::Str(s) => Ok(Expr::Const(Value::text(&s))),
-            Tok::Ident(w) => Ok(match w.as_str() {
+            Tok::Date(d) => Expr::Const(Value::Date(d)),
+            Tok::Str(s) => Expr::Const(Value::text(&s)),
+            Tok::Ident(w) => match w.as_str() {
                 "oui" | "vrai" => Expr::Const(Value::Booleen(true)),
                 "non" | "faux" => Expr::Const(Value::Booleen(false)),
                 "non_applicable" => Expr::Const(Value::NonApplicable),
@@ -727,9 +792,11 @@ impl Parser<'_> {
                     return err(format!("« {w} » inattendu dans « {} »", self.src), w)
                 }
                 _ => Expr::Ref(w),
-            }),
+            },
             Tok::LParen => {
+                self.enter()?;
                 let e = self.or()?;
+                self.open -= 1;
                 if self.peek() != Some(&Tok::RParen) {
                     return err(
                         format!("parenthèse fermante manquante dans « {} »", self.src),
@@ -737,16 +804,19 @@ impl Parser<'_> {
                     );
                 }
                 self.pos += 1;
-                Ok(e)
+                return Ok(e);
             }
-            other => err(
-                format!(
-                    "formule mal formée : « {} » ({other:?} inattendu)",
-                    self.src
-                ),
-                self.src,
-            ),
-        }
+            other => {
+                return err(
+                    format!(
+                        "formule mal formée : « {} » ({other:?} inattendu)",
+                        self.src
+                    ),
+                    self.src,
+                )
+            }
+        };
+        Ok((leaf, 1))
     }
 }
 
@@ -782,7 +852,7 @@ mod tests {
 
     #[test]
     fn mechanisms_from_yaml() {
-        let y: Yaml = serde_yaml::from_str(
+        let y: Yaml = crate::yaml::from_str(
             "grille:\n  assiette: population\n  tranches:\n    - { jusqu'à: 15000, valeur: 100 % }\n    - { au-delà de: 15000, valeur: 50 % }\n",
         )
         .unwrap();
@@ -792,7 +862,7 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert!(t[0].upper.as_ref().unwrap().inclusive);
         assert!(!t[1].lower.as_ref().unwrap().inclusive);
-        let bad: Yaml = serde_yaml::from_str("plafonds: 3").unwrap();
+        let bad: Yaml = crate::yaml::from_str("plafonds: 3").unwrap();
         assert!(Expr::from_yaml(&bad).is_err());
     }
 }
@@ -929,7 +999,7 @@ mod render_tests {
 
     #[test]
     fn formulas_read_as_french() {
-        let y: Yaml = serde_yaml::from_str(
+        let y: Yaml = crate::yaml::from_str(
             "valeur:\n  le minimum de:\n    - assiette * taux\n    - forfait_expert\nplafond: plafond_axe3\n",
         )
         .unwrap();
@@ -937,7 +1007,7 @@ mod render_tests {
             Expr::from_yaml(&y).unwrap().render(),
             "le minimum de (assiette × taux ; forfait_expert), plafonné à plafond_axe3"
         );
-        let y: Yaml = serde_yaml::from_str(
+        let y: Yaml = crate::yaml::from_str(
             "variations:\n  - si: population <= seuil\n    alors: taux_axe3\n  - sinon: 50 %\n",
         )
         .unwrap();

@@ -23,9 +23,12 @@ pub mod eval;
 pub mod expr;
 pub mod rules;
 pub mod value;
+pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, SourceFile};
-pub use eval::{EvalError, Evaluation, Evaluator, Outcome, Prepared, Situation, Step};
+pub use eval::{
+    EvalError, Evaluation, Evaluator, Outcome, Prepared, Situation, Step, Verification,
+};
 pub use value::{Type, Value};
 
 use chrono::NaiveDate;
@@ -270,7 +273,7 @@ impl Programme {
             f: &SourceFile,
             diags: &mut Vec<Diagnostic>,
         ) -> Option<T> {
-            match serde_yaml::from_str(&f.text) {
+            match yaml::from_str(&f.text) {
                 Ok(v) => Some(v),
                 Err(e) => {
                     diags.push(f.yaml_error(&e));
@@ -517,36 +520,24 @@ impl Programme {
     }
 }
 
-/// The ITN7 programme files shipped with Guichet, compiled in so the binary is self-sufficient;
-/// a deployment may point `GUICHET_PROGRAMME` at another programme folder.
-pub fn itn7_files() -> Vec<SourceFile> {
-    vec![
-        SourceFile::new(
-            "programme.yaml",
-            include_str!("../../../programmes/itn7/programme.yaml"),
-        ),
-        SourceFile::new(
-            "parametres.yaml",
-            include_str!("../../../programmes/itn7/parametres.yaml"),
-        ),
-        SourceFile::new(
-            "regles.yaml",
-            include_str!("../../../programmes/itn7/regles.yaml"),
-        ),
-        SourceFile::new(
-            "variantes.yaml",
-            include_str!("../../../programmes/itn7/variantes.yaml"),
-        ),
-        SourceFile::new(
-            "criteres.yaml",
-            include_str!("../../../programmes/itn7/criteres.yaml"),
-        ),
-    ]
+/// The ITN7 programme files, read from the repository: for this crate's tests (the binary
+/// compiles them in: `guichet_app::programme::itn7`).
+#[cfg(test)]
+pub(crate) fn itn7_files() -> Vec<SourceFile> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../programmes/itn7");
+    PROGRAMME_FILES
+        .iter()
+        .map(|name| {
+            let text =
+                std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            SourceFile::new(*name, text)
+        })
+        .collect()
 }
 
-/// The built-in ITN7 programme. Its files are checked by this crate's tests, so a failure here
-/// is a build defect: callers at start-up report it and stop.
-pub fn itn7() -> Result<Programme, Diagnostics> {
+/// The ITN7 programme, for this crate's tests.
+#[cfg(test)]
+pub(crate) fn itn7() -> Result<Programme, Diagnostics> {
     Programme::load(&itn7_files())
 }
 

@@ -1,7 +1,20 @@
 //! A broken programme file never crashes the loader: every problem comes back with its file,
 //! line, column and a French message.
 
-use guichet_programme::{itn7_files, Diagnostics, Programme, SourceFile};
+use guichet_programme::{Diagnostics, Programme, SourceFile, PROGRAMME_FILES};
+
+/// The ITN7 programme files, read from the repository.
+fn itn7_files() -> Vec<SourceFile> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../programmes/itn7");
+    PROGRAMME_FILES
+        .iter()
+        .map(|name| {
+            let text =
+                std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            SourceFile::new(*name, text)
+        })
+        .collect()
+}
 
 /// The ITN7 files with one of them edited.
 fn with_edit(file: &str, from: &str, to: &str) -> Vec<SourceFile> {
@@ -195,4 +208,144 @@ fn a_measure_without_its_conditions_is_reported() {
                 && d.message.contains("axe4.aap : « conditions » manquant")),
         "{d}"
     );
+}
+
+/// Formulas and rules nested thousands deep once overflowed the stack (the process aborted):
+/// they are refused, at the offending entry.
+#[test]
+fn formulas_and_rules_nested_too_deep_are_refused_where_they_are() {
+    let anchor = "\nregles:\n";
+    let deep = [
+        format!(
+            "  trop_profonde: \"{}1{}\"\n",
+            "(".repeat(5_000),
+            ")".repeat(5_000)
+        ),
+        format!("  trop_profonde: \"{}1\"\n", "- ".repeat(5_000)),
+        format!("  trop_profonde: \"1{}\"\n", " * 2".repeat(20_000)),
+        format!(
+            "  trop_profonde: \"{}1{}\"\n",
+            "(".repeat(65),
+            ")".repeat(65)
+        ),
+    ];
+    // Tables and lists nested too deep are refused by the YAML reader itself.
+    let mut mechanisms = String::from("1");
+    for _ in 0..5_000 {
+        mechanisms = format!("{{ somme: [{mechanisms}] }}");
+    }
+    let files = with_edit(
+        "regles.yaml",
+        anchor,
+        &format!("{anchor}  trop_profonde: {mechanisms}\n"),
+    );
+    let d = errors(&files);
+    assert!(
+        d.0.iter().any(
+            |d| d.message.contains("trop imbriquées : plus de 64 niveaux")
+                && d.line == line_of(&files, "regles.yaml", "trop_profonde")
+        ),
+        "{d}"
+    );
+    for rule in deep {
+        let files = with_edit("regles.yaml", anchor, &format!("{anchor}{rule}"));
+        let d = errors(&files);
+        let hit =
+            d.0.iter()
+                .find(|d| d.message.contains("formule trop imbriquée"))
+                .unwrap_or_else(|| panic!("{d}"));
+        assert_eq!(hit.file, "regles.yaml");
+        assert_eq!(
+            hit.line,
+            line_of(&files, "regles.yaml", "trop_profonde"),
+            "{d}"
+        );
+    }
+    // Rules reading rules: the first of the chain is named.
+    let chain: String = (0..3_000)
+        .map(|i| format!("  chaine_{i}: chaine_{} + 1\n", i + 1))
+        .chain(std::iter::once("  chaine_3000: 1\n".to_string()))
+        .collect();
+    let files = with_edit("regles.yaml", anchor, &format!("{anchor}{chain}"));
+    let d = errors(&files);
+    assert_eq!(d.0.len(), 1, "{d}");
+    assert!(d.0[0].message.contains("règles trop imbriquées"), "{d}");
+    assert!(d.0[0].message.starts_with("chaine_0 :"), "{d}");
+    assert_eq!(d.0[0].line, line_of(&files, "regles.yaml", "chaine_0:"));
+}
+
+/// Just within the limits, a programme loads and is evaluated with its explanation on a
+/// thread of 2 MB of stack (what the server's threads have), in a debug build.
+#[test]
+fn a_programme_nested_to_the_limits_is_evaluated_on_a_small_stack() {
+    use guichet_programme::Situation;
+    let parens = format!("{}1{}", "(".repeat(60), ")".repeat(60));
+    // Each rule of the chain reads the next through a mechanism (the interpreter's largest
+    // frames), 2 levels per rule: 254 levels with the last one's.
+    let mut chain: String = (0..126)
+        .map(|i| {
+            format!(
+                "  chaine_{i}:\n    valeur: chaine_{}\n    plafond: 1000000\n",
+                i + 1
+            )
+        })
+        .collect();
+    chain.push_str(&format!("  chaine_126: \"{parens} + 1\"\n"));
+    let files = with_edit("regles.yaml", "\nregles:\n", &format!("\nregles:\n{chain}"));
+    let files = {
+        let mut files = files;
+        let f = files.iter_mut().find(|f| f.name == "regles.yaml").unwrap();
+        // A condition of Axe 1 reads the whole chain.
+        let from = "    conditions: [periode_axe1";
+        assert!(f.text.contains(from));
+        f.text = f.text.replacen(from, &format!("{from}, profonde"), 1);
+        f.text = f.text.replacen(
+            "\nconditions:\n",
+            "\nconditions:\n  profonde:\n    motif: profonde\n    message: profonde\n    si: chaine_0 > 0\n\n",
+            1,
+        );
+        files
+    };
+    let p = Programme::load(&files).unwrap_or_else(|d| panic!("{d}"));
+    let ev = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let mut s = Situation {
+                date: chrono::NaiveDate::from_ymd_opt(2021, 6, 1),
+                ..Default::default()
+            };
+            s.facts.insert(
+                "type_demandeur".into(),
+                guichet_programme::Value::text("region"),
+            );
+            p.evaluate("axe1", &s).map(|e| e.trace.len())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(ev.unwrap() > 120);
+}
+
+/// The filing date's fact is the programme's to name, and must be a date.
+#[test]
+fn the_filing_date_fact_is_named_by_the_programme() {
+    for (name, says) in [
+        ("population", "de type nombre : une date est attendue"),
+        ("date_de_depot", "fait inconnu : « date_de_depot »"),
+    ] {
+        let files = with_edit(
+            "regles.yaml",
+            "fait_date_de_depot: date_depot",
+            &format!("fait_date_de_depot: {name}"),
+        );
+        let d = errors(&files);
+        let hit =
+            d.0.iter()
+                .find(|d| d.message.contains(says))
+                .unwrap_or_else(|| panic!("{d}"));
+        assert_eq!(
+            hit.line,
+            line_of(&files, "regles.yaml", "fait_date_de_depot:")
+        );
+    }
 }
