@@ -65,7 +65,7 @@ impl App {
     /// The vintage to use at the clock's date: the latest imported one not after this year,
     /// else the programme's pinned vintage.
     pub async fn vintage_in_force(&self) -> AppResult<Vintage> {
-        let available = referentiel::available_vintages(&self.db).await?;
+        let available = self.search.vintages(&self.db).await?;
         Ok(
             Vintage::in_force(self.clock.now().year(), &available)
                 .unwrap_or(self.programme.vintage),
@@ -117,6 +117,7 @@ impl App {
         )
         .await?;
         drop(data);
+        self.search.invalidate();
         tracing::info!(
             millesime = %vintage,
             lecture_ms = read.as_millis() as u64,
