@@ -337,12 +337,14 @@ impl SimulationInput {
                 )));
             }
         }
-        let filing_date = match non_empty(&self.date_depot) {
+        // A date given empty is not a date (the API's schema says `format: date`); the page
+        // sends no date for an empty field.
+        let filing_date = match self.date_depot.as_deref() {
             Some(s) => parse_date("date de dépôt", s, bounds)?,
             None => today,
         };
         let mut facts = BTreeMap::new();
-        if let Some(s) = non_empty(&self.date_fin) {
+        if let Some(s) = self.date_fin.as_deref() {
             facts.insert(
                 "date_fin".to_string(),
                 Value::Date(parse_date("date de fin", s, bounds)?),
