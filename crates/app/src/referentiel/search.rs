@@ -701,7 +701,11 @@ impl VintageIndex {
             }
             CollectiviteKind::Departement => exact_range(
                 &self.by_departement,
-                |c| self.entry(*c).map(|e| self.s(e.dep_code)).unwrap_or_default(),
+                |c| {
+                    self.entry(*c)
+                        .map(|e| self.s(e.dep_code))
+                        .unwrap_or_default()
+                },
                 code,
             )
             .to_vec(),
@@ -1016,7 +1020,9 @@ mod tests {
                 .len(),
             4
         );
-        assert!(idx.member_communes(CollectiviteKind::Region, "95").is_none());
+        assert!(idx
+            .member_communes(CollectiviteKind::Region, "95")
+            .is_none());
         assert!(idx.find(CollectiviteKind::Departement, "11").is_none());
         assert_eq!(idx.communes_per_departement().get("95"), Some(&4));
     }
@@ -1084,10 +1090,41 @@ mod tests {
             .expect("the 2021 package (npm ci) is installed");
         let idx = VintageIndex::build(data);
         let mut queries: Vec<String> = [
-            "cergy", "Cergy", "cer", "saint", "saint ouen", "sur", "st", "e", "y", "ll", "zz",
-            "zzzz", "le havre", "ca de", "metropole", "val d oise", "ile de france", "2a",
-            "2a004", "95", "950", "95000", "13001", "75056", "249500109", "219501277", "7",
-            "00", "a", "de", "les", "eaux", "ville", "-", "x y",
+            "cergy",
+            "Cergy",
+            "cer",
+            "saint",
+            "saint ouen",
+            "sur",
+            "st",
+            "e",
+            "y",
+            "ll",
+            "zz",
+            "zzzz",
+            "le havre",
+            "ca de",
+            "metropole",
+            "val d oise",
+            "ile de france",
+            "2a",
+            "2a004",
+            "95",
+            "950",
+            "95000",
+            "13001",
+            "75056",
+            "249500109",
+            "219501277",
+            "7",
+            "00",
+            "a",
+            "de",
+            "les",
+            "eaux",
+            "ville",
+            "-",
+            "x y",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -807,16 +807,20 @@ async fn absurd_amounts_and_dates_are_refused_by_the_api_in_french() {
     let huge = "92233720368547758";
     refused_json(
         &t,
-        with(json!({"depenses": [{"categorie": "prestation", "montant": huge},
-                                  {"categorie": "formation", "montant": huge}]})),
+        with(
+            json!({"depenses": [{"categorie": "prestation", "montant": huge},
+                                  {"categorie": "formation", "montant": huge}]}),
+        ),
         400,
         "montant invraisemblable",
     )
     .await;
     refused_json(
         &t,
-        with(json!({"depenses": [{"categorie": "prestation", "montant": 50_000_000},
-                                  {"categorie": "formation", "montant": 50_000_000}]})),
+        with(
+            json!({"depenses": [{"categorie": "prestation", "montant": 50_000_000},
+                                  {"categorie": "formation", "montant": 50_000_000}]}),
+        ),
         400,
         "somme des lignes de dépenses : montant invraisemblable",
     )
@@ -850,10 +854,26 @@ async fn absurd_amounts_and_dates_are_refused_by_the_api_in_french() {
     )
     .await;
     // An empty date is not a date (the schema says `format: date`).
-    refused_json(&t, with(json!({"date_fin": ""})), 400, "date de fin invalide").await;
-    refused_json(&t, with(json!({"date_depot": " "})), 400, "date de dépôt invalide").await;
+    refused_json(
+        &t,
+        with(json!({"date_fin": ""})),
+        400,
+        "date de fin invalide",
+    )
+    .await;
+    refused_json(
+        &t,
+        with(json!({"date_depot": " "})),
+        400,
+        "date de dépôt invalide",
+    )
+    .await;
     // At the ceiling and at the bounds: answered, and the answer and its trace agree.
-    let out = answer(&t, with(json!({"cout": "88000000", "date_depot": "2021-06-01"}))).await;
+    let out = answer(
+        &t,
+        with(json!({"cout": "88000000", "date_depot": "2021-06-01"})),
+    )
+    .await;
     assert_eq!(out["assiette_centimes"], 8_800_000_000i64);
     let trace = out["trace"].as_array().expect("trace");
     let base = trace
@@ -861,19 +881,23 @@ async fn absurd_amounts_and_dates_are_refused_by_the_api_in_french() {
         .find(|s| s["nom"] == "assiette")
         .unwrap_or_else(|| panic!("no base in the trace: {trace:?}"));
     assert_eq!(base["valeur_brute"], out["assiette_centimes"], "{base}");
-    let amount = trace
-        .iter()
-        .rev()
-        .find(|s| s["type"] == "resultat" || s["nom"] == "montant")
-        .expect("amount in the trace");
-    assert!(
-        amount["valeur_brute"] == out["montant_centimes"]
-            || trace
-                .iter()
-                .any(|s| s["valeur_brute"] == out["montant_centimes"]),
-        "{amount} / {}",
-        out["montant_centimes"]
-    );
+    // The trace's amounts are the answer's, in cents (they were divided by 100 when the
+    // engine computed them with two decimals).
+    for (step, field) in [
+        ("axe3.v1.relation-usager : montant", "montant_centimes"),
+        (
+            "axe3.v1.relation-usager : montant max",
+            "montant_max_centimes",
+        ),
+    ] {
+        let s = trace
+            .iter()
+            .find(|s| s["nom"] == step)
+            .unwrap_or_else(|| panic!("no {step} in the trace: {trace:?}"));
+        assert_eq!(s["valeur_brute"], out[field], "{s}");
+    }
+    assert_eq!(out["montant_centimes"], 4_400_000_000i64);
+    assert_eq!(out["montant_max_centimes"], 7_040_000_000i64);
 }
 
 #[tokio::test]
@@ -885,7 +909,10 @@ async fn absurd_amounts_and_dates_get_a_message_beside_their_field_on_the_page()
          &depense_formation=92233720368547758&date_depot=0000-01-01&date_fin=9999-12-31",
     )
     .await;
-    assert!(!html.contains("id=\"resultats\""), "no result from absurd input");
+    assert!(
+        !html.contains("id=\"resultats\""),
+        "no result from absurd input"
+    );
     assert!(
         html.contains(r#"id="depense_prestation-erreur">Montant invraisemblable"#),
         "{html}"
