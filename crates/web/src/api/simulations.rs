@@ -243,6 +243,36 @@ pub struct SimulationResultat {
     pub trace: Vec<EtapeExplication>,
 }
 
+/// Writes the programme's own names into the request's schema: the measures, the expense
+/// categories and the facts the API accepts (every declared fact but `date_depot`, which has
+/// its own field), so that the document refuses what the simulator refuses.
+pub fn document_programme(doc: &mut Value, programme: &guichet_programme::Programme) {
+    let schemas = "/components/schemas";
+    let measures: Vec<&str> = programme.measures().map(|m| m.id.as_str()).collect();
+    if let Some(m) = doc.pointer_mut(&format!("{schemas}/SimulationDemande/properties/mesure")) {
+        m["enum"] = serde_json::json!(measures);
+    }
+    let facts: Vec<&str> = programme
+        .rules
+        .facts
+        .iter()
+        .map(|f| f.name.as_str())
+        .filter(|n| *n != "date_depot")
+        .collect();
+    if let Some(f) = doc.pointer_mut(&format!("{schemas}/SimulationDemande/properties/faits")) {
+        f["propertyNames"] = serde_json::json!({ "enum": facts });
+    }
+    let categories: Vec<&str> = programme
+        .rules
+        .categories
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    if let Some(c) = doc.pointer_mut(&format!("{schemas}/DepenseSaisie/properties/categorie")) {
+        c["enum"] = serde_json::json!(categories);
+    }
+}
+
 fn scalar(field: &str, v: &Value, booleans: bool) -> Result<Option<String>, ApiError> {
     match v {
         Value::Null => Ok(None),
