@@ -46,16 +46,7 @@ pub struct App {
     pub jobs: jobs::Wakeup,
     /// The key signing the audit chain's checkpoints, when configured (`GUICHET_AUDIT_CLE`).
     pub audit_key: Option<Arc<audit::AnchorKey>>,
-    /// The imported vintages, read at most once a second (an import on this instance clears
-    /// it at once; one on another instance is seen within the second).
-    vintages: Arc<std::sync::Mutex<Option<CachedVintages>>>,
 }
-
-/// When the list of imported vintages was read, and what it held.
-type CachedVintages = (std::time::Instant, Vec<Vintage>);
-
-/// How long the list of imported vintages is trusted before being read again.
-const VINTAGES_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Import phases reported to a progress display: (rows written so far, rows in all).
 pub type Progress<'a> = dyn Fn(u64, u64) + Sync + 'a;
@@ -84,7 +75,6 @@ impl App {
             search: SearchIndex::new(),
             jobs: jobs::Wakeup::default(),
             audit_key,
-            vintages: Arc::default(),
         })
     }
 
@@ -105,28 +95,11 @@ impl App {
     /// The vintage to use at the clock's date: the latest imported one not after this year,
     /// else the programme's pinned vintage.
     pub async fn vintage_in_force(&self) -> AppResult<Vintage> {
-        let available = self.imported_vintages().await?;
+        let available = self.search.vintages(&self.db).await?;
         Ok(
             Vintage::in_force(self.clock.now().year(), &available)
                 .unwrap_or(self.programme.vintage),
         )
-    }
-
-    /// The imported vintages, from a cache refreshed at most once a second.
-    pub async fn imported_vintages(&self) -> AppResult<Vec<Vintage>> {
-        let cached = self.vintages.lock().ok().and_then(|c| {
-            c.as_ref()
-                .filter(|(at, _)| at.elapsed() < VINTAGES_TTL)
-                .map(|(_, v)| v.clone())
-        });
-        if let Some(v) = cached {
-            return Ok(v);
-        }
-        let fresh = referentiel::available_vintages(&self.db).await?;
-        if let Ok(mut c) = self.vintages.lock() {
-            *c = Some((std::time::Instant::now(), fresh.clone()));
-        }
-        Ok(fresh)
     }
 
     /// The vintage a request asks for (`millesime=`), or the one in force when it asks none.
@@ -195,9 +168,9 @@ impl App {
         )
         .await?;
         tx.commit().await?;
-        if let Ok(mut c) = self.vintages.lock() {
-            *c = None;
-        }
+        // The index and its aggregates (vintages included) reload at once on this instance;
+        // other instances see the import within a second (`ref_imports`).
+        self.search.invalidate();
         tracing::info!(
             millesime = %vintage,
             lecture_ms = read.as_millis() as u64,

@@ -12,10 +12,10 @@
 use crate::error::{AppError, AppResult};
 use crate::App;
 use chrono::NaiveDate;
-use guichet_domain::{Cents, CollectiviteKind, CollectiviteRef};
+use guichet_domain::money::MoneyError;
+use guichet_domain::{Cents, CollectiviteRef};
 use guichet_programme::eval::{Assumption, ExpenseLine, Missing, Reason};
-use guichet_programme::{Evaluation, Programme, Situation, Step, Type, Value};
-use guichet_storage::referentiel as store;
+use guichet_programme::{Evaluation, Plausibility, Programme, Situation, Step, Type, Value};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -218,13 +218,40 @@ pub struct SimulationRequest {
     pub facts: BTreeMap<String, Value>,
 }
 
-fn parse_date(label: &str, s: &str) -> Result<NaiveDate, AppError> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+fn parse_date(label: &str, s: &str, bounds: &Plausibility) -> Result<NaiveDate, AppError> {
+    let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
         AppError::Invalid(format!(
             "{label} invalide : « {} » (format AAAA-MM-JJ, par exemple 2021-06-01)",
             s.trim()
         ))
-    })
+    })?;
+    plausible_date(label, d, bounds)
+}
+
+/// A date outside the programme's plausible range is a typing error.
+fn plausible_date(label: &str, d: NaiveDate, bounds: &Plausibility) -> Result<NaiveDate, AppError> {
+    if d < bounds.first_date || d > bounds.last_date {
+        return Err(AppError::Invalid(format!(
+            "{label} invraisemblable : {} (le programme attend une date du {} au {})",
+            d.format("%Y-%m-%d"),
+            bounds.first_date.format("%d/%m/%Y"),
+            bounds.last_date.format("%d/%m/%Y")
+        )));
+    }
+    Ok(d)
+}
+
+/// An amount above the programme's plausibility ceiling (ITN7: its own total) is a typing
+/// error; so is a sum that would not even fit in 64 bits.
+fn plausible_amount(label: &str, amount: Option<Cents>, bounds: &Plausibility) -> AppResult<Cents> {
+    match amount {
+        Some(a) if a.get() <= bounds.max_amount.get() => Ok(a),
+        _ => Err(AppError::Invalid(format!(
+            "{label} : montant invraisemblable{} (au plus {}, le total du programme ; vérifiez la saisie)",
+            amount.map(|a| format!(", {a}")).unwrap_or_default(),
+            bounds.max_amount
+        ))),
+    }
 }
 
 fn non_empty(s: &Option<String>) -> Option<&str> {
@@ -261,6 +288,7 @@ impl SimulationInput {
         }
         let applicant = ApplicantRef::parse(&self.demandeur).map_err(AppError::Invalid)?;
         let rules = &programme.rules;
+        let bounds = &programme.plausibility;
         let mut expenses = Vec::new();
         for (cat, euros) in &self.depenses {
             let cat = cat.trim();
@@ -275,34 +303,51 @@ impl SimulationInput {
                         .join(", ")
                 )));
             }
-            let amount = Cents::parse_euros(euros)
-                .map_err(|e| AppError::Invalid(format!("dépense « {cat} » : {e}")))?;
+            let label = format!("dépense « {cat} »");
+            let amount = match Cents::parse_euros(euros) {
+                Ok(a) => Some(a),
+                Err(MoneyError::Overflow) => None,
+                Err(e) => return Err(AppError::Invalid(format!("{label} : {e}"))),
+            };
+            let amount = plausible_amount(&label, amount, bounds)?;
             expenses.push((cat.to_string(), amount));
         }
+        // The lines together: each may be plausible and their sum not.
+        let total = expenses
+            .iter()
+            .try_fold(0i64, |sum, (_, c)| sum.checked_add(c.get()))
+            .map(Cents::new);
+        if expenses.len() > 1 {
+            plausible_amount("somme des lignes de dépenses", total, bounds)?;
+        }
         if let Some(c) = non_empty(&self.cout) {
-            let amount = Cents::parse_euros(c)
-                .map_err(|e| AppError::Invalid(format!("coût du projet : {e}")))?;
+            let label = "coût du projet";
+            let amount = match Cents::parse_euros(c) {
+                Ok(a) => Some(a),
+                Err(MoneyError::Overflow) => None,
+                Err(e) => return Err(AppError::Invalid(format!("{label} : {e}"))),
+            };
+            let amount = plausible_amount(label, amount, bounds)?;
             if expenses.is_empty() {
                 expenses.push(("prestation".to_string(), amount));
-            } else {
-                let total: i64 = expenses.iter().map(|(_, c)| c.get()).sum();
-                if total != amount.get() {
-                    return Err(AppError::Invalid(format!(
-                        "le coût du projet ({amount}) diffère de la somme des lignes de dépenses ({}) : indiquez l’un ou l’autre, ou des montants cohérents",
-                        Cents::new(total)
-                    )));
-                }
+            } else if total != Some(amount) {
+                return Err(AppError::Invalid(format!(
+                    "le coût du projet ({amount}) diffère de la somme des lignes de dépenses ({}) : indiquez l’un ou l’autre, ou des montants cohérents",
+                    total.map(|t| t.to_string()).unwrap_or_default()
+                )));
             }
         }
-        let filing_date = match non_empty(&self.date_depot) {
-            Some(s) => parse_date("date de dépôt", s)?,
+        // A date given empty is not a date (the API's schema says `format: date`); the page
+        // sends no date for an empty field.
+        let filing_date = match self.date_depot.as_deref() {
+            Some(s) => parse_date("date de dépôt", s, bounds)?,
             None => today,
         };
         let mut facts = BTreeMap::new();
-        if let Some(s) = non_empty(&self.date_fin) {
+        if let Some(s) = self.date_fin.as_deref() {
             facts.insert(
                 "date_fin".to_string(),
-                Value::Date(parse_date("date de fin", s)?),
+                Value::Date(parse_date("date de fin", s, bounds)?),
             );
         }
         for (name, raw) in &self.faits {
@@ -335,6 +380,15 @@ impl SimulationInput {
                         )));
                     }
                 }
+            }
+            match &v {
+                Value::Date(d) => {
+                    plausible_date(&format!("fait « {name} »"), *d, bounds)?;
+                }
+                Value::Montant(c) if *c > rust_decimal::Decimal::from(bounds.max_amount.get()) => {
+                    plausible_amount(&format!("fait « {name} »"), None, bounds)?;
+                }
+                _ => {}
             }
             if let (Some(allowed), Value::Texte(t)) = (&def.allowed, &v) {
                 if !allowed.iter().any(|a| a.as_str() == &**t) {
@@ -508,110 +562,64 @@ impl App {
             .date_naive()
     }
 
-    /// Resolves an applicant in the programme's vintage of the referential.
+    /// Resolves an applicant in the programme's vintage of the referential, from the in-memory
+    /// index of that vintage (no query: the members, their départements and régions and the
+    /// communes per département are computed once per import).
     pub async fn resolve_applicant(&self, r: &ApplicantRef) -> AppResult<Applicant> {
         let vintage = self.programme.vintage;
-        let v = i64::from(vintage.year());
-        if crate::referentiel::available_vintages(&self.db)
-            .await?
-            .iter()
-            .all(|a| *a != vintage)
-        {
+        let Some(index) = self.search.vintage(&self.db, vintage).await? else {
             return Err(AppError::Unavailable(format!(
                 "le référentiel {vintage} (millésime du programme) n’est pas importé : guichet referentiel import --millesime {vintage}"
             )));
-        }
-        let dep_counts: HashMap<String, usize> = store::commune_counts_by_departement(&self.db, v)
-            .await?
-            .into_iter()
-            .map(|(d, n)| (d, usize::try_from(n).unwrap_or(0)))
-            .collect();
-        let to_member = |c: store::CommuneRow| Member {
-            insee: c.insee,
-            population: c.population,
-            departement: c.departement_code,
-            region: c.region_code,
         };
         let not_found = |r: &CollectiviteRef| {
             AppError::NotFound(format!(
                 "collectivité inconnue dans le référentiel {vintage} : {r}"
             ))
         };
-        let mut resolved = Vec::new();
         let refs: Vec<&CollectiviteRef> = match r {
             ApplicantRef::One(one) => vec![one],
             ApplicantRef::Group(m) => m.iter().collect(),
         };
+        let mut names = Vec::new();
+        let mut members = Vec::new();
+        let mut nature = None;
         for one in refs {
-            let (name, members, nature) = match one.kind {
-                CollectiviteKind::Commune => {
-                    let c = store::find_commune(&self.db, v, &one.code)
-                        .await?
-                        .ok_or_else(|| not_found(one))?;
-                    (c.name.clone(), vec![to_member(c)], None)
-                }
-                CollectiviteKind::Epci => {
-                    let e = store::find_epci(&self.db, v, &one.code)
-                        .await?
-                        .ok_or_else(|| not_found(one))?;
-                    let members = store::epci_members(&self.db, v, &one.code).await?;
-                    (
-                        e.name,
-                        members.into_iter().map(to_member).collect(),
-                        Some(e.epci_type),
-                    )
-                }
-                CollectiviteKind::Departement => {
-                    let d = store::find_departement(&self.db, v, &one.code)
-                        .await?
-                        .ok_or_else(|| not_found(one))?;
-                    let members = store::communes_in(&self.db, v, Some(&d.code), None).await?;
-                    (d.name, members.into_iter().map(to_member).collect(), None)
-                }
-                CollectiviteKind::Region => {
-                    let g = store::find_region(&self.db, v, &one.code)
-                        .await?
-                        .ok_or_else(|| not_found(one))?;
-                    let members = store::communes_in(&self.db, v, None, Some(&g.code)).await?;
-                    (g.name, members.into_iter().map(to_member).collect(), None)
-                }
-            };
-            resolved.push((one, name, members, nature));
+            let place = index
+                .find(one.kind, &one.code)
+                .ok_or_else(|| not_found(one))?;
+            let communes = index
+                .member_communes(one.kind, &one.code)
+                .ok_or_else(|| not_found(one))?;
+            names.push(place.name);
+            nature = place.nature.map(str::to_string);
+            members.extend(communes.into_iter().map(|c| Member {
+                insee: c.code.to_string(),
+                population: c.population,
+                departement: c.departement.unwrap_or_default().to_string(),
+                region: c.region.map(str::to_string),
+            }));
         }
+        let counts = index.communes_per_departement();
         Ok(match r {
-            ApplicantRef::One(one) => {
-                let (_, name, members, nature) = resolved.remove(0);
-                Applicant::from_members(
-                    one.to_string(),
-                    name,
-                    one.kind.slug(),
-                    &members,
-                    &dep_counts,
-                    nature,
-                    vintage.year(),
-                )
-            }
-            ApplicantRef::Group(_) => {
-                let name = format!(
-                    "Groupement : {}",
-                    resolved
-                        .iter()
-                        .map(|(_, n, _, _)| n.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                let members: Vec<Member> =
-                    resolved.into_iter().flat_map(|(_, _, m, _)| m).collect();
-                Applicant::from_members(
-                    r.to_string(),
-                    name,
-                    "groupement",
-                    &members,
-                    &dep_counts,
-                    None,
-                    vintage.year(),
-                )
-            }
+            ApplicantRef::One(one) => Applicant::from_members(
+                one.to_string(),
+                names.concat(),
+                one.kind.slug(),
+                &members,
+                counts,
+                nature,
+                vintage.year(),
+            ),
+            ApplicantRef::Group(_) => Applicant::from_members(
+                r.to_string(),
+                format!("Groupement : {}", names.join(", ")),
+                "groupement",
+                &members,
+                counts,
+                None,
+                vintage.year(),
+            ),
         })
     }
 

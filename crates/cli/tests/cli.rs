@@ -821,6 +821,55 @@ async fn simulate_refuses_bad_input_with_exit_code_2_and_one_line() {
             ],
             "région",
         ),
+        // Absurd input: above the programme's plausibility ceiling (ITN7: its total, 88 M€),
+        // alone or together, beyond 64 bits, or dated outside 2000–2100.
+        (
+            vec![
+                "--mesure",
+                "axe3.v1.formation",
+                "--depense",
+                "prestation=92233720368547758",
+                "--depense",
+                "formation=92233720368547758",
+            ],
+            "montant invraisemblable",
+        ),
+        (
+            vec![
+                "--mesure",
+                "axe3.v1.formation",
+                "--depense",
+                "prestation=50000000",
+                "--depense",
+                "formation=50000000",
+            ],
+            "somme des lignes de dépenses : montant invraisemblable",
+        ),
+        (
+            vec!["--mesure", "axe3.v1.formation", "--cout", "88 000 000,01"],
+            "montant invraisemblable",
+        ),
+        (
+            vec!["--mesure", "axe3.v1.formation", "--cout", "1e30"],
+            "montant invalide",
+        ),
+        (
+            vec![
+                "--mesure",
+                "axe3.v1.formation",
+                "--cout",
+                "99999999999999999999999",
+            ],
+            "montant invraisemblable",
+        ),
+        (
+            vec!["--mesure", "axe1", "--date-depot", "0000-01-01"],
+            "date de dépôt invraisemblable",
+        ),
+        (
+            vec!["--mesure", "axe1", "--date-fin", "9999-12-31"],
+            "date de fin invraisemblable",
+        ),
     ] {
         let mut all = vec!["simulate"];
         for (option, default) in [

@@ -564,7 +564,12 @@ mod tests {
         .scope();
         assert_eq!(
             admin.areas(),
-            [Area::AllServices, Area::Accounts, Area::AuditLog, Area::Jobs]
+            [
+                Area::AllServices,
+                Area::Accounts,
+                Area::AuditLog,
+                Area::Jobs
+            ]
         );
         let applicant = Principal {
             user_id: 2,

@@ -80,6 +80,26 @@ struct RawProgramme {
     #[serde(default)]
     enveloppes_territoriales: Vec<RawEnvelope>,
     axes: Vec<RawAxe>,
+    #[serde(default)]
+    plausibilite: Option<RawPlausibility>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlausibility {
+    montant_max_euros: i64,
+    date_min: NaiveDate,
+    date_max: NaiveDate,
+}
+
+/// What an applicant's input may plausibly be: an amount above `max_amount` (the programme's
+/// own total unless it says otherwise) or a date outside `first_date..=last_date` (2000–2100
+/// unless it says otherwise) is a typing error, refused before any evaluation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plausibility {
+    pub max_amount: Cents,
+    pub first_date: NaiveDate,
+    pub last_date: NaiveDate,
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,6 +235,7 @@ pub struct Programme {
     pub axes: Vec<Axis>,
     pub rules: rules::Rules,
     pub criteria: criteria::Criteria,
+    pub plausibility: Plausibility,
     /// `itn7@` and the first 12 hex digits of the SHA-256 of the files: what a decision records
     /// as the rule-set version.
     pub version: String,
@@ -446,6 +467,39 @@ impl Programme {
             Cents::ZERO
         });
 
+        let plausibility = match &raw.plausibilite {
+            None => Plausibility {
+                max_amount: programme_envelope,
+                first_date: NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default(),
+                last_date: NaiveDate::from_ymd_opt(2100, 12, 31).unwrap_or_default(),
+            },
+            Some(p) => {
+                let max_amount = match euros(p.montant_max_euros, "plausibilite") {
+                    Ok(c) if c.get() > 0 => c,
+                    _ => {
+                        diags.push(pf.at(
+                            &["plausibilite", "montant_max_euros"],
+                            None,
+                            "plausibilite : montant_max_euros est un nombre d’euros positif",
+                        ));
+                        Cents::ZERO
+                    }
+                };
+                if p.date_max < p.date_min {
+                    diags.push(pf.at(
+                        &["plausibilite", "date_max"],
+                        None,
+                        "plausibilite : date_max précède date_min",
+                    ));
+                }
+                Plausibility {
+                    max_amount,
+                    first_date: p.date_min,
+                    last_date: p.date_max,
+                }
+            }
+        };
+
         let measure_flags: Vec<(String, bool)> = axes
             .iter()
             .flat_map(|a| {
@@ -502,6 +556,7 @@ impl Programme {
             axes,
             rules,
             criteria,
+            plausibility,
         })
     }
 

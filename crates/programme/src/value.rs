@@ -121,14 +121,12 @@ impl Value {
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Value::Nombre(d) => serde_json::Value::String(d.normalize().to_string()),
-            Value::Montant(c) => {
-                if c.fract().is_zero() {
-                    serde_json::json!(i64::try_from(c.trunc().mantissa() / 10i128.pow(c.scale()))
-                        .unwrap_or(i64::MAX))
-                } else {
-                    serde_json::Value::String(c.normalize().to_string())
-                }
-            }
+            // Whole cents as an integer (the mantissa of its whole part, normalised to scale 0); fractional cents, or more than 64 bits hold, as a decimal string,
+            // never a saturated or rescaled figure.
+            Value::Montant(c) => match i64::try_from(c.trunc().normalize().mantissa()) {
+                Ok(n) if c.fract().is_zero() => serde_json::json!(n),
+                _ => serde_json::Value::String(c.normalize().to_string()),
+            },
             Value::Date(d) => serde_json::Value::String(d.to_string()),
             Value::Booleen(b) => serde_json::Value::Bool(*b),
             Value::Texte(t) => serde_json::Value::String(t.to_string()),
@@ -241,6 +239,28 @@ impl fmt::Display for Value {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_raw_amount_is_its_number_of_cents_whatever_its_scale() {
+        use serde_json::json;
+        // 50 000 € computed as 5 000 000.00 cents (scale 2): 5 000 000, not 50 000.
+        assert_eq!(
+            Value::Montant(Decimal::new(500_000_000, 2)).to_json(),
+            json!(5_000_000)
+        );
+        assert_eq!(
+            Value::Montant(Decimal::from(8_800_000_000i64)).to_json(),
+            json!(8_800_000_000i64)
+        );
+        assert_eq!(
+            Value::Montant(Decimal::new(12345, 1)).to_json(),
+            json!("1234.5")
+        );
+        // Beyond 64 bits: the exact figure, not a saturated one.
+        let huge = Decimal::from(i64::MAX) * Decimal::from(4);
+        assert_eq!(Value::Montant(huge).to_json(), json!(huge.to_string()));
+    }
+
     use super::*;
 
     #[test]

@@ -39,6 +39,12 @@ use utoipa::OpenApi;
 )]
 pub struct ApiDoc;
 
-pub async fn openapi() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+/// The document, with the running programme's names (measures, expense categories, facts)
+/// written into the simulation request's schema.
+pub async fn openapi(
+    axum::extract::State(app): axum::extract::State<guichet_app::App>,
+) -> impl IntoResponse {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    simulations::document_programme(&mut doc, &app.programme);
+    Json(doc)
 }

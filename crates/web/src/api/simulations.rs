@@ -75,21 +75,25 @@ pub struct DepenseSaisie {
 pub struct SimulationDemande {
     /// Identifiant de la mesure (obligatoire), par exemple axe3.v1.dematads, axe3.v1.expert,
     /// axe3.v1.relation-usager.
-    #[schema(example = "axe3.v1.dematads")]
+    #[schema(example = "axe3.v1.dematads", min_length = 1, pattern = "\\S")]
     pub mesure: String,
     /// `TYPE:CODE` (commune:95127, epci:249500109, departement:95, region:11), ou
     /// `groupement:` suivi des membres joints par `+` (groupement:epci:200054781+epci:200058519).
-    #[schema(example = "epci:249500109")]
+    /// Obligatoire : une chaîne vide ou faite d’espaces est refusée.
+    #[schema(example = "epci:249500109", min_length = 1, pattern = "\\S")]
     pub demandeur: String,
     /// Coût total du projet en euros. Seul, il compte comme une ligne `prestation` ; avec
-    /// `depenses`, il doit en être la somme.
+    /// `depenses`, il doit en être la somme. Un montant (ligne, coût ou somme des lignes)
+    /// au-delà du plafond de vraisemblance du programme (ITN7 : son total, 88 M€) est refusé.
     pub cout: Option<MontantEuros>,
     /// Lignes de dépenses par catégorie.
     pub depenses: Option<Vec<DepenseSaisie>>,
-    /// Date de dépôt (AAAA-MM-JJ) ; par défaut, la date du jour de la plateforme.
+    /// Date de dépôt (AAAA-MM-JJ) ; par défaut (champ absent ou null), la date du jour de la
+    /// plateforme. Une date vide est refusée, comme une date hors des bornes du programme
+    /// (ITN7 : du 2000-01-01 au 2100-12-31).
     #[schema(format = Date, example = "2021-06-01")]
     pub date_depot: Option<String>,
-    /// Date de fin prévue du projet (AAAA-MM-JJ).
+    /// Date de fin prévue du projet (AAAA-MM-JJ), dans les bornes du programme.
     #[schema(format = Date, example = "2022-06-30")]
     pub date_fin: Option<String>,
     /// Réponses du demandeur, par nom de fait (`communes_rattachees`, `deja_commence`,
@@ -239,6 +243,36 @@ pub struct SimulationResultat {
     pub trace: Vec<EtapeExplication>,
 }
 
+/// Writes the programme's own names into the request's schema: the measures, the expense
+/// categories and the facts the API accepts (every declared fact but `date_depot`, which has
+/// its own field), so that the document refuses what the simulator refuses.
+pub fn document_programme(doc: &mut Value, programme: &guichet_programme::Programme) {
+    let schemas = "/components/schemas";
+    let measures: Vec<&str> = programme.measures().map(|m| m.id.as_str()).collect();
+    if let Some(m) = doc.pointer_mut(&format!("{schemas}/SimulationDemande/properties/mesure")) {
+        m["enum"] = serde_json::json!(measures);
+    }
+    let facts: Vec<&str> = programme
+        .rules
+        .facts
+        .iter()
+        .map(|f| f.name.as_str())
+        .filter(|n| *n != "date_depot")
+        .collect();
+    if let Some(f) = doc.pointer_mut(&format!("{schemas}/SimulationDemande/properties/faits")) {
+        f["propertyNames"] = serde_json::json!({ "enum": facts });
+    }
+    let categories: Vec<&str> = programme
+        .rules
+        .categories
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    if let Some(c) = doc.pointer_mut(&format!("{schemas}/DepenseSaisie/properties/categorie")) {
+        c["enum"] = serde_json::json!(categories);
+    }
+}
+
 fn scalar(field: &str, v: &Value, booleans: bool) -> Result<Option<String>, ApiError> {
     match v {
         Value::Null => Ok(None),
@@ -369,7 +403,7 @@ fn facts_from_json(facts: &Map<String, Value>) -> Result<Vec<(String, String)>, 
     ),
     responses(
         (status = 200, description = "Résultat de la simulation, avec l’explication", body = SimulationResultat),
-        (status = 400, description = "Demande invalide (champ manquant ou mal formé, mesure, catégorie ou fait inconnus, JSON mal formé)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Demande invalide (champ manquant ou mal formé, mesure, catégorie ou fait inconnus, montant ou date invraisemblables, JSON mal formé)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Collectivité inconnue dans le référentiel du programme", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Corps de requête trop volumineux", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Le corps doit être envoyé en application/json", body = Problem, content_type = "application/problem+json"),

@@ -7,7 +7,7 @@
 //! CLI and the API use.
 
 use super::collectivites::hit_line;
-use super::{render, thousands, PageResult};
+use super::{thousands, PageResult};
 use crate::ctx::Ctx;
 use crate::error::extract::PageQuery;
 use crate::error::PageError;
@@ -735,7 +735,7 @@ pub async fn page(
         (Some(r), _) => format!("Résultats pour {} – Simulateur", r.applicant.name),
         (None, true) => "Simulateur".to_string(),
     };
-    render(&SimulateurTemplate {
+    let page = SimulateurTemplate {
         layout: Layout::new(
             &ctx,
             &app,
@@ -754,7 +754,16 @@ pub async fn page(
         facts,
         errors: errors_list,
         results,
-    })
+    };
+    // Results with every explanation weigh about 100 KB: one allocation instead of a dozen
+    // reallocations and copies of a growing buffer (measured with perf under wrk).
+    let mut html = String::with_capacity(if page.results.is_some() {
+        160 * 1024
+    } else {
+        48 * 1024
+    });
+    page.render_into(&mut html)?;
+    Ok(axum::response::Html(html))
 }
 
 #[cfg(test)]

@@ -786,3 +786,149 @@ async fn the_collectivite_is_found_by_name_code_or_reference_or_chosen_from_a_li
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Absurd input: amounts above the programme's plausibility ceiling (ITN7: its own total,
+// 88 M€), sums beyond 64 bits, dates outside 2000–2100.
+
+#[tokio::test]
+async fn absurd_amounts_and_dates_are_refused_by_the_api_in_french() {
+    let t = spawn_app().await;
+    let with = |extra: Value| {
+        let mut b = json!({"mesure": "axe3.v1.relation-usager", "demandeur": "commune:95127",
+                           "date_fin": "2022-06-30"});
+        if let (Some(b), Value::Object(extra)) = (b.as_object_mut(), extra) {
+            b.extend(extra);
+        }
+        b
+    };
+    // The case found under attack: two lines of 92 233 720 368 547 758 € (their sum does not
+    // fit in 64 bits), answered with a null base and a saturated amount.
+    let huge = "92233720368547758";
+    refused_json(
+        &t,
+        with(
+            json!({"depenses": [{"categorie": "prestation", "montant": huge},
+                                  {"categorie": "formation", "montant": huge}]}),
+        ),
+        400,
+        "montant invraisemblable",
+    )
+    .await;
+    refused_json(
+        &t,
+        with(
+            json!({"depenses": [{"categorie": "prestation", "montant": 50_000_000},
+                                  {"categorie": "formation", "montant": 50_000_000}]}),
+        ),
+        400,
+        "somme des lignes de dépenses : montant invraisemblable",
+    )
+    .await;
+    refused_json(
+        &t,
+        with(json!({"cout": "88000000.01"})),
+        400,
+        "coût du projet : montant invraisemblable, 88\u{202f}000\u{202f}000,01\u{a0}€ (au plus 88\u{202f}000\u{202f}000,00\u{a0}€",
+    )
+    .await;
+    refused_json(
+        &t,
+        with(json!({"cout": "99999999999999999999999"})),
+        400,
+        "coût du projet : montant invraisemblable",
+    )
+    .await;
+    refused_json(
+        &t,
+        with(json!({"date_depot": "0000-01-01"})),
+        400,
+        "date de dépôt invraisemblable : 0000-01-01 (le programme attend une date du 01/01/2000 au 31/12/2100)",
+    )
+    .await;
+    refused_json(
+        &t,
+        with(json!({"date_fin": "9999-12-31"})),
+        400,
+        "date de fin invraisemblable",
+    )
+    .await;
+    // An empty date is not a date (the schema says `format: date`).
+    refused_json(
+        &t,
+        with(json!({"date_fin": ""})),
+        400,
+        "date de fin invalide",
+    )
+    .await;
+    refused_json(
+        &t,
+        with(json!({"date_depot": " "})),
+        400,
+        "date de dépôt invalide",
+    )
+    .await;
+    // At the ceiling and at the bounds: answered, and the answer and its trace agree.
+    let out = answer(
+        &t,
+        with(json!({"cout": "88000000", "date_depot": "2021-06-01"})),
+    )
+    .await;
+    assert_eq!(out["assiette_centimes"], 8_800_000_000i64);
+    let trace = out["trace"].as_array().expect("trace");
+    let base = trace
+        .iter()
+        .find(|s| s["nom"] == "assiette")
+        .unwrap_or_else(|| panic!("no base in the trace: {trace:?}"));
+    assert_eq!(base["valeur_brute"], out["assiette_centimes"], "{base}");
+    // The trace's amounts are the answer's, in cents (they were divided by 100 when the
+    // engine computed them with two decimals).
+    for (step, field) in [
+        ("axe3.v1.relation-usager : montant", "montant_centimes"),
+        (
+            "axe3.v1.relation-usager : montant max",
+            "montant_max_centimes",
+        ),
+    ] {
+        let s = trace
+            .iter()
+            .find(|s| s["nom"] == step)
+            .unwrap_or_else(|| panic!("no {step} in the trace: {trace:?}"));
+        assert_eq!(s["valeur_brute"], out[field], "{s}");
+    }
+    assert_eq!(out["montant_centimes"], 4_400_000_000i64);
+    assert_eq!(out["montant_max_centimes"], 7_040_000_000i64);
+}
+
+#[tokio::test]
+async fn absurd_amounts_and_dates_get_a_message_beside_their_field_on_the_page() {
+    let t = spawn_app().await;
+    let html = page(
+        &t,
+        "collectivite=Cergy&cout=&depense_prestation=92233720368547758\
+         &depense_formation=92233720368547758&date_depot=0000-01-01&date_fin=9999-12-31",
+    )
+    .await;
+    assert!(
+        !html.contains("id=\"resultats\""),
+        "no result from absurd input"
+    );
+    assert!(
+        html.contains(r#"id="depense_prestation-erreur">Montant invraisemblable"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"id="depense_formation-erreur">Montant invraisemblable"#));
+    assert!(html.contains(r#"id="date_depot-erreur">Date de dépôt invraisemblable : 0000-01-01"#));
+    assert!(html.contains(r#"id="date_fin-erreur">Date de fin invraisemblable : 9999-12-31"#));
+    // Lines plausible alone but not together: said beside the cost, which ties them.
+    let html = page(
+        &t,
+        "collectivite=Cergy&depense_prestation=50000000&depense_formation=50000000",
+    )
+    .await;
+    assert!(
+        html.contains(r#"id="cout-erreur">Somme des lignes de dépenses : montant invraisemblable"#),
+        "{html}"
+    );
+    assert!(!html.contains("id=\"resultats\""));
+}
