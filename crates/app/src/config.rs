@@ -41,6 +41,8 @@ pub struct Config {
     pub db_max_connections: u32,
     /// Trust `X-Forwarded-For` (only behind a reverse proxy that sets it).
     pub trust_proxy: bool,
+    /// Draft programme folders, one per subfolder, offered by the impact page.
+    pub brouillons_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,7 @@ struct FileConfig {
     programme: Option<PathBuf>,
     db_max_connections: Option<u32>,
     trust_proxy: Option<bool>,
+    brouillons_dir: Option<PathBuf>,
     smtp: Option<FileSmtp>,
 }
 
@@ -113,6 +116,7 @@ impl Config {
             programme_file: None,
             db_max_connections: 8,
             trust_proxy: false,
+            brouillons_dir: None,
         }
     }
 
@@ -188,6 +192,9 @@ impl Config {
             .map(|v| v == "1" || v == "true")
             .or(file.trust_proxy)
             .unwrap_or(false);
+        c.brouillons_dir = env("GUICHET_BROUILLONS_DIR")
+            .map(PathBuf::from)
+            .or(file.brouillons_dir);
         let fs = file.smtp.unwrap_or_default();
         if let Some(host) = env("GUICHET_SMTP_HOST").or(fs.host) {
             let tls = match env("GUICHET_SMTP_TLS").or(fs.tls) {
