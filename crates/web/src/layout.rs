@@ -59,9 +59,11 @@ impl Layout {
                     nav.push(("Services", "/espace/services".into()));
                     nav.push(("Comptes", "/admin/utilisateurs".into()));
                     nav.push(("Journal d’audit", "/admin/journal".into()));
+                    nav.push(("Impact", "/admin/impact".into()));
                 }
                 Role::Coordinateur => {
-                    nav.push(("Services de la région", "/espace/services".into()))
+                    nav.push(("Services de la région", "/espace/services".into()));
+                    nav.push(("Impact", "/admin/impact".into()));
                 }
                 Role::Instructeur | Role::Expert | Role::MembreComite => {
                     if let Some(s) = &u.service {

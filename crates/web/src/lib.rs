@@ -85,6 +85,9 @@ pub fn router(app: App) -> Router {
         )
         .route("/admin/utilisateurs", get(pages::admin::users))
         .route("/admin/journal", get(pages::admin::journal))
+        // Impact of a programme change (administrators, regional coordinators).
+        .route("/admin/impact", get(pages::impact::page))
+        .route("/admin/impact/export.csv", get(pages::impact::export))
         .route("/simulateur", get(pages::simulateur::page))
         .route("/collectivites", get(pages::collectivites::search))
         .route(

@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod common;
 mod courriel_smtp;
+mod impact;
 mod instances;
 mod matrix;
 mod pages;
