@@ -114,7 +114,7 @@ async fn an_administrator_sees_who_the_draft_changes_and_exports_them() {
     assert!(page.contains("Dossiers déposés : aucun"), "{page}");
     for (code, name) in BETWEEN {
         assert!(page.contains(&format!("commune:{code}")), "{code}");
-        assert!(page.contains(&name), "{name}");
+        assert!(page.contains(name), "{name}");
     }
     // Just above the band (20,692 inhabitants): unchanged.
     assert!(
