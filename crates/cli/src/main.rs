@@ -503,6 +503,7 @@ async fn programme_impact(config: Config, args: ImpactArgs) -> anyhow::Result<()
     };
     let clock = clock_for(&config);
     let app = App::start(config, clock).await?;
+    let started = std::time::Instant::now();
     let report = app
         .programme_impact(
             before,
@@ -519,6 +520,10 @@ async fn programme_impact(config: Config, args: ImpactArgs) -> anyhow::Result<()
         );
     } else {
         print!("{}", guichet_app::impact::text_report(&report, 50));
+        println!(
+            "\ncalculé en {} ms (lecture du référentiel et deux balayages)",
+            started.elapsed().as_millis()
+        );
     }
     Ok(())
 }
