@@ -16,6 +16,7 @@ use guichet_app::config::Config;
 use guichet_app::impact::{compare, ImpactInput, ImpactScope};
 use guichet_app::App;
 use guichet_domain::Vintage;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,6 +83,31 @@ async fn main() -> anyhow::Result<()> {
     let reference = app
         .programme_impact(before.clone(), after.clone(), &input, ImpactScope::National)
         .await?;
+    // On the real referential too: the communes that change are exactly those of
+    // Île-de-France between 15,000 (excluded) and 20,000 inhabitants.
+    let data = guichet_storage::referentiel::load_vintage(&app.db, 2021).await?;
+    let between: BTreeSet<String> = data
+        .communes
+        .iter()
+        .filter(|c| c.region_code.as_deref() == Some("11"))
+        .filter(|c| c.population > 15_000 && c.population <= 20_000)
+        .map(|c| format!("commune:{}", c.insee))
+        .collect();
+    let changed: BTreeSet<String> = reference
+        .changements
+        .iter()
+        .filter(|c| c.kind == "commune")
+        .map(|c| c.reference.clone())
+        .collect();
+    anyhow::ensure!(
+        changed == between,
+        "communes changées inattendues : {:?}",
+        changed.symmetric_difference(&between).collect::<Vec<_>>()
+    );
+    println!(
+        "{} communes of Île-de-France between 15,000 and 20,000 inhabitants change, as expected",
+        between.len()
+    );
     let evaluations = reference.demandeurs * reference.mesures.len() as u64;
     println!(
         "{} applicants × {} measures = {} evaluations per version; {} changed answers",
