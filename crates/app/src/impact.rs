@@ -380,6 +380,25 @@ impl Tally {
         self.devenus_eligibles + self.devenus_ineligibles + self.modifies
     }
 
+    fn merge(&mut self, o: &Tally) -> AppResult<()> {
+        let overflow = || AppError::Invalid("montant total trop grand pour être compté".into());
+        self.evalues += o.evalues;
+        self.eligibles_avant += o.eligibles_avant;
+        self.eligibles_apres += o.eligibles_apres;
+        self.devenus_eligibles += o.devenus_eligibles;
+        self.devenus_ineligibles += o.devenus_ineligibles;
+        self.modifies += o.modifies;
+        self.montant_avant_centimes = self
+            .montant_avant_centimes
+            .checked_add(o.montant_avant_centimes)
+            .ok_or_else(overflow)?;
+        self.montant_apres_centimes = self
+            .montant_apres_centimes
+            .checked_add(o.montant_apres_centimes)
+            .ok_or_else(overflow)?;
+        Ok(())
+    }
+
     fn add(&mut self, before: &Brief, after: &Brief, changed: bool) -> AppResult<()> {
         let (b, a) = (
             before.status.potentially_eligible(),
@@ -561,33 +580,62 @@ fn situation(
     }
 }
 
-/// Sweeps every subject under both versions and counts what changes (no I/O: the benchmark
-/// and the tests call it directly).
-pub fn compare(
+/// What one thread found over its share of the subjects.
+struct Part<'a> {
+    evaluated: u64,
+    totals: Vec<Tally>,
+    /// Per measure, per région code (`None`: several or none).
+    by_region: Vec<HashMap<Option<&'a str>, Tally>>,
+    /// Per measure, per département code (`None`: several).
+    by_dep: Vec<HashMap<Option<&'a str>, Tally>>,
+    changes: Vec<Change>,
+}
+
+impl<'a> Part<'a> {
+    fn merge(&mut self, other: Part<'a>) -> AppResult<()> {
+        self.evaluated += other.evaluated;
+        for (t, o) in self.totals.iter_mut().zip(&other.totals) {
+            t.merge(o)?;
+        }
+        for (mine, theirs) in [
+            (&mut self.by_region, other.by_region),
+            (&mut self.by_dep, other.by_dep),
+        ] {
+            for (m, o) in mine.iter_mut().zip(theirs) {
+                for (code, t) in o {
+                    m.entry(code).or_default().merge(&t)?;
+                }
+            }
+        }
+        self.changes.extend(other.changes);
+        Ok(())
+    }
+}
+
+/// Sweeps a contiguous share of the subjects under both versions, with an evaluator of its own
+/// per version.
+fn sweep_part<'a>(
     before: &Programme,
     after: &Programme,
     req: &ImpactRequest,
-    applicants: &Applicants,
-    scope: &ImpactScope,
-) -> AppResult<ImpactReport> {
+    subjects: &[&'a Subject],
+) -> AppResult<Part<'a>> {
     let measures = &req.measures;
     let mut sides = [Side::new(before, measures), Side::new(after, measures)];
     let n = measures.len();
-    let mut totals = vec![Tally::default(); n];
-    let mut by_region: Vec<BTreeMap<Option<String>, Tally>> = vec![BTreeMap::new(); n];
-    let mut by_dep: Vec<BTreeMap<Option<String>, Tally>> = vec![BTreeMap::new(); n];
-    let mut changes: Vec<Vec<Change>> = vec![Vec::new(); n];
+    let mut part = Part {
+        evaluated: 0,
+        totals: vec![Tally::default(); n],
+        by_region: vec![HashMap::new(); n],
+        by_dep: vec![HashMap::new(); n],
+        changes: Vec::new(),
+    };
     let project: Vec<(String, Cents)> = req
         .cost
         .map(|c| vec![("prestation".to_string(), c)])
         .unwrap_or_default();
-    let mut evaluated = 0u64;
-    for subject in applicants
-        .subjects
-        .iter()
-        .filter(|s| scope.admits(&s.applicant))
-    {
-        evaluated += 1;
+    for subject in subjects {
+        part.evaluated += 1;
         let a = &subject.applicant;
         let facts = a.facts();
         let expenses = subject.expenses.as_deref().unwrap_or(&project);
@@ -595,31 +643,34 @@ pub fn compare(
             let s = situation(side.programme, &facts, req.filing_date, expenses);
             side.run(&s);
         }
-        let departement = (a.departements.len() == 1)
-            .then(|| a.departements.iter().next().cloned())
-            .flatten();
-        for k in 0..n {
+        let region = a.region.as_deref();
+        let departement = if a.departements.len() == 1 {
+            a.departements.iter().next().map(String::as_str)
+        } else {
+            None
+        };
+        for (k, measure) in measures.iter().enumerate() {
             let (b, f) = (&sides[0].briefs[k], &sides[1].briefs[k]);
             let changed = b != f;
-            totals[k].add(b, f, changed)?;
-            by_region[k]
-                .entry(a.region.clone())
+            part.totals[k].add(b, f, changed)?;
+            part.by_region[k]
+                .entry(region)
                 .or_default()
                 .add(b, f, changed)?;
-            by_dep[k]
-                .entry(departement.clone())
+            part.by_dep[k]
+                .entry(departement)
                 .or_default()
                 .add(b, f, changed)?;
             if changed {
                 let amount = |x: &Brief| x.amount.map_or(0, Cents::get);
-                changes[k].push(Change {
-                    mesure: measures[k].clone(),
+                part.changes.push(Change {
+                    mesure: measure.clone(),
                     reference: a.reference.clone(),
                     nom: a.nom.clone(),
                     kind: a.kind.clone(),
                     population: a.population,
-                    region: a.region.clone(),
-                    departement: departement.clone(),
+                    region: region.map(str::to_string),
+                    departement: departement.map(str::to_string),
                     avant: Answer::new(b, &sides[0].reasons(k)),
                     apres: Answer::new(f, &sides[1].reasons(k)),
                     ecart_centimes: amount(f).saturating_sub(amount(b)),
@@ -627,23 +678,102 @@ pub fn compare(
             }
         }
     }
-    let name_of = |names: &HashMap<String, String>, code: &Option<String>, several: &str| match code
-    {
-        Some(c) => names.get(c).cloned().unwrap_or_else(|| c.clone()),
+    Ok(part)
+}
+
+/// Subjects per thread below which one thread does it all.
+const SUBJECTS_PER_THREAD: usize = 2_000;
+
+/// Most threads a report uses.
+const MAX_THREADS: usize = 4;
+
+/// Sweeps every subject under both versions and counts what changes (no I/O: the benchmark
+/// and the tests call it directly). The subjects are shared between a few threads (as many
+/// as the machine has cores, at most [`MAX_THREADS`]), each taking a contiguous run of them.
+pub fn compare(
+    before: &Programme,
+    after: &Programme,
+    req: &ImpactRequest,
+    applicants: &Applicants,
+    scope: &ImpactScope,
+) -> AppResult<ImpactReport> {
+    let admitted = applicants
+        .subjects
+        .iter()
+        .filter(|s| scope.admits(&s.applicant))
+        .count();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_THREADS)
+        .min(admitted / SUBJECTS_PER_THREAD + 1);
+    compare_on(before, after, req, applicants, scope, threads)
+}
+
+/// [`compare`] on `threads` threads.
+fn compare_on(
+    before: &Programme,
+    after: &Programme,
+    req: &ImpactRequest,
+    applicants: &Applicants,
+    scope: &ImpactScope,
+    threads: usize,
+) -> AppResult<ImpactReport> {
+    let measures = &req.measures;
+    let n = measures.len();
+    let subjects: Vec<&Subject> = applicants
+        .subjects
+        .iter()
+        .filter(|s| scope.admits(&s.applicant))
+        .collect();
+    let threads = threads.max(1);
+    let chunk = subjects.len().div_ceil(threads).max(1);
+    let parts: Vec<AppResult<Part>> = std::thread::scope(|s| {
+        let handles: Vec<_> = subjects
+            .chunks(chunk)
+            .map(|share| s.spawn(move || sweep_part(before, after, req, share)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(AppError::Internal(anyhow::anyhow!(
+                        "un fil du calcul d’impact s’est arrêté"
+                    )))
+                })
+            })
+            .collect()
+    });
+    let mut whole = Part {
+        evaluated: 0,
+        totals: vec![Tally::default(); n],
+        by_region: vec![HashMap::new(); n],
+        by_dep: vec![HashMap::new(); n],
+        changes: Vec::new(),
+    };
+    for part in parts {
+        whole.merge(part?)?;
+    }
+    let evaluated = whole.evaluated;
+    let totals = whole.totals;
+    let changes = whole.changes;
+    let by_region = whole.by_region;
+    let by_dep = whole.by_dep;
+    let name_of = |names: &HashMap<String, String>, code: Option<&str>, several: &str| match code {
+        Some(c) => names.get(c).cloned().unwrap_or_else(|| c.to_string()),
         None => several.to_string(),
     };
     let territories =
-        |map: BTreeMap<Option<String>, Tally>, names: &HashMap<String, String>, several: &str| {
+        |map: HashMap<Option<&str>, Tally>, names: &HashMap<String, String>, several: &str| {
             // Territories in code order, those spanning several last.
             let mut rows: Vec<TerritoryTally> = map
                 .into_iter()
                 .map(|(code, tally)| TerritoryTally {
-                    nom: name_of(names, &code, several),
-                    code,
+                    nom: name_of(names, code, several),
+                    code: code.map(str::to_string),
                     tally,
                 })
                 .collect();
-            rows.sort_by_key(|r| r.code.is_none());
+            rows.sort_by(|x, y| (x.code.is_none(), &x.code).cmp(&(y.code.is_none(), &y.code)));
             rows
         };
     let mut mesures = Vec::with_capacity(n);
@@ -677,7 +807,7 @@ pub fn compare(
                 .unwrap_or_else(|| format!("région {r}")),
         ),
     };
-    let mut changements: Vec<Change> = changes.into_iter().flatten().collect();
+    let mut changements = changes;
     // Measure by measure (the request's order), then by reference.
     let order: HashMap<&str, usize> = measures
         .iter()
@@ -1038,6 +1168,99 @@ pub fn changes_csv(r: &ImpactReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn itn7_folder() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../programmes/itn7")
+    }
+
+    /// ITN7 with Île-de-France's full rate up to 20,000 inhabitants.
+    fn threshold_20000() -> Programme {
+        let mut files = crate::programme::read_files(&itn7_folder()).unwrap();
+        let params = files
+            .iter_mut()
+            .find(|f| f.name.ends_with("parametres.yaml"))
+            .unwrap();
+        assert_eq!(params.text.matches("          valeur: 15000\n").count(), 1);
+        params.text =
+            params
+                .text
+                .replacen("          valeur: 15000\n", "          valeur: 20000\n", 1);
+        Programme::load(&files).unwrap()
+    }
+
+    /// Communes of every size in three régions (and one of an overseas collectivité), with the
+    /// départements and régions they make.
+    fn synthetic(n: usize) -> Applicants {
+        let counts: HashMap<String, usize> = HashMap::new();
+        let mut subjects = Vec::new();
+        for i in 0..n {
+            let (dep, region) = match i % 4 {
+                0 => ("95", Some("11")),
+                1 => ("78", Some("11")),
+                2 => ("13", Some("93")),
+                _ => ("975", None),
+            };
+            let m = Member {
+                insee: format!("{dep}{i:05}"),
+                population: (i as i64 * 7_919) % 40_000,
+                departement: dep.into(),
+                region: region.map(str::to_string),
+            };
+            subjects.push(Subject {
+                applicant: Applicant::from_members(
+                    format!("commune:{}", m.insee),
+                    format!("Commune {i}"),
+                    "commune",
+                    &[m],
+                    &counts,
+                    None,
+                    2021,
+                ),
+                expenses: (i % 5 == 0)
+                    .then(|| vec![("prestation".to_string(), Cents::new(1_000_000 + i as i64))]),
+            });
+        }
+        Applicants {
+            subjects,
+            ..Applicants::default()
+        }
+    }
+
+    #[test]
+    fn the_report_does_not_depend_on_how_many_threads_share_the_work() {
+        let before = crate::programme::load(&itn7_folder()).unwrap();
+        let after = threshold_20000();
+        let req = ImpactInput {
+            mesures: vec![],
+            cout: Some("100000".into()),
+            date_depot: Some("2021-06-01".into()),
+        }
+        .parse(
+            &before,
+            &after,
+            NaiveDate::from_ymd_opt(2021, 6, 1).unwrap(),
+        )
+        .unwrap();
+        let applicants = synthetic(1_203);
+        for scope in [ImpactScope::National, ImpactScope::Region("11".into())] {
+            let one = compare_on(&before, &after, &req, &applicants, &scope, 1).unwrap();
+            let json = |r: &ImpactReport| serde_json::to_value(r).unwrap();
+            assert!(!one.changements.is_empty());
+            for threads in [2, 3, 7] {
+                let many = compare_on(&before, &after, &req, &applicants, &scope, threads).unwrap();
+                assert_eq!(json(&one), json(&many), "{threads} threads, {scope:?}");
+            }
+            // Exactly the communes of Île-de-France between the two thresholds change.
+            for s in &applicants.subjects {
+                let a = &s.applicant;
+                let between = a.region.as_deref() == Some("11")
+                    && a.population > 15_000
+                    && a.population <= 20_000;
+                let changed = one.changements.iter().any(|c| c.reference == a.reference);
+                assert_eq!(between, changed, "{}", a.reference);
+            }
+        }
+    }
 
     #[test]
     fn csv_fields_are_quoted_and_formulas_neutralised() {
