@@ -48,6 +48,8 @@ pub struct Config {
     pub workers: usize,
     /// The audit chain's anchoring: key file, checkpoint folder, period, optional mail copy.
     pub audit_anchor: AnchorConfig,
+    /// Draft programme folders, one per subfolder, offered by the impact page.
+    pub brouillons_dir: Option<PathBuf>,
 }
 
 /// Default largest upload: 20 MB.
@@ -77,6 +79,7 @@ impl std::fmt::Debug for Config {
             .field("upload_max_bytes", &self.upload_max_bytes)
             .field("workers", &self.workers)
             .field("audit_anchor", &self.audit_anchor)
+            .field("brouillons_dir", &self.brouillons_dir)
             .finish()
     }
 }
@@ -204,6 +207,7 @@ struct FileConfig {
     db_max_connections: Option<u32>,
     trust_proxy: Option<FileProxy>,
     upload_max_octets: Option<FileBytes>,
+    brouillons_dir: Option<PathBuf>,
     smtp: Option<FileSmtp>,
     workers: Option<usize>,
     audit_cle: Option<PathBuf>,
@@ -266,6 +270,7 @@ impl Config {
                 every_minutes: 60,
                 mail_to: None,
             },
+            brouillons_dir: None,
         }
     }
 
@@ -388,6 +393,9 @@ impl Config {
                 })?;
             c.audit_anchor.mail_to = Some(v);
         }
+        c.brouillons_dir = env("GUICHET_BROUILLONS_DIR")
+            .map(PathBuf::from)
+            .or(file.brouillons_dir);
         let fs = file.smtp.unwrap_or_default();
         if let Some(host) = env("GUICHET_SMTP_HOST").or(fs.host) {
             let tls = match env("GUICHET_SMTP_TLS").or(fs.tls) {

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod impact;
 pub mod jobs;
 pub mod mail;
 pub mod programme;

@@ -31,6 +31,7 @@ Configuration (variables d'environnement, ou fichier TOML désigné par GUICHET_
   GUICHET_SMTP_HOST, GUICHET_SMTP_PORT, GUICHET_SMTP_USER, GUICHET_SMTP_PASSWORD,
   GUICHET_SMTP_TLS (tls|starttls|none), GUICHET_MAIL_FROM
   GUICHET_PROGRAMME       fichier de programme YAML (défaut : ITN7 intégré)
+  GUICHET_BROUILLONS_DIR  dossier des brouillons de programme comparés par la page /admin/impact
   GUICHET_DB_MAX_CONNECTIONS  taille du pool de connexions (défaut : 8)
   GUICHET_TRUST_PROXY     nombre de proxys inverses devant Guichet qui ajoutent X-Forwarded-For
                           (défaut : 0 ; oui/non, 1/0, true/false, yes/no, on/off acceptés : oui = 1)
@@ -154,6 +155,51 @@ enum ProgrammeCommand {
         #[arg(value_name = "DOSSIER")]
         dir: PathBuf,
     },
+    /// Impact d'une modification : chaque demandeur du référentiel évalué sous deux versions (référentiel importé requis)
+    #[command(after_help = IMPACT_HELP)]
+    Impact(ImpactArgs),
+}
+
+const IMPACT_HELP: &str = "\
+Évalue chaque collectivité du référentiel du programme (communes, EPCI, départements, régions du
+millésime du programme, lu dans la base) sous les deux versions, et donne par mesure et par
+territoire (région, département) : demandeurs évalués, éligibles avant et après, devenus éligibles
+ou inéligibles, montant, taux ou statut modifié, montant total avant et après. « Éligible » : aucune
+condition n'exclut le demandeur (les informations du projet non fournies restent à confirmer).
+Les dossiers déposés seront évalués aussi quand la plateforme en recevra.
+
+Exemple :
+  guichet programme impact --avant programmes/itn7 --apres brouillons/itn7-seuil-20000 \\
+    --mesure axe3.v1.formation --cout 100000 --date-depot 2021-06-01 --json
+
+Sortie : le rapport en français (les 50 premiers demandeurs qui changent), ou avec --json un objet
+JSON (programme, version_avant, version_apres, millesime, date_depot, cout_centimes, perimetre,
+demandeurs, dossiers, mesures[] avec total, regions[] et departements[], changements[] : chaque
+demandeur qui change, avec reference, nom, population, avant, apres et ecart_centimes).
+
+Codes de sortie : 0 rapport fait ; 2 saisie à corriger (dossier de programme invalide, mesure
+inconnue, montant ou date invalide) ; 1 autre échec (base injoignable, référentiel non importé…).";
+
+#[derive(Args)]
+struct ImpactArgs {
+    /// Version en vigueur : dossier du programme (ex. programmes/itn7) ou son programme.yaml
+    #[arg(long, value_name = "DOSSIER")]
+    avant: PathBuf,
+    /// Version modifiée : dossier du programme ou son programme.yaml
+    #[arg(long, value_name = "DOSSIER")]
+    apres: PathBuf,
+    /// Mesure à comparer, répétable (défaut : toutes les mesures des deux versions)
+    #[arg(long, value_name = "ID")]
+    mesure: Vec<String>,
+    /// Coût du projet déposé par chaque demandeur, en euros (une ligne « prestation ») ; sans lui, aucun montant n'est calculé
+    #[arg(long, value_name = "EUROS")]
+    cout: Option<String>,
+    /// Date de dépôt, AAAA-MM-JJ (défaut : aujourd'hui selon l'horloge de la plateforme)
+    #[arg(long, value_name = "AAAA-MM-JJ")]
+    date_depot: Option<String>,
+    /// Affiche un objet JSON qui liste chaque demandeur dont la réponse change
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -455,16 +501,79 @@ async fn simulate(config: Config, args: SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One version of a programme for `programme impact`: its diagnostics on stderr when it does
+/// not load.
+fn impact_version(
+    option: &str,
+    dir: &Path,
+) -> anyhow::Result<std::sync::Arc<guichet_programme::Programme>> {
+    match guichet_app::programme::load(dir) {
+        Ok(p) => Ok(std::sync::Arc::new(p)),
+        Err(diags) => {
+            for d in &diags.0 {
+                eprintln!("{d}");
+            }
+            Err(InputError(format!(
+                "le programme {option} ({}) ne se charge pas : {} erreur{}",
+                dir.display(),
+                diags.0.len(),
+                plural(diags.0.len())
+            ))
+            .into())
+        }
+    }
+}
+
+/// `guichet programme impact`: both versions over every applicant of the referential.
+async fn programme_impact(config: Config, args: ImpactArgs) -> anyhow::Result<()> {
+    let before = impact_version("--avant", &args.avant)?;
+    let after = impact_version("--apres", &args.apres)?;
+    let input = guichet_app::impact::ImpactInput {
+        mesures: args.mesure,
+        cout: args.cout,
+        date_depot: args.date_depot,
+    };
+    let clock = clock_for(&config);
+    let app = App::start(config, clock).await?;
+    let started = std::time::Instant::now();
+    let report = app
+        .programme_impact(
+            before,
+            after,
+            &input,
+            guichet_app::impact::ImpactScope::National,
+        )
+        .await
+        .map_err(simulation_error)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("sérialisation JSON")?
+        );
+    } else {
+        print!("{}", guichet_app::impact::text_report(&report, 50));
+        println!(
+            "\ncalculé en {} ms (lecture du référentiel et deux balayages)",
+            started.elapsed().as_millis()
+        );
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // The programme commands read files only: no configuration, no database.
+    // The programme commands read files only: no configuration, no database (but impact).
     if let Command::Programme { command } = &cli.command {
-        return Ok(match command {
-            ProgrammeCommand::Check { dir } => programme_check(dir),
-            ProgrammeCommand::Test { dir } => programme_test(dir),
-        });
+        match command {
+            ProgrammeCommand::Check { dir } => return Ok(programme_check(dir)),
+            ProgrammeCommand::Test { dir } => return Ok(programme_test(dir)),
+            ProgrammeCommand::Impact(_) => {}
+        }
     }
     let mut config = load_config(&cli)?;
     match cli.command {
+        Command::Programme {
+            command: ProgrammeCommand::Impact(args),
+        } => programme_impact(config, args).await?,
         Command::Programme { .. } => {}
         Command::Simulate(args) => simulate(config, args).await?,
         Command::Serve(args) => {

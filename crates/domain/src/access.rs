@@ -378,6 +378,9 @@ pub enum Action {
     ReadAuditLog,
     /// See the job queue and retry dead jobs (`/admin/travaux`).
     ManageJobs,
+    /// Measure the impact of a draft programme (`/admin/impact`): nationally for
+    /// administrators, over their région for coordinators.
+    ReadImpact,
 }
 
 /// The areas of "Mon espace" a principal is offered, in menu order.
@@ -392,6 +395,7 @@ pub enum Area {
     Accounts,
     AuditLog,
     Jobs,
+    Impact,
 }
 
 impl Scope {
@@ -400,6 +404,9 @@ impl Scope {
             Action::ListServices => self.role != Role::Demandeur,
             Action::ManageAccounts | Action::ReadAuditLog | Action::ManageJobs => {
                 self.role == Role::Administrateur
+            }
+            Action::ReadImpact => {
+                matches!(self.role, Role::Administrateur | Role::Coordinateur)
             }
         }
     }
@@ -421,6 +428,9 @@ impl Scope {
         }
         if self.can(Action::ManageJobs) {
             areas.push(Area::Jobs);
+        }
+        if self.can(Action::ReadImpact) {
+            areas.push(Area::Impact);
         }
         areas
     }

@@ -113,6 +113,9 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
             "/admin/travaux/{id}/relancer",
             post(pages::admin::retry_job),
         )
+        // Impact of a programme change (administrators, regional coordinators).
+        .route("/admin/impact", get(pages::impact::page))
+        .route("/admin/impact/export.csv", get(pages::impact::export))
         .route("/simulateur", get(pages::simulateur::page))
         .route("/collectivites", get(pages::collectivites::search))
         .route(

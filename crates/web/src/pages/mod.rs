@@ -6,6 +6,7 @@ pub mod collectivites;
 pub mod connexion;
 pub mod espace;
 pub mod home;
+pub mod impact;
 pub mod mot_de_passe;
 pub mod simulateur;
 

@@ -7,6 +7,7 @@ mod auth;
 mod common;
 mod comptes_attaques;
 mod courriel_smtp;
+mod impact;
 mod instances;
 mod matrix;
 mod pages;
