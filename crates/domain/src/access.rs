@@ -578,7 +578,8 @@ mod tests {
                 Area::AllServices,
                 Area::Accounts,
                 Area::AuditLog,
-                Area::Jobs
+                Area::Jobs,
+                Area::Impact
             ]
         );
         let applicant = Principal {
