@@ -437,35 +437,6 @@ impl App {
         Ok(())
     }
 
-    /// The live session behind a cookie token, sliding its expiry forward.
-    pub async fn session(&self, token: &str) -> AppResult<Option<SessionContext>> {
-        let now = self.clock.now();
-        let id_hash = token_hash(token);
-        let mut conn = self.db.pool().acquire().await?;
-        let Some(s) = store::find_live_session(&mut *conn, &id_hash, &format_ts(now)).await? else {
-            return Ok(None);
-        };
-        let user = store::find_user(&mut *conn, s.user_id).await?;
-        if user.as_ref().is_none_or(|u| u.disabled_at.is_some()) {
-            store::delete_session(&mut *conn, &id_hash).await?;
-            return Ok(None);
-        }
-        // Slide the expiry at most once a minute, to spare the database a write per request.
-        // A corrupt timestamp fails the decoding above (an error, not a fresh start).
-        let seen = s.last_seen_at.instant();
-        if now - seen > Duration::minutes(1) {
-            let created = s.created_at.instant();
-            let expires = (now + SESSION_IDLE).min(created + SESSION_ABSOLUTE);
-            store::touch_session(&mut *conn, &id_hash, &format_ts(now), &format_ts(expires))
-                .await?;
-        }
-        Ok(Some(SessionContext {
-            user_id: s.user_id,
-            csrf_token: s.csrf_token,
-            id_hash,
-        }))
-    }
-
     /// Closes a session. The session row is deleted and the logout recorded in one write
     /// transaction, retried when the database is momentarily busy: a logout that answers success
     /// has ended the session, and one that fails leaves nothing half done.
@@ -520,9 +491,20 @@ impl App {
         user_id: i64,
         purpose: TokenPurpose,
     ) -> AppResult<String> {
-        let token = random_token();
         let now = self.clock.now();
         store::revoke_tokens(&mut *conn, user_id, purpose.slug(), &format_ts(now)).await?;
+        self.add_token_link(conn, user_id, purpose).await
+    }
+
+    /// Adds a one-time link beside the account's others (they stay valid until one is used).
+    pub(crate) async fn add_token_link(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        user_id: i64,
+        purpose: TokenPurpose,
+    ) -> AppResult<String> {
+        let token = random_token();
+        let now = self.clock.now();
         store::insert_token(
             &mut *conn,
             &token_hash(&token),

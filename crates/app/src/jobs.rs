@@ -527,7 +527,6 @@ impl App {
         Ok(store::counts(&mut conn, &self.now_ts()).await?)
     }
 
-    /// Dead jobs, most recent first.
     /// The queue's counts and its dead jobs, for those who may manage the queue
     /// (`/admin/travaux`).
     pub async fn job_queue(
@@ -541,6 +540,7 @@ impl App {
         Ok((self.job_counts().await?, self.dead_jobs(limit).await?))
     }
 
+    /// Dead jobs, most recent first.
     pub async fn dead_jobs(&self, limit: i64) -> AppResult<Vec<JobRow>> {
         let mut conn = self.db.pool().acquire().await?;
         Ok(store::list_in_state(&mut conn, DEAD, limit).await?)

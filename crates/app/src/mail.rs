@@ -9,13 +9,12 @@
 //! secret: a reset job carries only the address typed in the form, a first-password job only the
 //! account number.
 
-use crate::auth::{random_token, token_hash, TokenPurpose};
+use crate::auth::TokenPurpose;
 use crate::config::{Config, SmtpTls};
 use crate::error::{AppError, AppResult};
 use crate::jobs::{Job, JobError, JobResult, Registry};
 use crate::App;
 use guichet_storage::accounts as accounts_store;
-use guichet_storage::format_ts;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
@@ -70,15 +69,6 @@ impl Mailer {
             Transport::Smtp(_) => "SMTP".into(),
             Transport::Files(dir) => format!("fichiers .eml dans {}", dir.display()),
         }
-    }
-
-    pub async fn send(&self, to: &str, subject: &str, text: &str) -> AppResult<()> {
-        self.deliver(to, subject, text).await.map_err(|e| match e {
-            JobError::Fatal(m) => AppError::Invalid(m),
-            JobError::Retry(_) => AppError::Unavailable(
-                "le courriel n’a pas pu être envoyé ; réessayez plus tard".into(),
-            ),
-        })
     }
 
     /// Sends one message; the error says whether trying again may help, and why it failed
@@ -218,22 +208,11 @@ async fn send_first_password_link(app: &App, user_id: i64) -> JobResult {
     }
     // A link of its own, next to the one the creator was shown (`create_user`): both work once,
     // and choosing the password closes them all.
-    let purpose = TokenPurpose::FirstPassword;
-    let token = random_token();
-    let now = app.clock.now();
-    {
+    let link = {
         let mut conn = app.db.pool().acquire().await.map_err(AppError::from)?;
-        accounts_store::insert_token(
-            &mut *conn,
-            &token_hash(&token),
-            user.id,
-            purpose.slug(),
-            &format_ts(now),
-            &format_ts(now + purpose.lifetime()),
-        )
-        .await?;
-    }
-    let link = format!("{}/mot-de-passe/definir?jeton={token}", app.config.base_url);
+        app.add_token_link(&mut conn, user.id, TokenPurpose::FirstPassword)
+            .await?
+    };
     let role = user.role.label();
     app.mailer
         .deliver(

@@ -277,10 +277,6 @@ pub struct Principal {
 }
 
 impl Principal {
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Administrateur
-    }
-
     /// What this principal may see and do, as a value. Computed from the role and the service
     /// only (no I/O): the application passes it to storage, which turns it into a `WHERE`
     /// clause, and the menus ask it which areas to offer.

@@ -121,19 +121,6 @@ pub async fn find_service<'c>(
     Ok(row.as_ref().map(service).transpose()?)
 }
 
-pub async fn list_services<'c>(
-    e: impl Executor<'c, Database = Any>,
-) -> Result<Vec<ServiceRow>, StorageError> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        service_cols!(),
-        " FROM services ORDER BY kind, territory_code"
-    ))
-    .fetch_all(e)
-    .await?;
-    Ok(rows.iter().map(service).collect::<Result<_, _>>()?)
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRow {
     pub id: i64,
@@ -313,23 +300,6 @@ pub async fn insert_session<'c>(
     .execute(e)
     .await?;
     Ok(())
-}
-
-/// Finds a session that has not expired at `now`.
-pub async fn find_live_session<'c>(
-    e: impl Executor<'c, Database = Any>,
-    id_hash: &str,
-    now: &str,
-) -> Result<Option<SessionRow>, StorageError> {
-    let row = sqlx::query(
-        "SELECT id_hash, user_id, csrf_token, auth_method, idp_issuer, idp_session, created_at, last_seen_at, \
-         expires_at, ip, user_agent FROM sessions WHERE id_hash = $1 AND expires_at > $2",
-    )
-    .bind(id_hash)
-    .bind(now)
-    .fetch_optional(e)
-    .await?;
-    Ok(row.as_ref().map(session).transpose()?)
 }
 
 /// A live session with its user and the user's service, in one statement (the request path of

@@ -646,20 +646,3 @@ pub async fn communes_in<'c>(
         .await?;
     all(rows, commune)
 }
-
-/// How many communes each département holds, to tell whether an applicant covers one whole.
-pub async fn commune_counts_by_departement<'c>(
-    e: impl Executor<'c, Database = Any>,
-    vintage: i64,
-) -> Result<Vec<(String, i64)>, StorageError> {
-    let rows = sqlx::query(
-        "SELECT departement_code, COUNT(*) AS n FROM ref_communes WHERE vintage = $1 GROUP BY departement_code",
-    )
-    .bind(vintage)
-    .fetch_all(e)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("departement_code")?, r.try_get("n")?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Into::into)
-}
