@@ -614,7 +614,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let app = App::start(config, clock).await?;
             let workers = Workers::start(&app, Registry::standard(&app), WorkerOptions::new(n));
             println!("{n} travailleur(s) en service ; Ctrl-C ou SIGTERM pour arrêter");
-            stop_signal().await;
+            guichet_web::shutdown().await;
             workers.stop().await;
             println!("travailleurs arrêtés");
         }
@@ -821,23 +821,4 @@ fn audit_key(path: &Path) -> anyhow::Result<()> {
     );
     println!("clé publique ({}) : {}", public.display(), key.public_hex());
     Ok(())
-}
-
-/// Waits for Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

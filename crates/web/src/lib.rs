@@ -123,7 +123,10 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
             get(pages::collectivites::page),
         );
     let api = Router::new()
-        .route("/api/v1/openapi.json", get(api::openapi))
+        .route(
+            "/api/v1/openapi.json",
+            get(api::openapi).with_state(api::openapi_document(&app)),
+        )
         .route("/api/v1/collectivites", get(api::collectivites::search))
         .route(
             "/api/v1/collectivites/{kind}/{code}",
@@ -211,7 +214,8 @@ pub async fn serve_router_on(
     .await
 }
 
-async fn shutdown() {
+/// Waits for Ctrl-C or SIGTERM (the server's and `guichet worker`'s graceful stop).
+pub async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

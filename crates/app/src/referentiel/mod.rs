@@ -259,8 +259,8 @@ impl crate::App {
         s: &guichet_storage::accounts::ServiceRow,
     ) -> AppResult<ServiceTerritory> {
         let v = i64::from(self.vintage_in_force().await?.year());
-        Ok(match Some(s.kind) {
-            Some(guichet_domain::ServiceKind::PrefectureDepartementale) => {
+        Ok(match s.kind {
+            guichet_domain::ServiceKind::PrefectureDepartementale => {
                 let name = store::find_departement(&self.db, v, &s.territory_code)
                     .await?
                     .map(|d| d.name);
@@ -274,7 +274,7 @@ impl crate::App {
                     region,
                 }
             }
-            Some(guichet_domain::ServiceKind::PrefectureRegionale) => {
+            guichet_domain::ServiceKind::PrefectureRegionale => {
                 let name = store::find_region(&self.db, v, &s.territory_code)
                     .await?
                     .map(|g| g.name);
@@ -300,11 +300,11 @@ impl crate::App {
         s: &guichet_storage::accounts::ServiceRow,
     ) -> AppResult<(Vintage, Vec<DepartementSummary>)> {
         let vintage = self.vintage_in_force().await?;
-        let (region, dep) = match Some(s.kind) {
-            Some(guichet_domain::ServiceKind::PrefectureDepartementale) => {
+        let (region, dep) = match s.kind {
+            guichet_domain::ServiceKind::PrefectureDepartementale => {
                 (None, Some(s.territory_code.as_str()))
             }
-            Some(guichet_domain::ServiceKind::PrefectureRegionale) => {
+            guichet_domain::ServiceKind::PrefectureRegionale => {
                 (Some(s.territory_code.as_str()), None)
             }
             _ => return Ok((vintage, vec![])),

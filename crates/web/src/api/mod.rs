@@ -8,7 +8,6 @@ pub mod simulations;
 
 use crate::error::Problem;
 use axum::response::IntoResponse;
-use axum::Json;
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
@@ -40,11 +39,20 @@ use utoipa::OpenApi;
 pub struct ApiDoc;
 
 /// The document, with the running programme's names (measures, expense categories, facts)
-/// written into the simulation request's schema.
-pub async fn openapi(
-    axum::extract::State(app): axum::extract::State<guichet_app::App>,
-) -> impl IntoResponse {
+/// written into the simulation request's schema. Built once per router: the programme does not
+/// change while the server runs.
+pub fn openapi_document(app: &guichet_app::App) -> axum::body::Bytes {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     simulations::document_programme(&mut doc, &app.programme);
-    Json(doc)
+    serde_json::to_vec(&doc).unwrap_or_default().into()
+}
+
+/// Serves the document built by [`openapi_document`].
+pub async fn openapi(
+    axum::extract::State(doc): axum::extract::State<axum::body::Bytes>,
+) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc,
+    )
 }

@@ -143,7 +143,9 @@ pub async fn page(
     let vintage = app.requested_vintage(q.millesime.as_deref()).await?;
     let d = app.collectivite_details(vintage, &r).await?;
     let space_href = match ctx.user() {
-        Some(u) if app.may_view_collectivite(&u.principal, &r).await? => {
+        // The link follows the scope's rule on the footprint just read (the same rule the
+        // private space's query applies), without another query.
+        Some(u) if u.scope.sees_collectivite(&r, &d.footprint) => {
             Some(format!("/espace/collectivites/{}/{}", r.kind, r.code))
         }
         _ => None,

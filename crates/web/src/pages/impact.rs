@@ -386,12 +386,9 @@ pub async fn page(State(app): State<App>, ctx: Ctx, PageQuery(p): PageQuery<Para
     })
 }
 
+/// A message as a sentence: capital first letter, final full stop.
 fn capital(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => format!("{}{}.", f.to_uppercase(), c.as_str()),
-        None => String::new(),
-    }
+    format!("{}.", crate::security::capitalise(s))
 }
 
 /// Every changed applicant as CSV, for a spreadsheet.
