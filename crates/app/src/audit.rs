@@ -95,30 +95,60 @@ pub struct VerifyReport {
 
 /// Walks the whole chain page by page; any break is an error naming the entry.
 pub async fn verify(db: &Db) -> AppResult<VerifyReport> {
+    let walk = walk_chain(db, |_| {}).await?;
+    if let Some(problem) = walk.problem {
+        return Err(AppError::Conflict(problem));
+    }
+    Ok(VerifyReport {
+        checked: walk.verifier.checked,
+        head_seq: walk.head_seq,
+        head_hash: walk.head_hash,
+    })
+}
+
+/// What a walk over the whole chain found: the verifier at the last entry it accepted, the
+/// head row, and the first problem (a broken link, or a head that is not the last entry).
+struct ChainWalk {
+    verifier: ChainVerifier,
+    head_seq: i64,
+    head_hash: String,
+    problem: Option<String>,
+}
+
+/// Reads the chain page by page, checking each link and showing each entry read to `seen`;
+/// stops at the first broken link.
+async fn walk_chain(
+    db: &Db,
+    mut seen: impl FnMut(&guichet_domain::audit::AuditRecord),
+) -> AppResult<ChainWalk> {
     let mut conn = db.pool().acquire().await?;
     let (head_seq, head_hash) = store::head(&mut *conn).await?;
     let mut verifier = ChainVerifier::default();
+    let mut problem = None;
     let mut after = 0;
-    loop {
+    'pages: loop {
         let page = store::page(&mut *conn, after, 1000).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for r in &page {
-            verifier
-                .push(r)
-                .map_err(|b| AppError::Conflict(format!("chaîne du journal rompue : {b}")))?;
+            if let Err(b) = verifier.push(r) {
+                problem = Some(format!("chaîne du journal rompue : {b}"));
+                break 'pages;
+            }
+            seen(r);
         }
     }
-    if verifier.last_seq() != head_seq || verifier.last_hash() != head_hash {
-        return Err(AppError::Conflict(format!(
+    if problem.is_none() && (verifier.last_seq() != head_seq || verifier.last_hash() != head_hash) {
+        problem = Some(format!(
             "chaîne du journal rompue : la tête enregistrée (entrée {head_seq}) ne correspond pas à la dernière entrée lue ({})",
             verifier.last_seq()
-        )));
+        ));
     }
-    Ok(VerifyReport {
-        checked: verifier.checked,
+    Ok(ChainWalk {
+        verifier,
         head_seq,
         head_hash,
+        problem,
     })
 }
 
@@ -420,30 +450,15 @@ pub async fn verify_with_anchors(
     if let Some(h) = wanted.get_mut(&0) {
         *h = Some(guichet_domain::audit::GENESIS_HASH.to_string());
     }
-    let mut conn = db.pool().acquire().await?;
-    let (head_seq, head_hash) = store::head(&mut *conn).await?;
-    let mut verifier = ChainVerifier::default();
-    let mut after = 0;
-    'pages: loop {
-        let page = store::page(&mut *conn, after, 1000).await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for r in &page {
-            if let Err(b) = verifier.push(r) {
-                problems.push(format!("chaîne du journal rompue : {b}"));
-                break 'pages;
-            }
-            if let Some(h) = wanted.get_mut(&r.seq) {
-                *h = Some(r.hash.clone());
-            }
+    let walk = walk_chain(db, |r| {
+        if let Some(h) = wanted.get_mut(&r.seq) {
+            *h = Some(r.hash.clone());
         }
-    }
+    })
+    .await?;
+    problems.extend(walk.problem);
+    let (verifier, head_seq, head_hash) = (walk.verifier, walk.head_seq, walk.head_hash);
     let last_seq = verifier.last_seq();
-    if problems.is_empty() && (last_seq != head_seq || verifier.last_hash() != head_hash) {
-        problems.push(format!(
-            "chaîne du journal rompue : la tête enregistrée (entrée {head_seq}) ne correspond pas à la dernière entrée lue ({last_seq})"
-        ));
-    }
     for (name, a) in anchors {
         let when = parse_ts(&a.at)
             .map(|t| {
