@@ -22,6 +22,16 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The statement opening a transaction that may read then write (see `Db::begin_write`).
+    pub(crate) fn begin_write(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+}
+
 /// A handle on the database: a connection pool and the backend it talks to.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -204,10 +214,7 @@ impl Db {
     /// meanwhile. On PostgreSQL it is a plain `BEGIN` (row locks do the rest). Every transaction
     /// that writes starts here.
     pub async fn begin_write(&self) -> Result<Tx, StorageError> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
+        Ok(self.pool.begin_with(self.backend.begin_write()).await?)
     }
 
     pub fn backend(&self) -> Backend {

@@ -599,11 +599,7 @@ async fn apply(
             name: m.name,
             source,
         };
-        let begin = match backend {
-            Backend::Sqlite => "BEGIN IMMEDIATE",
-            Backend::Postgres => "BEGIN",
-        };
-        let mut tx = sqlx::Connection::begin_with(&mut *conn, begin)
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, backend.begin_write())
             .await
             .map_err(err)?;
         // Another instance (SQLite has no advisory lock) may have applied it meanwhile.
