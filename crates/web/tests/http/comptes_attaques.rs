@@ -44,6 +44,31 @@ async fn post_login(
     .await
 }
 
+/// Sends one wrong password for `email` in a task of its own (a burst runs many at once);
+/// the task answers the HTTP status.
+fn spawn_wrong_login(
+    t: &TestApp,
+    c: &reqwest::Client,
+    csrf: &str,
+    email: String,
+) -> tokio::task::JoinHandle<u16> {
+    let (base, c, csrf) = (t.base.clone(), c.clone(), csrf.to_string());
+    tokio::spawn(async move {
+        c.post(format!("{base}/connexion"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", email.as_str()),
+                ("password", WRONG),
+                ("suite", "/espace"),
+            ])
+            .send()
+            .await
+            .expect("POST")
+            .status()
+            .as_u16()
+    })
+}
+
 async fn counted(t: &TestApp, key: &str) -> i64 {
     guichet_app::testing::storage::accounts::attempt_count(guichet_app::testing::db(&t.app), key)
         .await
@@ -62,21 +87,7 @@ async fn a_burst_of_a_hundred_wrong_passwords_gets_five_checked() {
     let csrf = t.csrf(&c, "/connexion").await;
     let mut burst = Vec::new();
     for _ in 0..100 {
-        let (base, c, csrf, email) = (t.base.clone(), c.clone(), csrf.clone(), email.clone());
-        burst.push(tokio::spawn(async move {
-            c.post(format!("{base}/connexion"))
-                .form(&[
-                    ("csrf", csrf.as_str()),
-                    ("email", email.as_str()),
-                    ("password", WRONG),
-                    ("suite", "/espace"),
-                ])
-                .send()
-                .await
-                .expect("POST")
-                .status()
-                .as_u16()
-        }));
+        burst.push(spawn_wrong_login(&t, &c, &csrf, email.clone()));
     }
     let mut all = Vec::new();
     for r in burst {
@@ -104,21 +115,7 @@ async fn the_right_password_at_the_end_of_a_burst_does_not_log_in() {
     let csrf = t.csrf(&c, "/connexion").await;
     let mut burst = Vec::new();
     for _ in 0..39 {
-        let (base, c, csrf, email) = (t.base.clone(), c.clone(), csrf.clone(), email.clone());
-        burst.push(tokio::spawn(async move {
-            c.post(format!("{base}/connexion"))
-                .form(&[
-                    ("csrf", csrf.as_str()),
-                    ("email", email.as_str()),
-                    ("password", WRONG),
-                    ("suite", "/espace"),
-                ])
-                .send()
-                .await
-                .expect("POST")
-                .status()
-                .as_u16()
-        }));
+        burst.push(spawn_wrong_login(&t, &c, &csrf, email.clone()));
     }
     // The wrong guesses are under way (counted, their hashes still being checked): the last
     // request of the burst holds the right password.
@@ -150,21 +147,12 @@ async fn twenty_parallel_wrong_passwords_are_each_counted() {
     let csrf = t.csrf(&c, "/connexion").await;
     let mut burst = Vec::new();
     for i in 0..20 {
-        let (base, c, csrf) = (t.base.clone(), c.clone(), csrf.clone());
-        burst.push(tokio::spawn(async move {
-            c.post(format!("{base}/connexion"))
-                .form(&[
-                    ("csrf", csrf.as_str()),
-                    ("email", format!("inconnu{i}@exemple.fr").as_str()),
-                    ("password", WRONG),
-                    ("suite", "/espace"),
-                ])
-                .send()
-                .await
-                .expect("POST")
-                .status()
-                .as_u16()
-        }));
+        burst.push(spawn_wrong_login(
+            &t,
+            &c,
+            &csrf,
+            format!("inconnu{i}@exemple.fr"),
+        ));
     }
     for r in burst {
         assert_eq!(r.await.unwrap(), 401);
