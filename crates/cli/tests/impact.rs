@@ -34,6 +34,20 @@ fn guichet(dir: &Path, db: &str, args: &[&str]) -> Output {
         .expect("lancement de guichet")
 }
 
+/// `guichet programme impact --avant AVANT --apres APRES` followed by `rest`.
+fn impact(dir: &Path, db: &str, avant: &Path, apres: &Path, rest: &[&str]) -> Output {
+    let mut args = vec![
+        "programme",
+        "impact",
+        "--avant",
+        avant.to_str().unwrap(),
+        "--apres",
+        apres.to_str().unwrap(),
+    ];
+    args.extend_from_slice(rest);
+    guichet(dir, db, &args)
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -146,22 +160,12 @@ async fn raising_the_ile_de_france_threshold_to_20000_changes_exactly_the_commun
     let (dir, db) = fresh_with_referential().await;
     let draft = draft_threshold_20000();
     let itn7 = itn7_dir();
-    let report = json(&guichet(
+    let report = json(&impact(
         &dir,
         &db,
-        &[
-            "programme",
-            "impact",
-            "--avant",
-            itn7.to_str().unwrap(),
-            "--apres",
-            draft.to_str().unwrap(),
-            "--cout",
-            "100000",
-            "--date-depot",
-            "2021-06-01",
-            "--json",
-        ],
+        &itn7,
+        &draft,
+        &["--cout", "100000", "--date-depot", "2021-06-01", "--json"],
     ));
     assert_eq!(report["millesime"], 2021);
     assert_eq!(report["cout_centimes"], 10_000_000);
@@ -291,16 +295,12 @@ async fn raising_the_ile_de_france_threshold_to_20000_changes_exactly_the_commun
     }
 
     // The French report names the changed communes and what each gains.
-    let o = guichet(
+    let o = impact(
         &dir,
         &db,
+        &itn7,
+        &draft,
         &[
-            "programme",
-            "impact",
-            "--avant",
-            itn7.to_str().unwrap(),
-            "--apres",
-            draft.to_str().unwrap(),
             "--mesure",
             FORMATION,
             "--cout",
@@ -336,22 +336,12 @@ async fn the_same_programme_twice_changes_nothing() {
     let (dir, db) = fresh_with_referential().await;
     let itn7 = itn7_dir();
     let copy = itn7_copy();
-    let report = json(&guichet(
+    let report = json(&impact(
         &dir,
         &db,
-        &[
-            "programme",
-            "impact",
-            "--avant",
-            itn7.to_str().unwrap(),
-            "--apres",
-            copy.to_str().unwrap(),
-            "--cout",
-            "40000",
-            "--date-depot",
-            "2021-06-01",
-            "--json",
-        ],
+        &itn7,
+        &copy,
+        &["--cout", "40000", "--date-depot", "2021-06-01", "--json"],
     ));
     assert_eq!(report["changements"].as_array().unwrap().len(), 0);
     let mesures = report["mesures"].as_array().unwrap();
@@ -384,16 +374,12 @@ async fn a_call_closed_earlier_by_the_draft_shows_who_becomes_ineligible() {
         "          valeur: 2021-10-15\n",
         "          valeur: 2021-05-30\n",
     );
-    let report = json(&guichet(
+    let report = json(&impact(
         &dir,
         &db,
+        &itn7,
+        &draft,
         &[
-            "programme",
-            "impact",
-            "--avant",
-            itn7.to_str().unwrap(),
-            "--apres",
-            draft.to_str().unwrap(),
             "--mesure",
             FORMATION,
             "--cout",
