@@ -90,6 +90,16 @@ fn counting(runs: &Runs, instance: &'static str) -> Registry {
     r
 }
 
+/// Enqueues one job on its own connection; its id.
+async fn enqueue_one<J: Job>(app: &App, job: &J) -> i64 {
+    let mut conn = guichet_app::testing::db(app)
+        .pool()
+        .acquire()
+        .await
+        .unwrap();
+    app.enqueue(&mut conn, job).await.unwrap()
+}
+
 #[tokio::test]
 async fn two_instances_never_run_one_job_twice() {
     let (dir, url) = fresh().await;
@@ -160,14 +170,7 @@ async fn a_killed_worker_is_replaced_when_its_lease_expires_and_the_job_is_done_
         });
         r
     };
-    let id = {
-        let mut conn = guichet_app::testing::db(&one)
-            .pool()
-            .acquire()
-            .await
-            .unwrap();
-        one.enqueue(&mut conn, &Stall {}).await.unwrap()
-    };
+    let id = enqueue_one(&one, &Stall {}).await;
     let a = Workers::start(&one, registry(), options(1));
     until("premier essai commencé", || async {
         started.load(Ordering::SeqCst) == 1
@@ -234,14 +237,7 @@ async fn a_failing_job_backs_off_exponentially_then_dies() {
     r.register(|_app: App, _: Flaky| async {
         Err::<(), _>(JobError::Retry("relais indisponible".into()))
     });
-    let id = {
-        let mut conn = guichet_app::testing::db(&app)
-            .pool()
-            .acquire()
-            .await
-            .unwrap();
-        app.enqueue(&mut conn, &Flaky {}).await.unwrap()
-    };
+    let id = enqueue_one(&app, &Flaky {}).await;
     let w = Workers::start(&app, r, options(2));
     for (attempt, delay) in [(1, 30), (2, 60)] {
         until("essai fait", || async {
@@ -584,14 +580,7 @@ async fn a_job_whose_workers_keep_dying_is_dead_after_its_attempts() {
         });
         r
     };
-    let id = {
-        let mut conn = guichet_app::testing::db(&app)
-            .pool()
-            .acquire()
-            .await
-            .unwrap();
-        app.enqueue(&mut conn, &Hang {}).await.unwrap()
-    };
+    let id = enqueue_one(&app, &Hang {}).await;
     for attempt in 1..=2 {
         let w = Workers::start(&app, registry(), options(1));
         until("essai commencé", || async {
