@@ -16,8 +16,8 @@ use crate::error::{AppError, AppResult};
 use crate::simulation::{Applicant, Member};
 use crate::App;
 use chrono::NaiveDate;
-use guichet_domain::access::{Principal, ServiceKind};
-use guichet_domain::{Cents, Role, Vintage};
+use guichet_domain::access::{Principal, ServiceSet};
+use guichet_domain::{Cents, Vintage};
 use guichet_programme::eval::MISSING_REASON;
 use guichet_programme::{Programme, Situation, Value};
 use guichet_storage::referentiel as store;
@@ -138,18 +138,15 @@ impl ImpactScope {
     /// What a user may see: an administrator everything, a coordinator their région; no one
     /// else sees impact reports.
     pub fn for_principal(p: &Principal) -> AppResult<ImpactScope> {
-        if !p.scope().can(guichet_domain::Action::ReadImpact) {
+        // The report covers the services the principal sees: all of them, or a région's.
+        let scope = p.scope();
+        if !scope.can(guichet_domain::Action::ReadImpact) {
             return Err(AppError::Forbidden);
         }
-        match p.role {
-            Role::Administrateur => Ok(ImpactScope::National),
-            Role::Coordinateur => match &p.service {
-                Some(s) if s.kind == ServiceKind::PrefectureRegionale => {
-                    Ok(ImpactScope::Region(s.territory_code.clone()))
-                }
-                _ => Err(AppError::Forbidden),
-            },
-            _ => Err(AppError::Forbidden),
+        match scope.services {
+            ServiceSet::All => Ok(ImpactScope::National),
+            ServiceSet::Region { region, .. } => Ok(ImpactScope::Region(region)),
+            ServiceSet::Own(_) | ServiceSet::Nothing => Err(AppError::Forbidden),
         }
     }
 
