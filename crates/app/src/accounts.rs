@@ -60,17 +60,24 @@ pub fn service_scope(s: &ServiceRow) -> AppResult<ServiceScope> {
     })
 }
 
-impl App {
+/// Accounts and services: creating them, who sees which service and collectivité, and the
+/// spaces of a collectivité (`app.accounts()`).
+#[derive(Clone, Copy)]
+pub struct Accounts<'a> {
+    pub(crate) app: &'a App,
+}
+
+impl Accounts<'_> {
     /// Finds or creates the service a target designates, named from the referential.
     pub async fn ensure_service(
         &self,
         target: &ServiceTarget,
         actor: Actor,
     ) -> AppResult<ServiceRow> {
-        let v = i64::from(self.vintage_in_force().await?.year());
+        let v = i64::from(self.app.referentiel().vintage_in_force().await?.year());
         let (code, name, region) = match target {
             ServiceTarget::Departement(d) => {
-                let dep = refstore::find_departement(&self.db, v, d.as_str()).await?.ok_or_else(|| {
+                let dep = refstore::find_departement(&self.app.db, v, d.as_str()).await?.ok_or_else(|| {
                     AppError::NotFound(format!(
                         "département {d} inconnu du référentiel {v} (importez-le : guichet referentiel import)"
                     ))
@@ -82,7 +89,7 @@ impl App {
                 )
             }
             ServiceTarget::Region(r) => {
-                let reg = refstore::find_region(&self.db, v, r.as_str()).await?.ok_or_else(|| {
+                let reg = refstore::find_region(&self.app.db, v, r.as_str()).await?.ok_or_else(|| {
                     AppError::NotFound(format!("région {r} inconnue du référentiel {v} (importez-le : guichet referentiel import)"))
                 })?;
                 (
@@ -100,8 +107,8 @@ impl App {
                 (code.to_string(), format!("{label} ({code})"), None)
             }
         };
-        let now = self.now_ts();
-        let mut tx = self.db.begin_write().await?;
+        let now = self.app.now_ts();
+        let mut tx = self.app.db.begin_write().await?;
         let (row, created) = store::ensure_service(
             &mut tx,
             &NewService {
@@ -117,7 +124,7 @@ impl App {
         if created {
             audit::record(
                 &mut tx,
-                &self.clock,
+                &self.app.clock,
                 actor,
                 "service.creation",
                 "service",
@@ -147,9 +154,9 @@ impl App {
                 new.collectivites.len(),
             )
             .map_err(|e| AppError::Invalid(e.to_string()))?;
-        let vintage = self.vintage_in_force().await?;
+        let vintage = self.app.referentiel().vintage_in_force().await?;
         for c in &new.collectivites {
-            if referentiel::footprint(&self.db, vintage, c)
+            if referentiel::footprint(&self.app.db, vintage, c)
                 .await?
                 .is_none()
             {
@@ -162,8 +169,8 @@ impl App {
             Some(t) => Some(self.ensure_service(t, actor).await?),
             None => None,
         };
-        let now = self.now_ts();
-        let mut tx = self.db.begin_write().await?;
+        let now = self.app.now_ts();
+        let mut tx = self.app.db.begin_write().await?;
         let id = store::insert_user(
             &mut *tx,
             &email,
@@ -185,7 +192,7 @@ impl App {
         }
         audit::record(
             &mut tx,
-            &self.clock,
+            &self.app.clock,
             actor,
             "utilisateur.creation",
             "utilisateur",
@@ -202,22 +209,25 @@ impl App {
         // The printed link is issued in the account's transaction, before the worker can make
         // the mailed one (issuing revokes earlier links of the same purpose).
         let link = self
+            .app
+            .sessions()
             .issue_token_link_in(&mut tx, id, TokenPurpose::FirstPassword)
             .await?;
-        self.enqueue(&mut tx, &crate::mail::FirstPasswordMail { user_id: id })
+        self.app
+            .enqueue(&mut tx, &crate::mail::FirstPasswordMail { user_id: id })
             .await?;
         tx.commit().await?;
-        self.wake_workers();
+        self.app.wake_workers();
         Ok((id, link))
     }
 
     /// The access-rule view of a user.
     pub async fn user_view(&self, user_id: i64) -> AppResult<UserView> {
-        let user = store::find_user(&self.db, user_id)
+        let user = store::find_user(&self.app.db, user_id)
             .await?
             .ok_or_else(|| AppError::NotFound("compte introuvable".into()))?;
         let service = match user.service_id {
-            Some(id) => store::find_service(&self.db, id).await?,
+            Some(id) => store::find_service(&self.app.db, id).await?,
             None => None,
         };
         self.view_of(user, service).await
@@ -230,7 +240,7 @@ impl App {
         user: UserRow,
         service: Option<ServiceRow>,
     ) -> AppResult<UserView> {
-        let collectivites = store::user_collectivites(&self.db, user.id)
+        let collectivites = store::user_collectivites(&self.app.db, user.id)
             .await?
             .iter()
             .map(|(kind, code)| CollectiviteRef::from_parts(kind, code))
@@ -260,12 +270,12 @@ impl App {
         if refs.is_empty() {
             return Ok(Vec::new());
         }
-        let vintage = self.vintage_in_force().await?;
+        let vintage = self.app.referentiel().vintage_in_force().await?;
         let pairs: Vec<(&str, &str)> = refs
             .iter()
             .map(|r| (r.kind.slug(), r.code.as_str()))
             .collect();
-        let names = refstore::names_of(&self.db, i64::from(vintage.year()), &pairs).await?;
+        let names = refstore::names_of(&self.app.db, i64::from(vintage.year()), &pairs).await?;
         Ok(refs
             .iter()
             .map(|r| {
@@ -287,16 +297,16 @@ impl App {
         let v = i64::from(vintage.year());
         use guichet_domain::CollectiviteKind as K;
         Ok(match r.kind {
-            K::Commune => refstore::find_commune(&self.db, v, &r.code)
+            K::Commune => refstore::find_commune(&self.app.db, v, &r.code)
                 .await?
                 .map(|c| c.name),
-            K::Epci => refstore::find_epci(&self.db, v, &r.code)
+            K::Epci => refstore::find_epci(&self.app.db, v, &r.code)
                 .await?
                 .map(|c| c.name),
-            K::Departement => refstore::find_departement(&self.db, v, &r.code)
+            K::Departement => refstore::find_departement(&self.app.db, v, &r.code)
                 .await?
                 .map(|c| c.name),
-            K::Region => refstore::find_region(&self.db, v, &r.code)
+            K::Region => refstore::find_region(&self.app.db, v, &r.code)
                 .await?
                 .map(|c| c.name),
         })
@@ -305,7 +315,7 @@ impl App {
     /// The services a principal may see, filtered in SQL by its scope.
     pub async fn visible_services(&self, p: &Principal) -> AppResult<Vec<ServiceRow>> {
         let scope = p.scope();
-        let mut conn = self.db.pool().acquire().await?;
+        let mut conn = self.app.db.pool().acquire().await?;
         Ok(store::services_in(&mut conn, &scope.services).await?)
     }
 
@@ -322,7 +332,7 @@ impl App {
     /// service, `Forbidden` when it lies outside the principal's scope.
     pub async fn service_details(&self, p: &Principal, id: i64) -> AppResult<ServiceDetails> {
         let scope = p.scope();
-        let mut conn = self.db.pool().acquire().await?;
+        let mut conn = self.app.db.pool().acquire().await?;
         let service = match store::service_in(&mut conn, id, &scope.services).await? {
             Some(s) => s,
             None if store::find_service(&mut *conn, id).await?.is_some() => {
@@ -342,7 +352,7 @@ impl App {
         p: &Principal,
         r: &CollectiviteRef,
     ) -> AppResult<CollectiviteSpace> {
-        let vintage = self.vintage_in_force().await?;
+        let vintage = self.app.referentiel().vintage_in_force().await?;
         let name = self.collectivite_name(vintage, r).await?.ok_or_else(|| {
             AppError::NotFound(format!(
                 "aucune collectivité {r} dans le référentiel {vintage}"
@@ -350,7 +360,7 @@ impl App {
         })?;
         let scope = p.scope();
         let v = i64::from(vintage.year());
-        let mut conn = self.db.pool().acquire().await?;
+        let mut conn = self.app.db.pool().acquire().await?;
         if !store::collectivite_in(&mut conn, v, r.kind.slug(), &r.code, &scope.collectivites)
             .await?
         {
@@ -378,8 +388,8 @@ impl App {
         p: &Principal,
         r: &CollectiviteRef,
     ) -> AppResult<bool> {
-        let v = i64::from(self.vintage_in_force().await?.year());
-        let mut conn = self.db.pool().acquire().await?;
+        let v = i64::from(self.app.referentiel().vintage_in_force().await?.year());
+        let mut conn = self.app.db.pool().acquire().await?;
         Ok(store::collectivite_in(
             &mut conn,
             v,
@@ -396,8 +406,8 @@ impl App {
         &self,
         p: &Principal,
     ) -> AppResult<Vec<CollectiviteWithAgents>> {
-        let vintage = self.vintage_in_force().await?;
-        let mut conn = self.db.pool().acquire().await?;
+        let vintage = self.app.referentiel().vintage_in_force().await?;
+        let mut conn = self.app.db.pool().acquire().await?;
         store::collectivites_with_agents_in(
             &mut conn,
             i64::from(vintage.year()),
@@ -419,11 +429,11 @@ impl App {
     }
 
     /// Every account, with its service's name (administrators only).
-    pub async fn accounts(&self, p: &Principal) -> AppResult<Vec<(UserRow, Option<String>)>> {
+    pub async fn list(&self, p: &Principal) -> AppResult<Vec<(UserRow, Option<String>)>> {
         if !p.scope().can(Action::ManageAccounts) {
             return Err(AppError::Forbidden);
         }
-        let mut conn = self.db.pool().acquire().await?;
+        let mut conn = self.app.db.pool().acquire().await?;
         let services: std::collections::HashMap<i64, String> =
             store::services_in(&mut conn, &ServiceSet::All)
                 .await?

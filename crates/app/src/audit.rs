@@ -505,9 +505,16 @@ pub async fn verify_with_anchors(
     }))
 }
 
-impl crate::App {
+/// The audit log as its readers see it (`app.audit()`); writing goes through [`record`] in the
+/// writer's transaction.
+#[derive(Clone, Copy)]
+pub struct Audit<'a> {
+    pub(crate) app: &'a crate::App,
+}
+
+impl Audit<'_> {
     /// The latest entries of the audit log, newest first, for those who may read it.
-    pub async fn audit_log(
+    pub async fn log(
         &self,
         p: &guichet_domain::Principal,
         limit: i64,
@@ -515,6 +522,6 @@ impl crate::App {
         if !p.scope().can(guichet_domain::Action::ReadAuditLog) {
             return Err(crate::error::AppError::Forbidden);
         }
-        latest(&self.db, limit).await
+        latest(&self.app.db, limit).await
     }
 }

@@ -218,7 +218,14 @@ fn paris(at: DateTime<Utc>) -> String {
         .to_string()
 }
 
-impl App {
+/// Signing in and out, sessions, one-time links and passwords, and the login throttle
+/// (`app.sessions()`).
+#[derive(Clone, Copy)]
+pub struct Sessions<'a> {
+    pub(crate) app: &'a App,
+}
+
+impl Sessions<'_> {
     /// Counts an attempt on each key, in one transaction, before anything is checked: each
     /// count is one atomic upsert, so a burst of parallel attempts is counted attempt by attempt
     /// and none gets past a limit. When a key refuses, nothing is counted (the transaction is
@@ -229,7 +236,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> AppResult<Gate> {
         let now_ts = format_ts(now);
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.app.db.begin_write().await?;
         let mut ceiling_reached = false;
         for (key, rule) in keys {
             let cutoff = format_ts(now - rule.window);
@@ -278,12 +285,12 @@ impl App {
             ),
         };
         // Through the job queue, like every mail: retried while the relay is down.
-        let queued = match self.db.pool().acquire().await {
-            Ok(mut conn) => self.enqueue(&mut conn, &mail).await,
+        let queued = match self.app.db.pool().acquire().await {
+            Ok(mut conn) => self.app.enqueue(&mut conn, &mail).await,
             Err(e) => Err(e.into()),
         };
         match queued {
-            Ok(_) => self.wake_workers(),
+            Ok(_) => self.app.wake_workers(),
             Err(e) => {
                 tracing::warn!(erreur = %e, "courriel d’alerte de tentatives de connexion non mis en file")
             }
@@ -307,7 +314,7 @@ impl App {
         let invalid =
             || AppError::Unauthorized("adresse électronique ou mot de passe incorrect".into());
         let email = parse_email(email).map_err(|_| invalid())?;
-        let now = self.clock.now();
+        let now = self.app.clock.now();
         let keys = login_keys(&email, ip);
         let ceiling_reached = match self.count_attempts(&keys, now).await? {
             Gate::Closed { until } => {
@@ -318,7 +325,7 @@ impl App {
             }
             Gate::Open { ceiling_reached } => ceiling_reached,
         };
-        let user = store::find_user_by_email(&self.db, &email).await?;
+        let user = store::find_user_by_email(&self.app.db, &email).await?;
         if ceiling_reached {
             if let Some(u) = &user {
                 self.notify_ceiling_reached(
@@ -344,7 +351,7 @@ impl App {
         };
         let token = random_token();
         let expires_at = now + SESSION_IDLE;
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.app.db.begin_write().await?;
         // A success is no failure: the pair starts afresh, the other counts take it back.
         for (key, rule) in &keys {
             if key.starts_with("paire:") {
@@ -375,7 +382,7 @@ impl App {
         .await?;
         audit::record(
             &mut tx,
-            &self.clock,
+            &self.app.clock,
             Actor::User(user.id),
             "session.connexion",
             "utilisateur",
@@ -399,19 +406,19 @@ impl App {
         &self,
         token: &str,
     ) -> AppResult<Option<(SessionContext, crate::accounts::UserView)>> {
-        let now = self.clock.now();
+        let now = self.app.clock.now();
         let id_hash = token_hash(token);
         let Some((s, user, service)) =
-            store::find_live_session_with_user(&self.db, &id_hash, &format_ts(now)).await?
+            store::find_live_session_with_user(&self.app.db, &id_hash, &format_ts(now)).await?
         else {
             return Ok(None);
         };
         if user.disabled_at.is_some() {
-            store::delete_session(&self.db, &id_hash).await?;
+            store::delete_session(&self.app.db, &id_hash).await?;
             return Ok(None);
         }
         self.slide_session(&id_hash, &s, now).await?;
-        let view = self.view_of(user, service).await?;
+        let view = self.app.accounts().view_of(user, service).await?;
         Ok(Some((
             SessionContext {
                 user_id: s.user_id,
@@ -432,7 +439,8 @@ impl App {
     ) -> AppResult<()> {
         if now - s.last_seen_at.instant() > Duration::minutes(1) {
             let expires = (now + SESSION_IDLE).min(s.created_at.instant() + SESSION_ABSOLUTE);
-            store::touch_session(&self.db, id_hash, &format_ts(now), &format_ts(expires)).await?;
+            store::touch_session(&self.app.db, id_hash, &format_ts(now), &format_ts(expires))
+                .await?;
         }
         Ok(())
     }
@@ -457,11 +465,11 @@ impl App {
     }
 
     async fn logout_once(&self, id_hash: &str) -> AppResult<()> {
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.app.db.begin_write().await?;
         if let Some(user_id) = store::end_session(&mut *tx, id_hash).await? {
             audit::record(
                 &mut tx,
-                &self.clock,
+                &self.app.clock,
                 Actor::User(user_id),
                 "session.deconnexion",
                 "utilisateur",
@@ -477,7 +485,7 @@ impl App {
 
     /// Creates a one-time link (first password or reset), replacing earlier unused ones.
     pub async fn issue_token_link(&self, user_id: i64, purpose: TokenPurpose) -> AppResult<String> {
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.app.db.begin_write().await?;
         let link = self.issue_token_link_in(&mut tx, user_id, purpose).await?;
         tx.commit().await?;
         Ok(link)
@@ -491,7 +499,7 @@ impl App {
         user_id: i64,
         purpose: TokenPurpose,
     ) -> AppResult<String> {
-        let now = self.clock.now();
+        let now = self.app.clock.now();
         store::revoke_tokens(&mut *conn, user_id, purpose.slug(), &format_ts(now)).await?;
         self.add_token_link(conn, user_id, purpose).await
     }
@@ -504,7 +512,7 @@ impl App {
         purpose: TokenPurpose,
     ) -> AppResult<String> {
         let token = random_token();
-        let now = self.clock.now();
+        let now = self.app.clock.now();
         store::insert_token(
             &mut *conn,
             &token_hash(&token),
@@ -516,7 +524,7 @@ impl App {
         .await?;
         Ok(format!(
             "{}/mot-de-passe/definir?jeton={token}",
-            self.config.base_url
+            self.app.config.base_url
         ))
     }
 
@@ -526,7 +534,7 @@ impl App {
     /// limits (no mailbox gets flooded with links).
     pub async fn request_password_reset(&self, email: &str, ip: Option<&str>) -> AppResult<()> {
         let email = parse_email(email)?;
-        let now = self.clock.now();
+        let now = self.app.clock.now();
         let mut keys = vec![(format!("reinit:compte:{email}"), RESET_ADDRESS_RULE)];
         if let Some(ip) = ip {
             keys.push((format!("reinit:ip:{ip}"), RESET_IP_RULE));
@@ -539,16 +547,17 @@ impl App {
         }
         // The same single insert whether or not the address has an account: the answer takes the
         // same time either way; the worker looks the account up and sends the link.
-        let mut conn = self.db.pool().acquire().await?;
-        self.enqueue(&mut conn, &crate::mail::ResetLinkMail { email })
+        let mut conn = self.app.db.pool().acquire().await?;
+        self.app
+            .enqueue(&mut conn, &crate::mail::ResetLinkMail { email })
             .await?;
-        self.wake_workers();
+        self.app.wake_workers();
         Ok(())
     }
 
     /// Checks a one-time link without using it.
     pub async fn check_token(&self, token: &str) -> AppResult<TokenCheck> {
-        let mut conn = self.db.pool().acquire().await?;
+        let mut conn = self.app.db.pool().acquire().await?;
         let row = store::find_token(&mut *conn, &token_hash(token))
             .await?
             .ok_or_else(|| {
@@ -561,7 +570,7 @@ impl App {
                 "ce lien a déjà été utilisé ; demandez-en un nouveau".into(),
             ));
         }
-        if row.expires_at.instant() <= self.clock.now() {
+        if row.expires_at.instant() <= self.app.clock.now() {
             return Err(AppError::Conflict(
                 "ce lien a expiré ; demandez-en un nouveau".into(),
             ));
@@ -590,8 +599,8 @@ impl App {
         let hash = tokio::task::spawn_blocking(move || hash_password(&pw))
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))??;
-        let now = format_ts(self.clock.now());
-        let mut tx = self.db.begin_write().await?;
+        let now = format_ts(self.app.clock.now());
+        let mut tx = self.app.db.begin_write().await?;
         if !store::consume_token(&mut *tx, &token_hash(token), &now).await? {
             return Err(AppError::Conflict(
                 "ce lien a déjà été utilisé ; demandez-en un nouveau".into(),
@@ -606,7 +615,7 @@ impl App {
         store::clear_throttle_prefix(&mut *tx, &pair_prefix(&check.email)).await?;
         audit::record(
             &mut tx,
-            &self.clock,
+            &self.app.clock,
             Actor::User(check.user_id),
             match check.purpose {
                 TokenPurpose::FirstPassword => "utilisateur.premier-mot-de-passe",
@@ -634,13 +643,13 @@ impl App {
         let hash = tokio::task::spawn_blocking(move || hash_password(&pw))
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))??;
-        let mut tx = self.db.begin_write().await?;
-        let now = format_ts(self.clock.now());
+        let mut tx = self.app.db.begin_write().await?;
+        let now = format_ts(self.app.clock.now());
         store::set_password_hash(&mut *tx, user_id, &hash, &now).await?;
         store::revoke_all_tokens(&mut *tx, user_id, &now).await?;
         audit::record(
             &mut tx,
-            &self.clock,
+            &self.app.clock,
             actor,
             "utilisateur.mot-de-passe",
             "utilisateur",
@@ -654,9 +663,9 @@ impl App {
     }
 }
 
-impl App {
+impl Sessions<'_> {
     pub async fn purge_expired_sessions(&self) -> AppResult<u64> {
-        let mut conn = self.db.pool().acquire().await?;
-        Ok(store::delete_expired_sessions(&mut *conn, &format_ts(self.clock.now())).await?)
+        let mut conn = self.app.db.pool().acquire().await?;
+        Ok(store::delete_expired_sessions(&mut *conn, &format_ts(self.app.clock.now())).await?)
     }
 }

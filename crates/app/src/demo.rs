@@ -105,24 +105,37 @@ pub const DEMO_ACCOUNTS: &[DemoAccount] = &[
     },
 ];
 
-impl App {
+/// Demo data (`app.demo()`).
+#[derive(Clone, Copy)]
+pub struct Demo<'a> {
+    pub(crate) app: &'a App,
+}
+
+impl Demo<'_> {
     /// Loads the demo data; returns how many accounts were created.
-    pub async fn load_demo(&self) -> AppResult<usize> {
-        let imported = crate::referentiel::available_vintages(&self.db).await?;
+    pub async fn load(&self) -> AppResult<usize> {
+        let imported = crate::referentiel::available_vintages(&self.app.db).await?;
         for v in Vintage::ALL {
             if !imported.contains(&v) {
-                let report = self.import_vintage(v, Actor::System, &|_, _| {}).await?;
+                let report = self
+                    .app
+                    .referentiel()
+                    .import_vintage(v, Actor::System, &|_, _| {})
+                    .await?;
                 tracing::info!(millesime = %v, communes = report.communes, "référentiel importé pour la démonstration");
             }
         }
         for s in DEMO_SERVICES {
             let target = ServiceTarget::parse(s).map_err(|e| AppError::Invalid(e.to_string()))?;
-            self.ensure_service(&target, Actor::System).await?;
+            self.app
+                .accounts()
+                .ensure_service(&target, Actor::System)
+                .await?;
         }
         let mut created = 0;
         for a in DEMO_ACCOUNTS {
             let exists = {
-                let mut conn = self.db.pool().acquire().await?;
+                let mut conn = self.app.db.pool().acquire().await?;
                 store::find_user_by_email(&mut *conn, a.email)
                     .await?
                     .is_some()
@@ -142,6 +155,8 @@ impl App {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| AppError::Invalid(e.to_string()))?;
             let (id, _link) = self
+                .app
+                .accounts()
                 .create_user(
                     NewUser {
                         email: a.email.into(),
@@ -153,7 +168,10 @@ impl App {
                     Actor::System,
                 )
                 .await?;
-            self.set_password(id, DEMO_PASSWORD, Actor::System).await?;
+            self.app
+                .sessions()
+                .set_password(id, DEMO_PASSWORD, Actor::System)
+                .await?;
             created += 1;
         }
         Ok(created)

@@ -836,10 +836,17 @@ fn compare_on(
     })
 }
 
-impl App {
+/// The impact of a programme change over the referential's applicants, and the drafts it
+/// compares (`app.impact()`).
+#[derive(Clone, Copy)]
+pub struct Impact<'a> {
+    pub(crate) app: &'a App,
+}
+
+impl Impact<'_> {
     /// Every applicant of a vintage of the referential, from the database.
     pub async fn referential_applicants(&self, vintage: Vintage) -> AppResult<Applicants> {
-        if crate::referentiel::available_vintages(&self.db)
+        if crate::referentiel::available_vintages(&self.app.db)
             .await?
             .iter()
             .all(|a| *a != vintage)
@@ -848,8 +855,11 @@ impl App {
                 "le référentiel {vintage} (millésime du programme) n’est pas importé : guichet referentiel import --millesime {vintage}"
             )));
         }
-        let data =
-            store::load_vintage(&mut *self.db.acquire().await?, i64::from(vintage.year())).await?;
+        let data = store::load_vintage(
+            &mut *self.app.db.acquire().await?,
+            i64::from(vintage.year()),
+        )
+        .await?;
         let region_names = data
             .regions
             .iter()
@@ -887,7 +897,7 @@ impl App {
         input: &ImpactInput,
         scope: ImpactScope,
     ) -> AppResult<ImpactReport> {
-        let req = input.parse(&before, &after, self.today())?;
+        let req = input.parse(&before, &after, self.app.today())?;
         let applicants = self.referential_applicants(after.vintage).await?;
         tokio::task::spawn_blocking(move || compare(&before, &after, &req, &applicants, &scope))
             .await
@@ -950,10 +960,10 @@ impl From<AppError> for DraftError {
     }
 }
 
-impl App {
+impl Impact<'_> {
     /// The drafts offered by the impact page (`GUICHET_BROUILLONS_DIR`).
     pub fn drafts(&self) -> AppResult<Vec<String>> {
-        match &self.config.brouillons_dir {
+        match &self.app.config.brouillons_dir {
             Some(dir) => draft_names(dir),
             None => Err(AppError::Unavailable(NO_DRAFTS_DIR.into())),
         }
@@ -962,7 +972,7 @@ impl App {
     /// Loads a draft by its name, which must be one [`App::drafts`] lists: a name is never
     /// joined to a path before it is found among the listed ones.
     pub fn load_draft(&self, name: &str) -> Result<Programme, DraftError> {
-        let Some(dir) = &self.config.brouillons_dir else {
+        let Some(dir) = &self.app.config.brouillons_dir else {
             return Err(AppError::Unavailable(NO_DRAFTS_DIR.into()).into());
         };
         let listed = draft_names(dir)?;

@@ -151,7 +151,7 @@ impl Registry {
         let mut r = Registry::empty();
         crate::mail::register_jobs(&mut r);
         r.register(|app: App, _: PurgeSessions| async move {
-            let n = app.purge_expired_sessions().await?;
+            let n = app.sessions().purge_expired_sessions().await?;
             tracing::info!(sessions = n, "sessions expirées supprimées");
             Ok(())
         });
@@ -340,7 +340,7 @@ async fn worker_loop(
             break;
         }
         // Registered before looking, so that a wake-up during the look is not lost.
-        let woken = app.jobs.0.notified();
+        let woken = app.wakeup.0.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
         match run_one(&app, &registry, &owner, &options).await {
@@ -511,25 +511,34 @@ pub async fn schedule(app: &App, registry: &Registry) -> AppResult<usize> {
 }
 
 impl App {
-    /// Adds a job in the caller's transaction (see [`enqueue`]).
+    /// Adds a job in the caller's transaction (see [`enqueue`]): every area's use cases enqueue
+    /// their follow-ups (mail, documents, webhooks) this way.
     pub async fn enqueue<J: Job>(&self, conn: &mut AnyConnection, job: &J) -> AppResult<i64> {
         enqueue(conn, &self.clock, job).await
     }
 
     /// Wakes this process's idle workers (after committing an enqueue).
     pub fn wake_workers(&self) {
-        self.jobs.wake();
+        self.wakeup.wake();
     }
+}
 
+/// The job queue as an administrator sees it: counts, dead jobs, retries (`app.jobs()`).
+#[derive(Clone, Copy)]
+pub struct JobQueue<'a> {
+    pub(crate) app: &'a App,
+}
+
+impl JobQueue<'_> {
     /// How many jobs are due, running, waiting, done and dead.
-    pub async fn job_counts(&self) -> AppResult<Counts> {
-        let mut conn = self.db.pool().acquire().await?;
-        Ok(store::counts(&mut conn, &self.now_ts()).await?)
+    pub async fn counts(&self) -> AppResult<Counts> {
+        let mut conn = self.app.db.pool().acquire().await?;
+        Ok(store::counts(&mut conn, &self.app.now_ts()).await?)
     }
 
     /// The queue's counts and its dead jobs, for those who may manage the queue
     /// (`/admin/travaux`).
-    pub async fn job_queue(
+    pub async fn queue(
         &self,
         p: &guichet_domain::Principal,
         limit: i64,
@@ -537,45 +546,46 @@ impl App {
         if !p.scope().can(guichet_domain::Action::ManageJobs) {
             return Err(AppError::Forbidden);
         }
-        Ok((self.job_counts().await?, self.dead_jobs(limit).await?))
+        Ok((self.counts().await?, self.dead(limit).await?))
     }
 
     /// Dead jobs, most recent first.
-    pub async fn dead_jobs(&self, limit: i64) -> AppResult<Vec<JobRow>> {
-        let mut conn = self.db.pool().acquire().await?;
+    pub async fn dead(&self, limit: i64) -> AppResult<Vec<JobRow>> {
+        let mut conn = self.app.db.pool().acquire().await?;
         Ok(store::list_in_state(&mut conn, DEAD, limit).await?)
     }
 
     /// Every job of one kind, oldest first (diagnostics and tests).
-    pub async fn jobs_of_kind(&self, kind: &str) -> AppResult<Vec<JobRow>> {
-        let mut conn = self.db.pool().acquire().await?;
+    pub async fn of_kind(&self, kind: &str) -> AppResult<Vec<JobRow>> {
+        let mut conn = self.app.db.pool().acquire().await?;
         Ok(store::list_of_kind(&mut conn, kind).await?)
     }
 
-    pub async fn job(&self, id: i64) -> AppResult<Option<JobRow>> {
-        let mut conn = self.db.pool().acquire().await?;
+    /// One job by its number.
+    pub async fn get(&self, id: i64) -> AppResult<Option<JobRow>> {
+        let mut conn = self.app.db.pool().acquire().await?;
         Ok(store::find(&mut conn, id).await?)
     }
 
     /// Puts a dead job back in the queue (attempts reset), audited; administrators only.
-    pub async fn retry_dead_job(&self, id: i64, by: &crate::accounts::UserView) -> AppResult<()> {
+    pub async fn retry_dead(&self, id: i64, by: &crate::accounts::UserView) -> AppResult<()> {
         if !by.scope.can(guichet_domain::Action::ManageJobs) {
             return Err(AppError::Forbidden);
         }
         let actor = crate::audit::Actor::User(by.user.id);
         // Reads then writes: on SQLite, take the write lock first (no SQLITE_BUSY midway).
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.app.db.begin_write().await?;
         let job = store::find(&mut tx, id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("travail n° {id} introuvable")))?;
-        if !store::revive(&mut tx, id, &self.now_ts()).await? {
+        if !store::revive(&mut tx, id, &self.app.now_ts()).await? {
             return Err(AppError::Conflict(format!(
                 "le travail n° {id} n’est pas (ou plus) en échec définitif"
             )));
         }
         crate::audit::record(
             &mut tx,
-            &self.clock,
+            &self.app.clock,
             actor,
             "travail.relance",
             "travail",
@@ -585,7 +595,7 @@ impl App {
         )
         .await?;
         tx.commit().await?;
-        self.wake_workers();
+        self.app.wake_workers();
         Ok(())
     }
 }

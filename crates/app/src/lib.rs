@@ -1,6 +1,9 @@
 //! Application services: what Guichet does, independent of how it is asked (HTTP, CLI, tests).
-//! The `App` value holds the database, the clock, the mailer, the programme and the search index;
-//! each module adds its use cases as methods on it.
+//! The `App` value holds what every area shares (the database, the clock, the mailer, the
+//! programme, the search index); each area's use cases are methods of its own service value,
+//! declared in that area's module and reached through one accessor: `app.accounts()`,
+//! `app.sessions()`, `app.referentiel()`, `app.simulation()`, `app.audit()`, `app.jobs()`,
+//! `app.impact()`, `app.demo()`.
 
 pub mod accounts;
 pub mod audit;
@@ -21,10 +24,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::mail::Mailer;
-use crate::referentiel::import::{self, ImportReport};
 use crate::referentiel::search::SearchIndex;
-use chrono::Datelike;
-use guichet_domain::Vintage;
 use guichet_programme::Programme;
 use guichet_storage::{format_ts, Db};
 use std::sync::Arc;
@@ -44,7 +44,7 @@ pub struct App {
     pub programme: Arc<Programme>,
     pub search: SearchIndex,
     /// Wakes this process's workers when a job is enqueued (`jobs`).
-    pub jobs: jobs::Wakeup,
+    pub wakeup: jobs::Wakeup,
     /// The key signing the audit chain's checkpoints, when configured (`GUICHET_AUDIT_CLE`).
     pub audit_key: Option<Arc<audit::AnchorKey>>,
 }
@@ -74,7 +74,7 @@ impl App {
             mailer: Arc::new(mailer),
             programme: Arc::new(programme),
             search: SearchIndex::new(),
-            jobs: jobs::Wakeup::default(),
+            wakeup: jobs::Wakeup::default(),
             audit_key,
         })
     }
@@ -93,92 +93,44 @@ impl App {
         format_ts(self.clock.now())
     }
 
-    /// The vintage to use at the clock's date: the latest imported one not after this year,
-    /// else the programme's pinned vintage.
-    pub async fn vintage_in_force(&self) -> AppResult<Vintage> {
-        let available = self.search.vintages(&self.db).await?;
-        Ok(
-            Vintage::in_force(self.clock.now().year(), &available)
-                .unwrap_or(self.programme.vintage),
-        )
+    /// Accounts and services (`accounts`).
+    pub fn accounts(&self) -> accounts::Accounts<'_> {
+        accounts::Accounts { app: self }
     }
 
-    /// The vintage a request asks for (`millesime=`), or the one in force when it asks none.
-    pub async fn requested_vintage(&self, requested: Option<&str>) -> AppResult<Vintage> {
-        match requested.map(str::trim).filter(|s| !s.is_empty()) {
-            Some(s) => Vintage::parse(s).map_err(|e| AppError::Invalid(e.to_string())),
-            None => self.vintage_in_force().await,
-        }
+    /// Sessions, sign-in, one-time links and passwords (`auth`).
+    pub fn sessions(&self) -> auth::Sessions<'_> {
+        auth::Sessions { app: self }
     }
 
-    /// Imports one vintage from the npm package directory (idempotent).
-    pub async fn import_vintage(
-        &self,
-        vintage: Vintage,
-        actor: audit::Actor,
-        progress: &Progress<'_>,
-    ) -> AppResult<ImportReport> {
-        let (data_dir, source) = import::locate(&self.config.npm_dir, vintage)?;
-        let started = std::time::Instant::now();
-        let data = tokio::task::spawn_blocking(move || import::read_vintage(&data_dir))
-            .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))??;
-        let report = ImportReport {
-            vintage,
-            source: source.clone(),
-            regions: data.regions.len(),
-            departements: data.departements.len(),
-            communes: data.communes.len(),
-            epci: data.epci.len(),
-        };
-        let read = started.elapsed();
-        let total = report.total_rows() as u64;
-        let done = std::sync::atomic::AtomicU64::new(0);
-        let tick = |n: u64| {
-            let so_far = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
-            progress(so_far, total);
-        };
-        // The vintage and its audit entry commit together: an import that cannot be recorded
-        // leaves nothing imported.
-        let mut tx = self.db.begin_write().await?;
-        guichet_storage::referentiel::replace_vintage(
-            &mut tx,
-            i64::from(vintage.year()),
-            &source,
-            &self.now_ts(),
-            &data,
-            &tick,
-        )
-        .await?;
-        drop(data);
-        audit::record(
-            &mut tx,
-            &self.clock,
-            actor,
-            "referentiel.import",
-            "referentiel",
-            &vintage.to_string(),
-            None,
-            Some(&serde_json::json!({
-                "source": source,
-                "communes": report.communes,
-                "epci": report.epci,
-                "departements": report.departements,
-                "regions": report.regions,
-            })),
-        )
-        .await?;
-        tx.commit().await?;
-        // The index and its aggregates (vintages included) reload at once on this instance;
-        // other instances see the import within a second (`ref_imports`).
-        self.search.invalidate();
-        tracing::info!(
-            millesime = %vintage,
-            lecture_ms = read.as_millis() as u64,
-            ecriture_ms = (started.elapsed() - read).as_millis() as u64,
-            "référentiel importé"
-        );
-        Ok(report)
+    /// The territorial referential (`referentiel`).
+    pub fn referentiel(&self) -> referentiel::Referentiel<'_> {
+        referentiel::Referentiel { app: self }
+    }
+
+    /// The simulator (`simulation`).
+    pub fn simulation(&self) -> simulation::Simulator<'_> {
+        simulation::Simulator { app: self }
+    }
+
+    /// The audit log's readers (`audit`).
+    pub fn audit(&self) -> audit::Audit<'_> {
+        audit::Audit { app: self }
+    }
+
+    /// The job queue's administration (`jobs`); enqueueing is [`App::enqueue`].
+    pub fn jobs(&self) -> jobs::JobQueue<'_> {
+        jobs::JobQueue { app: self }
+    }
+
+    /// The impact of a programme change (`impact`).
+    pub fn impact(&self) -> impact::Impact<'_> {
+        impact::Impact { app: self }
+    }
+
+    /// Demo data (`demo`).
+    pub fn demo(&self) -> demo::Demo<'_> {
+        demo::Demo { app: self }
     }
 }
 

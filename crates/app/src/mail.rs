@@ -173,7 +173,10 @@ async fn send_reset_link(app: &App, email: &str) -> JobResult {
         );
         return Ok(());
     };
-    let link = app.issue_token_link(user.id, TokenPurpose::Reset).await?;
+    let link = app
+        .sessions()
+        .issue_token_link(user.id, TokenPurpose::Reset)
+        .await?;
     app.mailer
         .deliver(
             &user.email,
@@ -210,7 +213,8 @@ async fn send_first_password_link(app: &App, user_id: i64) -> JobResult {
     // and choosing the password closes them all.
     let link = {
         let mut conn = app.db.pool().acquire().await.map_err(AppError::from)?;
-        app.add_token_link(&mut conn, user.id, TokenPurpose::FirstPassword)
+        app.sessions()
+            .add_token_link(&mut conn, user.id, TokenPurpose::FirstPassword)
             .await?
     };
     let role = user.role.label();

@@ -561,13 +561,22 @@ impl App {
             .with_timezone(&chrono_tz::Europe::Paris)
             .date_naive()
     }
+}
 
+/// The simulator's use cases: an applicant resolved from the referential, a request evaluated
+/// by the rules engine (`app.simulation()`).
+#[derive(Clone, Copy)]
+pub struct Simulator<'a> {
+    pub(crate) app: &'a App,
+}
+
+impl Simulator<'_> {
     /// Resolves an applicant in the programme's vintage of the referential, from the in-memory
     /// index of that vintage (no query: the members, their départements and régions and the
     /// communes per département are computed once per import).
     pub async fn resolve_applicant(&self, r: &ApplicantRef) -> AppResult<Applicant> {
-        let vintage = self.programme.vintage;
-        let Some(index) = self.search.vintage(&self.db, vintage).await? else {
+        let vintage = self.app.programme.vintage;
+        let Some(index) = self.app.search.vintage(&self.app.db, vintage).await? else {
             return Err(AppError::Unavailable(format!(
                 "le référentiel {vintage} (millésime du programme) n’est pas importé : guichet referentiel import --millesime {vintage}"
             )));
@@ -625,7 +634,7 @@ impl App {
 
     /// Runs a simulation: parses the input, resolves the applicant, evaluates the measures.
     pub async fn simulate(&self, input: &SimulationInput) -> AppResult<Simulation> {
-        let req = input.parse(&self.programme, self.today())?;
+        let req = input.parse(&self.app.programme, self.app.today())?;
         let applicant = self.resolve_applicant(&req.applicant).await?;
         Ok(self.evaluate_request(&req, applicant))
     }
@@ -642,7 +651,7 @@ impl App {
             facts,
             expenses: req.expenses.clone(),
         };
-        let outcomes = match self.programme.rules.prepare(&situation) {
+        let outcomes = match self.app.programme.rules.prepare(&situation) {
             Err(e) => req
                 .measures
                 .iter()
@@ -657,6 +666,7 @@ impl App {
                 .map(|m| MeasureOutcome {
                     measure: m.clone(),
                     result: self
+                        .app
                         .programme
                         .rules
                         .evaluate(m, &prepared, true)
@@ -667,7 +677,7 @@ impl App {
         Simulation {
             applicant,
             filing_date: req.filing_date,
-            programme_version: self.programme.version.clone(),
+            programme_version: self.app.programme.version.clone(),
             outcomes,
         }
     }

@@ -118,7 +118,7 @@ async fn two_instances_never_run_one_job_twice() {
     let a = Workers::start(&one, counting(&runs, "une"), options(4));
     let b = Workers::start(&two, counting(&runs, "deux"), options(4));
     until("tous les travaux faits", || async {
-        one.job_counts().await.unwrap().done == JOBS
+        one.jobs().counts().await.unwrap().done == JOBS
     })
     .await;
     a.stop().await;
@@ -135,7 +135,7 @@ async fn two_instances_never_run_one_job_twice() {
         by_one > 0 && by_one < JOBS as usize,
         "les deux instances travaillent : {by_one} sur {JOBS} par la première"
     );
-    let counts = one.job_counts().await.unwrap();
+    let counts = one.jobs().counts().await.unwrap();
     assert_eq!((counts.due, counts.running, counts.dead), (0, 0, 0));
 }
 
@@ -176,7 +176,7 @@ async fn a_killed_worker_is_replaced_when_its_lease_expires_and_the_job_is_done_
         started.load(Ordering::SeqCst) == 1
     })
     .await;
-    let held = one.job(id).await.unwrap().unwrap();
+    let held = one.jobs().get(id).await.unwrap().unwrap();
     let owner = held.lease_owner.clone().expect("bail posé");
     a.abort();
 
@@ -184,20 +184,20 @@ async fn a_killed_worker_is_replaced_when_its_lease_expires_and_the_job_is_done_
     let b = Workers::start(&two, registry(), options(2));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(started.load(Ordering::SeqCst), 1, "bail encore valable");
-    let still = two.job(id).await.unwrap().unwrap();
+    let still = two.jobs().get(id).await.unwrap().unwrap();
     assert_eq!(still.state, jobs::PENDING);
     assert_eq!(still.lease_owner.as_deref(), Some(owner.as_str()));
 
     // The lease (2 minutes) expires: the job is taken over and done, once.
     clock.advance(chrono::Duration::minutes(3));
     until("travail repris et fait", || async {
-        two.job(id).await.unwrap().unwrap().state == jobs::DONE
+        two.jobs().get(id).await.unwrap().unwrap().state == jobs::DONE
     })
     .await;
     b.stop().await;
     assert_eq!(started.load(Ordering::SeqCst), 2);
     assert_eq!(finished.load(Ordering::SeqCst), 1);
-    let done = two.job(id).await.unwrap().unwrap();
+    let done = two.jobs().get(id).await.unwrap().unwrap();
     assert_eq!(done.attempts, 2);
     assert!(done.lease_owner.is_none());
     // The dead worker's claim can no longer write anything on the job.
@@ -217,7 +217,7 @@ async fn a_killed_worker_is_replaced_when_its_lease_expires_and_the_job_is_done_
             .await
             .unwrap()
     );
-    assert_eq!(two.job(id).await.unwrap().unwrap().state, jobs::DONE);
+    assert_eq!(two.jobs().get(id).await.unwrap().unwrap().state, jobs::DONE);
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -241,11 +241,18 @@ async fn a_failing_job_backs_off_exponentially_then_dies() {
     let w = Workers::start(&app, r, options(2));
     for (attempt, delay) in [(1, 30), (2, 60)] {
         until("essai fait", || async {
-            app.job(id).await.unwrap().unwrap().attempts == attempt
-                && app.job(id).await.unwrap().unwrap().lease_owner.is_none()
+            app.jobs().get(id).await.unwrap().unwrap().attempts == attempt
+                && app
+                    .jobs()
+                    .get(id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .lease_owner
+                    .is_none()
         })
         .await;
-        let j = app.job(id).await.unwrap().unwrap();
+        let j = app.jobs().get(id).await.unwrap().unwrap();
         assert_eq!(j.state, jobs::PENDING);
         assert_eq!(j.last_error.as_deref(), Some("relais indisponible"));
         let due = guichet_storage::parse_ts(&j.run_after).unwrap();
@@ -256,20 +263,20 @@ async fn a_failing_job_backs_off_exponentially_then_dies() {
         );
         // Not retried before its time.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(app.job(id).await.unwrap().unwrap().attempts, attempt);
+        assert_eq!(app.jobs().get(id).await.unwrap().unwrap().attempts, attempt);
         clock.advance(chrono::Duration::seconds(delay + 1));
     }
     until("travail mort", || async {
-        app.job(id).await.unwrap().unwrap().state == jobs::DEAD
+        app.jobs().get(id).await.unwrap().unwrap().state == jobs::DEAD
     })
     .await;
     w.stop().await;
-    let j = app.job(id).await.unwrap().unwrap();
+    let j = app.jobs().get(id).await.unwrap().unwrap();
     assert_eq!(j.attempts, 3);
     let error = j.last_error.unwrap();
     assert!(error.contains("relais indisponible"), "{error}");
     assert!(error.contains("abandon après 3 tentatives"), "{error}");
-    assert_eq!(app.dead_jobs(10).await.unwrap().len(), 1);
+    assert_eq!(app.jobs().dead(10).await.unwrap().len(), 1);
     assert_eq!(jobs::backoff(5), chrono::Duration::minutes(8));
     assert_eq!(jobs::backoff(12), chrono::Duration::hours(1));
 }
@@ -311,11 +318,11 @@ async fn an_unreadable_payload_or_an_unknown_kind_is_dead_at_once_with_a_clear_e
     drop(conn);
     let w = Workers::start(&app, Registry::standard(&app), options(1));
     until("deux travaux morts", || async {
-        app.job_counts().await.unwrap().dead == 2
+        app.jobs().counts().await.unwrap().dead == 2
     })
     .await;
     w.stop().await;
-    let bad = app.job(bad).await.unwrap().unwrap();
+    let bad = app.jobs().get(bad).await.unwrap().unwrap();
     assert_eq!(bad.attempts, 1, "pas de nouvel essai");
     let e = bad.last_error.unwrap();
     assert!(
@@ -323,7 +330,14 @@ async fn an_unreadable_payload_or_an_unknown_kind_is_dead_at_once_with_a_clear_e
             && e.contains("email"),
         "{e}"
     );
-    let e = app.job(unknown).await.unwrap().unwrap().last_error.unwrap();
+    let e = app
+        .jobs()
+        .get(unknown)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_error
+        .unwrap();
     assert!(e.contains("« inconnu.du.tout » inconnu"), "{e}");
 }
 
@@ -342,11 +356,12 @@ async fn periodic_jobs_are_enqueued_once_per_period_across_instances_and_purge_s
     clock.advance(chrono::Duration::hours(1));
     assert_eq!(jobs::schedule(&two, &reg_two).await.unwrap(), 1);
     assert_eq!(jobs::schedule(&one, &reg_one).await.unwrap(), 0);
-    assert_eq!(one.jobs_of_kind("sessions.purge").await.unwrap().len(), 2);
-    assert_eq!(one.jobs_of_kind("travaux.purge").await.unwrap().len(), 1);
+    assert_eq!(one.jobs().of_kind("sessions.purge").await.unwrap().len(), 2);
+    assert_eq!(one.jobs().of_kind("travaux.purge").await.unwrap().len(), 1);
 
     // An expired session is purged by the next period's job, run by a worker.
     let (id, _) = one
+        .accounts()
         .create_user(
             guichet_app::accounts::NewUser {
                 email: "admin@exemple.fr".into(),
@@ -359,22 +374,24 @@ async fn periodic_jobs_are_enqueued_once_per_period_across_instances_and_purge_s
         )
         .await
         .unwrap();
-    one.set_password(
-        id,
-        "une phrase de passe correcte",
-        guichet_app::audit::Actor::Cli,
-    )
-    .await
-    .unwrap();
-    one.login(
-        "admin@exemple.fr",
-        "une phrase de passe correcte",
-        None,
-        None,
-        None,
-    )
-    .await
-    .unwrap();
+    one.sessions()
+        .set_password(
+            id,
+            "une phrase de passe correcte",
+            guichet_app::audit::Actor::Cli,
+        )
+        .await
+        .unwrap();
+    one.sessions()
+        .login(
+            "admin@exemple.fr",
+            "une phrase de passe correcte",
+            None,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
     let sessions = || async {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sessions")
             .fetch_one(guichet_app::testing::db(&one).pool())
@@ -385,7 +402,7 @@ async fn periodic_jobs_are_enqueued_once_per_period_across_instances_and_purge_s
     let a = Workers::start(&one, reg_one, options(1));
     let b = Workers::start(&two, reg_two, options(1));
     until("file vide", || async {
-        let c = one.job_counts().await.unwrap();
+        let c = one.jobs().counts().await.unwrap();
         c.due == 0 && c.running == 0
     })
     .await;
@@ -397,7 +414,7 @@ async fn periodic_jobs_are_enqueued_once_per_period_across_instances_and_purge_s
     .await;
     a.stop().await;
     b.stop().await;
-    let purges = one.jobs_of_kind("sessions.purge").await.unwrap();
+    let purges = one.jobs().of_kind("sessions.purge").await.unwrap();
     assert_eq!(
         purges.len(),
         3,
@@ -416,11 +433,12 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_does_not_exist_and_mail_job
         app.enqueue(&mut tx, &Count { n: 1 }).await.unwrap();
         tx.rollback().await.unwrap();
     }
-    assert!(app.jobs_of_kind(Count::KIND).await.unwrap().is_empty());
+    assert!(app.jobs().of_kind(Count::KIND).await.unwrap().is_empty());
     // A reset request queues the same single job whether or not the address has an account
     // (the request does nothing else, so it answers in the same time); the worker finds no
     // account for the unknown one and sends nothing.
     let (id, _) = app
+        .accounts()
         .create_user(
             guichet_app::accounts::NewUser {
                 email: "agent@exemple.fr".into(),
@@ -434,18 +452,25 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_does_not_exist_and_mail_job
         .await
         .unwrap();
     let welcome = app
-        .jobs_of_kind("courriel.premier-mot-de-passe")
+        .jobs()
+        .of_kind("courriel.premier-mot-de-passe")
         .await
         .unwrap();
     assert_eq!(welcome.len(), 1);
     assert_eq!(welcome[0].payload, format!("{{\"user_id\":{id}}}"));
-    app.request_password_reset("Agent@Exemple.fr", None)
+    app.sessions()
+        .request_password_reset("Agent@Exemple.fr", None)
         .await
         .unwrap();
-    app.request_password_reset("personne@exemple.fr", None)
+    app.sessions()
+        .request_password_reset("personne@exemple.fr", None)
         .await
         .unwrap();
-    let resets = app.jobs_of_kind("courriel.reinitialisation").await.unwrap();
+    let resets = app
+        .jobs()
+        .of_kind("courriel.reinitialisation")
+        .await
+        .unwrap();
     let payloads: Vec<_> = resets.iter().map(|j| j.payload.as_str()).collect();
     // The queue holds no link: the worker makes it when it sends it.
     assert_eq!(
@@ -457,7 +482,8 @@ async fn a_job_enqueued_in_a_rolled_back_transaction_does_not_exist_and_mail_job
     );
     let w = Workers::start(&app, Registry::standard(&app), options(1));
     until("demande traitée", || async {
-        app.jobs_of_kind("courriel.reinitialisation")
+        app.jobs()
+            .of_kind("courriel.reinitialisation")
             .await
             .unwrap()
             .iter()
@@ -493,18 +519,19 @@ async fn the_audit_chain_is_anchored_through_the_queue() {
         c.audit_anchor.mail_to = Some("archives@exemple.fr".into());
     })
     .await;
-    app.create_user(
-        guichet_app::accounts::NewUser {
-            email: "admin@exemple.fr".into(),
-            display_name: "Admin".into(),
-            role: guichet_domain::Role::Administrateur,
-            service: None,
-            collectivites: vec![],
-        },
-        guichet_app::audit::Actor::Cli,
-    )
-    .await
-    .unwrap();
+    app.accounts()
+        .create_user(
+            guichet_app::accounts::NewUser {
+                email: "admin@exemple.fr".into(),
+                display_name: "Admin".into(),
+                role: guichet_domain::Role::Administrateur,
+                service: None,
+                collectivites: vec![],
+            },
+            guichet_app::audit::Actor::Cli,
+        )
+        .await
+        .unwrap();
     let w = Workers::start(&app, Registry::standard(&app), options(1));
     until("ancre écrite", || async {
         guichet_app::audit::read_anchors(&anchors)
@@ -527,7 +554,8 @@ async fn the_audit_chain_is_anchored_through_the_queue() {
     // Next period, nothing new in the chain: no second checkpoint.
     clock.advance(chrono::Duration::minutes(30));
     until("travail de la période suivante fait", || async {
-        app.jobs_of_kind("audit.ancrage")
+        app.jobs()
+            .of_kind("audit.ancrage")
             .await
             .unwrap()
             .iter()
@@ -592,12 +620,19 @@ async fn a_job_whose_workers_keep_dying_is_dead_after_its_attempts() {
     }
     let w = Workers::start(&app, registry(), options(1));
     until("travail mort", || async {
-        app.job(id).await.unwrap().unwrap().state == jobs::DEAD
+        app.jobs().get(id).await.unwrap().unwrap().state == jobs::DEAD
     })
     .await;
     w.stop().await;
     assert_eq!(started.load(Ordering::SeqCst), 2, "pas de troisième essai");
-    let e = app.job(id).await.unwrap().unwrap().last_error.unwrap();
+    let e = app
+        .jobs()
+        .get(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_error
+        .unwrap();
     assert!(
         e.contains("abandon après 2 tentatives : la dernière s’est interrompue sans résultat"),
         "{e}"

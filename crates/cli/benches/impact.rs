@@ -65,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let app = App::start(config, Clock::system()).await?;
     let r = app
+        .referentiel()
         .import_vintage(Vintage::Y2021, Actor::Cli, &|_, _| {})
         .await?;
     anyhow::ensure!(r.communes > 30_000, "référentiel 2021 incomplet");
@@ -81,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Warm-up, and the answer every run must give.
     let reference = app
+        .impact()
         .programme_impact(before.clone(), after.clone(), &input, ImpactScope::National)
         .await?;
     // On the real referential too: the communes that change are exactly those of
@@ -125,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..RUNS {
         let t = Instant::now();
         let r = app
+            .impact()
             .programme_impact(before.clone(), after.clone(), &input, ImpactScope::National)
             .await?;
         whole.push(t.elapsed());
@@ -142,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
     let req = input.parse(&before, &after, app.today())?;
     for _ in 0..RUNS {
         let t = Instant::now();
-        let applicants = app.referential_applicants(Vintage::Y2021).await?;
+        let applicants = app.impact().referential_applicants(Vintage::Y2021).await?;
         reads.push(t.elapsed());
         let t = Instant::now();
         let r = compare(&before, &after, &req, &applicants, &ImpactScope::National)?;

@@ -92,7 +92,10 @@ async fn main() -> anyhow::Result<()> {
         let mut runs = Vec::new();
         for _ in 0..3 {
             let t = Instant::now();
-            let r = app.import_vintage(v, Actor::Cli, &|_, _| {}).await?;
+            let r = app
+                .referentiel()
+                .import_vintage(v, Actor::Cli, &|_, _| {})
+                .await?;
             runs.push(t.elapsed());
             assert!(r.communes > 30_000);
         }
@@ -106,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
                 .join(", ")
         );
     }
-    app.refresh_search().await?;
+    app.referentiel().refresh_search().await?;
 
     let rounds = 50;
     let idx = app

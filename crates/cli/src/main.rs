@@ -480,7 +480,11 @@ async fn simulate(config: Config, args: SimulateArgs) -> anyhow::Result<()> {
     };
     let clock = clock_for(&config);
     let app = App::start(config, clock).await?;
-    let sim = app.simulate(&input).await.map_err(simulation_error)?;
+    let sim = app
+        .simulation()
+        .simulate(&input)
+        .await
+        .map_err(simulation_error)?;
     let Some(outcome) = sim.outcomes.first() else {
         anyhow::bail!("la simulation n’a évalué aucune mesure");
     };
@@ -537,6 +541,7 @@ async fn programme_impact(config: Config, args: ImpactArgs) -> anyhow::Result<()
     let app = App::start(config, clock).await?;
     let started = std::time::Instant::now();
     let report = app
+        .impact()
         .programme_impact(
             before,
             after,
@@ -591,7 +596,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let workers = config.workers;
             let app = App::start(config, clock).await?;
             if args.demo {
-                let created = app.load_demo().await?;
+                let created = app.demo().load().await?;
                 tracing::info!(comptes_crees = created, "données de démonstration prêtes");
             }
             let workers =
@@ -600,7 +605,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // ready) at once; a search arriving before the index is built waits for it.
             let warm = app.clone();
             tokio::spawn(async move {
-                if let Err(e) = warm.refresh_search().await {
+                if let Err(e) = warm.referentiel().refresh_search().await {
                     tracing::error!(erreur = %e, "chargement de l’index de recherche");
                 }
             });
@@ -646,6 +651,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 bar.set_message(format!("Millésime {v}"));
                 let report = app
+                    .referentiel()
                     .import_vintage(v, Actor::Cli, &|done, total| {
                         bar.set_length(total);
                         bar.set_position(done);
@@ -681,6 +687,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let clock = clock_for(&config);
             let app = App::start(config, clock).await?;
             let (id, link) = app
+                .accounts()
                 .create_user(
                     guichet_app::accounts::NewUser {
                         display_name: args.nom.unwrap_or_else(|| args.email.clone()),

@@ -223,7 +223,7 @@ pub async fn load(
     let mut session_csrf = None;
     let mut stale_session = false;
     if let Some(token) = &session_cookie {
-        match app.session_view(token).await? {
+        match app.sessions().session_view(token).await? {
             Some((s, view)) => {
                 user = Some(Arc::new(view));
                 session_csrf = Some(s.csrf_token);

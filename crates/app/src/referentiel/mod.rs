@@ -4,9 +4,13 @@
 pub mod import;
 pub mod search;
 
+use crate::audit;
 use crate::error::{AppError, AppResult};
+use crate::Progress;
+use chrono::Datelike;
 use guichet_domain::{CollectiviteKind, CollectiviteRef, TerritoryFootprint, Vintage};
 use guichet_storage::{referentiel as store, Db};
+use import::ImportReport;
 
 pub use guichet_storage::referentiel::{DepartementSummary, ImportInfo};
 
@@ -215,15 +219,108 @@ pub enum ServiceTerritory {
     National,
 }
 
-impl crate::App {
+/// The territorial referential: vintages and their import, collectivités, search, a service's
+/// territory (`app.referentiel()`).
+#[derive(Clone, Copy)]
+pub struct Referentiel<'a> {
+    pub(crate) app: &'a crate::App,
+}
+
+impl Referentiel<'_> {
+    /// The vintage to use at the clock's date: the latest imported one not after this year,
+    /// else the programme's pinned vintage.
+    pub async fn vintage_in_force(&self) -> AppResult<Vintage> {
+        let available = self.app.search.vintages(&self.app.db).await?;
+        Ok(Vintage::in_force(self.app.clock.now().year(), &available)
+            .unwrap_or(self.app.programme.vintage))
+    }
+
+    /// The vintage a request asks for (`millesime=`), or the one in force when it asks none.
+    pub async fn requested_vintage(&self, requested: Option<&str>) -> AppResult<Vintage> {
+        match requested.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => Vintage::parse(s).map_err(|e| AppError::Invalid(e.to_string())),
+            None => self.vintage_in_force().await,
+        }
+    }
+
+    /// Imports one vintage from the npm package directory (idempotent).
+    pub async fn import_vintage(
+        &self,
+        vintage: Vintage,
+        actor: audit::Actor,
+        progress: &Progress<'_>,
+    ) -> AppResult<ImportReport> {
+        let (data_dir, source) = import::locate(&self.app.config.npm_dir, vintage)?;
+        let started = std::time::Instant::now();
+        let data = tokio::task::spawn_blocking(move || import::read_vintage(&data_dir))
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))??;
+        let report = ImportReport {
+            vintage,
+            source: source.clone(),
+            regions: data.regions.len(),
+            departements: data.departements.len(),
+            communes: data.communes.len(),
+            epci: data.epci.len(),
+        };
+        let read = started.elapsed();
+        let total = report.total_rows() as u64;
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let tick = |n: u64| {
+            let so_far = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+            progress(so_far, total);
+        };
+        // The vintage and its audit entry commit together: an import that cannot be recorded
+        // leaves nothing imported.
+        let mut tx = self.app.db.begin_write().await?;
+        guichet_storage::referentiel::replace_vintage(
+            &mut tx,
+            i64::from(vintage.year()),
+            &source,
+            &self.app.now_ts(),
+            &data,
+            &tick,
+        )
+        .await?;
+        drop(data);
+        audit::record(
+            &mut tx,
+            &self.app.clock,
+            actor,
+            "referentiel.import",
+            "referentiel",
+            &vintage.to_string(),
+            None,
+            Some(&serde_json::json!({
+                "source": source,
+                "communes": report.communes,
+                "epci": report.epci,
+                "departements": report.departements,
+                "regions": report.regions,
+            })),
+        )
+        .await?;
+        tx.commit().await?;
+        // The index and its aggregates (vintages included) reload at once on this instance;
+        // other instances see the import within a second (`ref_imports`).
+        self.app.search.invalidate();
+        tracing::info!(
+            millesime = %vintage,
+            lecture_ms = read.as_millis() as u64,
+            ecriture_ms = (started.elapsed() - read).as_millis() as u64,
+            "référentiel importé"
+        );
+        Ok(report)
+    }
+
     /// Which vintages are imported.
     pub async fn available_vintages(&self) -> AppResult<Vec<Vintage>> {
-        available_vintages(&self.db).await
+        available_vintages(&self.app.db).await
     }
 
     /// The imports recorded, oldest vintage first.
-    pub async fn referentiel_imports(&self) -> AppResult<Vec<ImportInfo>> {
-        Ok(store::imports(&self.db).await?)
+    pub async fn imports(&self) -> AppResult<Vec<ImportInfo>> {
+        Ok(store::imports(&self.app.db).await?)
     }
 
     /// Everything the public page of a collectivité shows, in the vintage given.
@@ -232,7 +329,7 @@ impl crate::App {
         vintage: Vintage,
         r: &CollectiviteRef,
     ) -> AppResult<CollectiviteDetails> {
-        details(&self.db, vintage, r).await
+        details(&self.app.db, vintage, r).await
     }
 
     /// Searches collectivités by name, code, SIREN or postcode.
@@ -243,14 +340,15 @@ impl crate::App {
         kind: Option<CollectiviteKind>,
         limit: usize,
     ) -> AppResult<Vec<search::Hit>> {
-        self.search
-            .search(&self.db, vintage, query, kind, limit)
+        self.app
+            .search
+            .search(&self.app.db, vintage, query, kind, limit)
             .await
     }
 
     /// Reloads the search index from the database (at start, in the background).
     pub async fn refresh_search(&self) -> AppResult<()> {
-        self.search.refresh(&self.db).await
+        self.app.search.refresh(&self.app.db).await
     }
 
     /// Where a service acts (public referential data: no scope needed).
@@ -261,11 +359,13 @@ impl crate::App {
         let v = i64::from(self.vintage_in_force().await?.year());
         Ok(match s.kind {
             guichet_domain::ServiceKind::PrefectureDepartementale => {
-                let name = store::find_departement(&self.db, v, &s.territory_code)
+                let name = store::find_departement(&self.app.db, v, &s.territory_code)
                     .await?
                     .map(|d| d.name);
                 let region = match &s.region_code {
-                    Some(code) => store::find_region(&self.db, v, code).await?.map(|g| g.name),
+                    Some(code) => store::find_region(&self.app.db, v, code)
+                        .await?
+                        .map(|g| g.name),
                     None => None,
                 };
                 ServiceTerritory::Departement {
@@ -275,14 +375,15 @@ impl crate::App {
                 }
             }
             guichet_domain::ServiceKind::PrefectureRegionale => {
-                let name = store::find_region(&self.db, v, &s.territory_code)
+                let name = store::find_region(&self.app.db, v, &s.territory_code)
                     .await?
                     .map(|g| g.name);
-                let departements = store::departements_of_region(&self.db, v, &s.territory_code)
-                    .await?
-                    .into_iter()
-                    .map(|d| (d.code, d.name))
-                    .collect();
+                let departements =
+                    store::departements_of_region(&self.app.db, v, &s.territory_code)
+                        .await?
+                        .into_iter()
+                        .map(|d| (d.code, d.name))
+                        .collect();
                 ServiceTerritory::Region {
                     code: s.territory_code.clone(),
                     name,
@@ -310,7 +411,8 @@ impl crate::App {
             _ => return Ok((vintage, vec![])),
         };
         let rows =
-            store::departement_summaries(&self.db, i64::from(vintage.year()), region, dep).await?;
+            store::departement_summaries(&self.app.db, i64::from(vintage.year()), region, dep)
+                .await?;
         Ok((vintage, rows))
     }
 }

@@ -119,8 +119,14 @@ pub async fn search(
                 ))
             })?,
     };
-    let v = app.requested_vintage(p.millesime.as_deref()).await?;
-    let hits = app.search_collectivites(v, &q, kind, limit).await?;
+    let v = app
+        .referentiel()
+        .requested_vintage(p.millesime.as_deref())
+        .await?;
+    let hits = app
+        .referentiel()
+        .search_collectivites(v, &q, kind, limit)
+        .await?;
     Ok(Json(SearchResponse {
         millesime: v.year(),
         resultats: hits.into_iter().map(Into::into).collect(),
@@ -197,8 +203,11 @@ pub async fn details(
     ApiQuery(p): ApiQuery<VintageParam>,
 ) -> Result<Json<CollectiviteDetails>, ApiError> {
     let r = parse_ref(&kind, &code)?;
-    let v = app.requested_vintage(p.millesime.as_deref()).await?;
-    let d = app.collectivite_details(v, &r).await?;
+    let v = app
+        .referentiel()
+        .requested_vintage(p.millesime.as_deref())
+        .await?;
+    let d = app.referentiel().collectivite_details(v, &r).await?;
     let named = |o: Option<(String, String)>| o.map(|(code, nom)| Named { code, nom });
     Ok(Json(CollectiviteDetails {
         kind: r.kind.slug().into(),
@@ -262,7 +271,8 @@ pub async fn agents(
     let u = ctx.api_user()?;
     let r = parse_ref(&kind, &code)?;
     Ok(Json(
-        app.collectivite_space(&u.principal, &r)
+        app.accounts()
+            .collectivite_space(&u.principal, &r)
             .await?
             .members
             .into_iter()

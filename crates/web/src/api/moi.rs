@@ -57,6 +57,7 @@ pub async fn moi(State(app): State<App>, ctx: Ctx) -> Result<Json<Moi>, ApiError
             nom: s.name.clone(),
         }),
         collectivites: app
+            .accounts()
             .named_collectivites(&u.principal.collectivites)
             .await?
             .into_iter()

@@ -62,7 +62,8 @@ fn view(s: ServiceRow) -> Service {
 pub async fn list(State(app): State<App>, ctx: Ctx) -> Result<Json<Vec<Service>>, ApiError> {
     let u = ctx.api_user()?;
     Ok(Json(
-        app.visible_services(&u.principal)
+        app.accounts()
+            .visible_services(&u.principal)
             .await?
             .into_iter()
             .map(view)
@@ -90,7 +91,7 @@ pub async fn details(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<ServiceDetails>, ApiError> {
     let u = ctx.api_user()?;
-    let details = app.service_details(&u.principal, id).await?;
+    let details = app.accounts().service_details(&u.principal, id).await?;
     let s = details.service;
     let membres = details
         .members

@@ -416,7 +416,7 @@ pub async fn simulate(
     JsonBody(body): JsonBody,
 ) -> Result<Json<SimulationOutput>, ApiError> {
     let input = input_from_json(&body)?;
-    let sim = app.simulate(&input).await?;
+    let sim = app.simulation().simulate(&input).await?;
     let Some(outcome) = sim.outcomes.first() else {
         return Err(ApiError::bad_request("aucune mesure à simuler"));
     };

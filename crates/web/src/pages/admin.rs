@@ -31,7 +31,8 @@ struct UsersTemplate {
 pub async fn users(State(app): State<App>, ctx: Ctx) -> PageResult {
     let u = require_user(&ctx, "/admin/utilisateurs")?;
     let users = app
-        .accounts(&u.principal)
+        .accounts()
+        .list(&u.principal)
         .await?
         .into_iter()
         .map(|(u, service)| UserLine {
@@ -76,7 +77,8 @@ struct JournalTemplate {
 pub async fn journal(State(app): State<App>, ctx: Ctx) -> PageResult {
     let u = require_user(&ctx, "/admin/journal")?;
     let entries = app
-        .audit_log(&u.principal, 200)
+        .audit()
+        .log(&u.principal, 200)
         .await?
         .into_iter()
         .map(|e| EntryLine {
@@ -153,7 +155,7 @@ pub async fn jobs(
     PageQuery(q): PageQuery<JobsQuery>,
 ) -> PageResult {
     let u = require_user(&ctx, "/admin/travaux")?;
-    let (counts, dead) = app.job_queue(&u.principal, 200).await?;
+    let (counts, dead) = app.jobs().queue(&u.principal, 200).await?;
     let dead = dead
         .into_iter()
         .map(|j| DeadJobLine {
@@ -190,6 +192,6 @@ pub async fn retry_job(
     PagePath(id): PagePath<i64>,
 ) -> Result<Response, PageError> {
     let u = require_user(&ctx, "/admin/travaux")?;
-    app.retry_dead_job(id, u).await?;
+    app.jobs().retry_dead(id, u).await?;
     Ok(Redirect::to(&format!("/admin/travaux?relance={id}")).into_response())
 }

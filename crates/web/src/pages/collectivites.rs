@@ -67,14 +67,20 @@ pub async fn search(
     ctx: Ctx,
     PageQuery(q): PageQuery<SearchQuery>,
 ) -> PageResult {
-    let vintage = app.requested_vintage(q.millesime.as_deref()).await?;
+    let vintage = app
+        .referentiel()
+        .requested_vintage(q.millesime.as_deref())
+        .await?;
     let query = q.q.chars().take(100).collect::<String>();
     let hits = if query.trim().is_empty() {
         vec![]
     } else {
-        app.search_collectivites(vintage, &query, None, 20).await?
+        app.referentiel()
+            .search_collectivites(vintage, &query, None, 20)
+            .await?
     };
     let vintages: Vec<u16> = app
+        .referentiel()
         .available_vintages()
         .await?
         .iter()
@@ -140,8 +146,11 @@ pub async fn page(
     PageQuery(q): PageQuery<PageVintage>,
 ) -> PageResult {
     let r = CollectiviteRef::from_parts(&kind, &code).map_err(|_| PageError::not_found())?;
-    let vintage = app.requested_vintage(q.millesime.as_deref()).await?;
-    let d = app.collectivite_details(vintage, &r).await?;
+    let vintage = app
+        .referentiel()
+        .requested_vintage(q.millesime.as_deref())
+        .await?;
+    let d = app.referentiel().collectivite_details(vintage, &r).await?;
     let space_href = match ctx.user() {
         // The link follows the scope's rule on the footprint just read (the same rule the
         // private space's query applies), without another query.

@@ -140,14 +140,15 @@ pub async fn submit(
             "saisissez votre adresse électronique et votre mot de passe".into(),
         ))
     } else {
-        app.login(
-            &f.email,
-            &f.password,
-            ctx.client_ip.as_deref(),
-            ctx.user_agent.as_deref(),
-            ctx.session_token.as_deref(),
-        )
-        .await
+        app.sessions()
+            .login(
+                &f.email,
+                &f.password,
+                ctx.client_ip.as_deref(),
+                ctx.user_agent.as_deref(),
+                ctx.session_token.as_deref(),
+            )
+            .await
     };
     match result {
         Ok(session) => {
@@ -189,7 +190,7 @@ pub async fn submit(
 
 pub async fn logout(State(app): State<App>, ctx: Ctx) -> Result<Response, PageError> {
     if let Some(token) = &ctx.session_token {
-        app.logout(token).await?;
+        app.sessions().logout(token).await?;
     }
     let mut r = Redirect::to("/connexion?statut=deconnecte").into_response();
     if let Some(v) = remove_cookie(&app, SESSION_COOKIE, SameSite::Lax) {

@@ -67,7 +67,7 @@ async fn territory_lines(
     app: &App,
     s: &ServiceRow,
 ) -> Result<(u16, Vec<TerritoryLine>), PageError> {
-    let (vintage, rows) = app.service_departements(s).await?;
+    let (vintage, rows) = app.referentiel().service_departements(s).await?;
     Ok((
         vintage.year(),
         rows.into_iter()
@@ -113,7 +113,7 @@ pub struct AgentsLine {
 
 /// Describes what a service covers, from the referential.
 async fn territory_of(app: &App, s: &ServiceRow) -> Result<String, PageError> {
-    Ok(match app.service_territory(s).await? {
+    Ok(match app.referentiel().service_territory(s).await? {
         ServiceTerritory::Departement { code, name, region } => format!(
             "Département : {} ({code}){}",
             name.unwrap_or_default(),
@@ -144,14 +144,15 @@ pub async fn page(State(app): State<App>, ctx: Ctx) -> PageResult {
     };
     let (vintage, departements) = match &u.service {
         Some(s) => territory_lines(&app, s).await?,
-        None => (app.vintage_in_force().await?.year(), vec![]),
+        None => (app.referentiel().vintage_in_force().await?.year(), vec![]),
     };
     // A list of services only when the scope holds more than one's own.
     let services = if matches!(
         u.scope.services,
         ServiceSet::All | ServiceSet::Region { .. }
     ) {
-        app.visible_services(&u.principal)
+        app.accounts()
+            .visible_services(&u.principal)
             .await?
             .iter()
             .map(service_line)
@@ -162,7 +163,8 @@ pub async fn page(State(app): State<App>, ctx: Ctx) -> PageResult {
     let territory_collectivites = if u.role == Role::Demandeur {
         vec![]
     } else {
-        app.collectivites_with_agents(&u.principal)
+        app.accounts()
+            .collectivites_with_agents(&u.principal)
             .await?
             .into_iter()
             .map(|c| AgentsLine {
@@ -177,6 +179,7 @@ pub async fn page(State(app): State<App>, ctx: Ctx) -> PageResult {
             .collect()
     };
     let collectivites = app
+        .accounts()
         .named_collectivites(&u.principal.collectivites)
         .await?
         .into_iter()
@@ -222,6 +225,7 @@ struct ServicesTemplate {
 pub async fn services(State(app): State<App>, ctx: Ctx) -> PageResult {
     let u = require_user(&ctx, "/espace/services")?;
     let services = app
+        .accounts()
         .service_directory(&u.principal)
         .await?
         .iter()
@@ -254,7 +258,7 @@ struct ServiceTemplate {
 pub async fn service(State(app): State<App>, ctx: Ctx, PagePath(id): PagePath<i64>) -> PageResult {
     let path = format!("/espace/services/{id}");
     let u = require_user(&ctx, &path)?;
-    let details = app.service_details(&u.principal, id).await?;
+    let details = app.accounts().service_details(&u.principal, id).await?;
     let s = details.service;
     let members = details.members.iter().map(member_line).collect();
     let territory = territory_of(&app, &s).await?;
@@ -293,7 +297,7 @@ pub async fn collectivite(
     let path = format!("/espace/collectivites/{kind}/{code}");
     let u = require_user(&ctx, &path)?;
     let r = CollectiviteRef::from_parts(&kind, &code).map_err(|_| PageError::not_found())?;
-    let space = app.collectivite_space(&u.principal, &r).await?;
+    let space = app.accounts().collectivite_space(&u.principal, &r).await?;
     let name = space.name;
     let members = space.members.iter().map(member_line).collect();
     render(&CollectiviteSpaceTemplate {

@@ -182,13 +182,14 @@ async fn compute(app: &App, p: &Params, scope: ImpactScope) -> Result<Outcome, P
             "choisissez le brouillon à comparer".into(),
         ));
     }
-    let draft = match app.load_draft(name) {
+    let draft = match app.impact().load_draft(name) {
         Ok(d) => d,
         Err(DraftError::Invalid(d)) => return Ok(Outcome::Diagnostics(d)),
         Err(DraftError::App(AppError::Invalid(m))) => return Ok(Outcome::Field("brouillon", m)),
         Err(DraftError::App(e)) => return Err(e.into()),
     };
     match app
+        .impact()
         .programme_impact(app.programme.clone(), Arc::new(draft), &p.input(), scope)
         .await
     {
@@ -305,7 +306,7 @@ fn field(id: &str, label: &str, hint: &str, value: Option<&String>) -> TextField
 
 pub async fn page(State(app): State<App>, ctx: Ctx, PageQuery(p): PageQuery<Params>) -> PageResult {
     let scope = scope_of(&ctx)?;
-    let (drafts, unavailable) = match app.drafts() {
+    let (drafts, unavailable) = match app.impact().drafts() {
         Ok(d) if d.is_empty() => (
             d,
             Some("Le dossier des brouillons ne contient aucun dossier de programme.".to_string()),

@@ -58,6 +58,7 @@ pub async fn forgot_submit(
     PageForm(f): PageForm<ForgotForm>,
 ) -> Result<Response, PageError> {
     match app
+        .sessions()
         .request_password_reset(&f.email, ctx.client_ip.as_deref())
         .await
     {
@@ -135,7 +136,11 @@ pub async fn set_form(
     ctx: Ctx,
     PageQuery(q): PageQuery<TokenQuery>,
 ) -> PageResult {
-    let check = app.check_token(&q.jeton).await.map_err(link_error)?;
+    let check = app
+        .sessions()
+        .check_token(&q.jeton)
+        .await
+        .map_err(link_error)?;
     render(&SetTemplate {
         layout: set_layout(&app, &ctx),
         token: q.jeton,
@@ -151,13 +156,19 @@ pub async fn set_submit(
     ctx: Ctx,
     PageForm(f): PageForm<SetForm>,
 ) -> Result<Response, PageError> {
-    let check = app.check_token(&f.jeton).await.map_err(link_error)?;
+    let check = app
+        .sessions()
+        .check_token(&f.jeton)
+        .await
+        .map_err(link_error)?;
     let result = if f.password != f.confirmation {
         Err(AppError::Invalid(
             "les deux saisies du mot de passe ne sont pas identiques".into(),
         ))
     } else {
-        app.set_password_with_token(&f.jeton, &f.password).await
+        app.sessions()
+            .set_password_with_token(&f.jeton, &f.password)
+            .await
     };
     match result {
         Ok(_) => Ok(Redirect::to("/connexion?statut=mot-de-passe-defini").into_response()),

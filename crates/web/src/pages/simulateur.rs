@@ -209,7 +209,7 @@ async fn resolve(app: &App, reference: &str) -> Result<Who, PageError> {
         Ok(r) => r,
         Err(m) => return Ok(Who::Wrong(m)),
     };
-    match app.resolve_applicant(&r).await {
+    match app.simulation().resolve_applicant(&r).await {
         Ok(a) => Ok(Who::Found(Box::new(a))),
         Err(AppError::NotFound(m) | AppError::Invalid(m)) => Ok(Who::Wrong(m)),
         Err(e) => Err(e.into()),
@@ -239,6 +239,7 @@ async fn understand(app: &App, sent: &Sent) -> Result<Who, PageError> {
         return resolve(app, typed).await;
     }
     let hits = app
+        .referentiel()
         .search_collectivites(
             app.programme.vintage,
             &typed.chars().take(100).collect::<String>(),
@@ -634,7 +635,7 @@ pub async fn page(
                 demandeur = a.reference.clone();
                 if errors.is_empty() {
                     match sent.input(&a.reference).parse(&app.programme, app.today()) {
-                        Ok(req) => sim = Some(app.evaluate_request(&req, *a)),
+                        Ok(req) => sim = Some(app.simulation().evaluate_request(&req, *a)),
                         // Each field passed alone: what remains ties the cost to the lines.
                         Err(AppError::Invalid(m)) => {
                             errors.insert("cout".into(), m);

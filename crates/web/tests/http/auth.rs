@@ -314,6 +314,7 @@ async fn a_first_password_link_from_account_creation_opens_the_account() {
     let t = spawn_app().await;
     let (_, link) = t
         .app
+        .accounts()
         .create_user(
             guichet_app::accounts::NewUser {
                 email: "Nouvel.Agent@Exemple.fr".into(),

@@ -80,7 +80,8 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let clock = Clock::starting_at(chrono::Utc.with_ymd_and_hms(2021, 6, 1, 7, 0, 0).unwrap());
     let app = App::start(config, clock).await.expect("démarrage");
     for v in Vintage::ALL {
-        app.import_vintage(v, Actor::Cli, &|_, _| {})
+        app.referentiel()
+            .import_vintage(v, Actor::Cli, &|_, _| {})
             .await
             .expect("import du référentiel");
     }
@@ -121,7 +122,7 @@ impl TestApp {
     pub async fn settle(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            let c = self.app.job_counts().await.expect("état de la file");
+            let c = self.app.jobs().counts().await.expect("état de la file");
             if c.due == 0 && c.running == 0 {
                 return;
             }
@@ -155,6 +156,7 @@ impl TestApp {
     ) -> String {
         let (id, _) = self
             .app
+            .accounts()
             .create_user(
                 guichet_app::accounts::NewUser {
                     email: email.into(),
@@ -173,6 +175,7 @@ impl TestApp {
         // Its welcome message goes out before the password is set (else it would be moot).
         self.settle().await;
         self.app
+            .sessions()
             .set_password(id, PASSWORD, Actor::Cli)
             .await
             .expect("mot de passe");

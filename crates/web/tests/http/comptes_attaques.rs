@@ -366,6 +366,7 @@ async fn setting_a_password_revokes_every_other_link_of_the_account() {
     let t = spawn_app().await;
     let email = "nouvel.agent@exemple.fr";
     t.app
+        .accounts()
         .create_user(
             guichet_app::accounts::NewUser {
                 email: email.into(),
@@ -404,6 +405,7 @@ async fn setting_a_password_revokes_every_other_link_of_the_account() {
     // The other way round: a reset link dies when the first-password link is used.
     let other = "autre.agent@exemple.fr";
     t.app
+        .accounts()
         .create_user(
             guichet_app::accounts::NewUser {
                 email: other.into(),
@@ -488,6 +490,7 @@ async fn an_import_whose_audit_entry_fails_leaves_nothing_imported() {
         .await
         .unwrap();
     let e = app
+        .referentiel()
         .import_vintage(Vintage::Y2021, Actor::Cli, &|_, _| {})
         .await;
     assert!(e.is_err(), "the import fails");

@@ -283,11 +283,12 @@ async fn a_reset_link_waits_out_a_relay_outage_and_goes_out_once_it_is_back() {
         .await
         .unwrap()
         .contains("Si un compte existe pour cette adresse"));
-    let counts = t.app.job_counts().await.unwrap();
+    let counts = t.app.jobs().counts().await.unwrap();
     assert_eq!((counts.later, counts.dead), (1, 0), "{counts:?}");
     let jobs = t
         .app
-        .jobs_of_kind("courriel.reinitialisation")
+        .jobs()
+        .of_kind("courriel.reinitialisation")
         .await
         .unwrap();
     assert_eq!(jobs.len(), 1);
@@ -308,7 +309,7 @@ async fn a_reset_link_waits_out_a_relay_outage_and_goes_out_once_it_is_back() {
     assert!(messages[0]
         .text()
         .contains("Pour choisir un nouveau mot de passe"));
-    let counts = t.app.job_counts().await.unwrap();
+    let counts = t.app.jobs().counts().await.unwrap();
     assert_eq!((counts.later, counts.dead), (0, 0), "{counts:?}");
 
     // The application is still up and the form still answers.

@@ -28,7 +28,7 @@ async fn second_instance(first: &TestApp) -> TestApp {
 #[tokio::test]
 async fn two_instances_on_one_database_share_sessions_and_referential() {
     let one = spawn_app().await;
-    let imports_before = one.app.referentiel_imports().await.unwrap();
+    let imports_before = one.app.referentiel().imports().await.unwrap();
     let two = second_instance(&one).await;
     assert_eq!(two.app.config.database_url, one.app.config.database_url);
     assert_ne!(two.base, one.base);
@@ -89,7 +89,7 @@ async fn two_instances_on_one_database_share_sessions_and_referential() {
     assert_eq!(body["millesime"], 2021);
     assert_eq!(body["resultats"][0]["nom"], "Cergy");
     assert_eq!(body["resultats"][0]["population"], 65911);
-    let imports_after = two.app.referentiel_imports().await.unwrap();
+    let imports_after = two.app.referentiel().imports().await.unwrap();
     assert_eq!(
         format!("{imports_after:?}"),
         format!("{imports_before:?}"),

@@ -456,6 +456,7 @@ async fn people(t: &TestApp) -> People {
         );
         let (id, _) = t
             .app
+            .accounts()
             .create_user(
                 NewUser {
                     email: email.clone(),
@@ -471,9 +472,16 @@ async fn people(t: &TestApp) -> People {
             )
             .await
             .unwrap();
-        t.app.set_password(id, PASSWORD, Actor::Cli).await.unwrap();
+        t.app
+            .sessions()
+            .set_password(id, PASSWORD, Actor::Cli)
+            .await
+            .unwrap();
         clients.insert(name, t.login_as(&email).await);
-        principals.insert(name, t.app.user_view(id).await.unwrap().principal);
+        principals.insert(
+            name,
+            t.app.accounts().user_view(id).await.unwrap().principal,
+        );
     }
     clients.insert("anonyme", client());
     People {
@@ -484,10 +492,12 @@ async fn people(t: &TestApp) -> People {
 
 async fn service_ids(t: &TestApp) -> HashMap<String, i64> {
     t.app
+        .accounts()
         .ensure_service(&ServiceTarget::parse("13").unwrap(), Actor::Cli)
         .await
         .unwrap();
     t.app
+        .accounts()
         .visible_services(&admin())
         .await
         .unwrap()
@@ -618,17 +628,24 @@ async fn use_cases_refuse_reads_outside_the_scope() {
     let i95 = p("instructeur 95");
     assert!(forbidden(
         t.app
+            .accounts()
             .service_details(&i95, ids["pref-78"])
             .await
             .map(|_| ())
     ));
     assert!(forbidden(
         t.app
+            .accounts()
             .service_details(&i95, ids["pref-reg-11"])
             .await
             .map(|_| ())
     ));
-    let own = t.app.service_details(&i95, ids["pref-95"]).await.unwrap();
+    let own = t
+        .app
+        .accounts()
+        .service_details(&i95, ids["pref-95"])
+        .await
+        .unwrap();
     assert!(own
         .members
         .iter()
@@ -640,12 +657,13 @@ async fn use_cases_refuse_reads_outside_the_scope() {
     let cergy = p("demandeur commune:95127");
     assert!(forbidden(
         t.app
+            .accounts()
             .service_details(&cergy, ids["pref-95"])
             .await
             .map(|_| ())
     ));
     assert!(matches!(
-        t.app.service_details(&i95, 999_999).await,
+        t.app.accounts().service_details(&i95, 999_999).await,
         Err(AppError::NotFound(_))
     ));
 
@@ -654,27 +672,35 @@ async fn use_cases_refuse_reads_outside_the_scope() {
     let idf = CollectiviteRef::parse("region:11").unwrap();
     assert!(forbidden(
         t.app
+            .accounts()
             .collectivite_space(&i95, &versailles)
             .await
             .map(|_| ())
     ));
     assert!(forbidden(
-        t.app.collectivite_space(&i95, &idf).await.map(|_| ())
+        t.app
+            .accounts()
+            .collectivite_space(&i95, &idf)
+            .await
+            .map(|_| ())
     ));
     assert!(forbidden(
         t.app
+            .accounts()
             .collectivite_space(&cergy, &versailles)
             .await
             .map(|_| ())
     ));
     assert!(forbidden(
         t.app
+            .accounts()
             .collectivite_space(&p("expert 95"), &versailles)
             .await
             .map(|_| ())
     ));
     let space = t
         .app
+        .accounts()
         .collectivite_space(&p("coordinateur région:11"), &idf)
         .await
         .unwrap();
@@ -686,19 +712,27 @@ async fn use_cases_refuse_reads_outside_the_scope() {
             .collect::<Vec<_>>(),
         ["demandeur-region-11@matrice.test"]
     );
-    assert!(!t.app.may_view_collectivite(&i95, &idf).await.unwrap());
+    assert!(!t
+        .app
+        .accounts()
+        .may_view_collectivite(&i95, &idf)
+        .await
+        .unwrap());
 
     // Administration.
-    assert!(forbidden(t.app.accounts(&i95).await.map(|_| ())));
+    assert!(forbidden(t.app.accounts().list(&i95).await.map(|_| ())));
     assert!(forbidden(
         t.app
-            .audit_log(&p("coordinateur région:11"), 10)
+            .audit()
+            .log(&p("coordinateur région:11"), 10)
             .await
             .map(|_| ())
     ));
-    assert!(forbidden(t.app.service_directory(&cergy).await.map(|_| ())));
+    assert!(forbidden(
+        t.app.accounts().service_directory(&cergy).await.map(|_| ())
+    ));
     assert_eq!(
-        t.app.accounts(&admin()).await.unwrap().len(),
+        t.app.accounts().list(&admin()).await.unwrap().len(),
         PERSONAS.len()
     );
 }
@@ -729,19 +763,24 @@ async fn the_sql_scope_agrees_with_the_domain_rule() {
         }
     }
     assert!(refs.len() > 40, "{} collectivités", refs.len());
-    let all_services = t.app.visible_services(&admin()).await.unwrap();
+    let all_services = t.app.accounts().visible_services(&admin()).await.unwrap();
     let mut checked = 0;
     for (name, principal) in &people.principals {
         let scope = principal.scope();
         for r in &refs {
             let footprint = t
                 .app
+                .referentiel()
                 .collectivite_details(Vintage::Y2021, r)
                 .await
                 .unwrap()
                 .footprint;
             assert_eq!(
-                t.app.may_view_collectivite(principal, r).await.unwrap(),
+                t.app
+                    .accounts()
+                    .may_view_collectivite(principal, r)
+                    .await
+                    .unwrap(),
                 scope.sees_collectivite(r, &footprint),
                 "{name} / {r}"
             );
@@ -749,6 +788,7 @@ async fn the_sql_scope_agrees_with_the_domain_rule() {
         }
         let mut sql: Vec<i64> = t
             .app
+            .accounts()
             .visible_services(principal)
             .await
             .unwrap()

@@ -139,10 +139,10 @@ async fn mon_espace_sends_anonymous_visitors_to_login_and_back() {
 #[tokio::test]
 async fn the_demo_data_loads_once_and_its_accounts_log_in() {
     let t = spawn_app().await;
-    let created = t.app.load_demo().await.unwrap();
+    let created = t.app.demo().load().await.unwrap();
     assert_eq!(created, guichet_app::demo::DEMO_ACCOUNTS.len());
-    assert_eq!(t.app.load_demo().await.unwrap(), 0, "idempotent");
-    let services = t.app.visible_services(&admin()).await.unwrap();
+    assert_eq!(t.app.demo().load().await.unwrap(), 0, "idempotent");
+    let services = t.app.accounts().visible_services(&admin()).await.unwrap();
     assert_eq!(services.len(), guichet_app::demo::DEMO_SERVICES.len());
     let c = crate::common::client();
     let r = t

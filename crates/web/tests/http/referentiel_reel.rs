@@ -15,7 +15,7 @@ async fn the_real_2021_vintage_has_35059_communes_and_cergy_first() {
         "paquets npm absents : lancez « npm ci » (le script de test le fait)"
     );
     let t = spawn_with_npm_dir(npm).await;
-    let imports = t.app.referentiel_imports().await.unwrap();
+    let imports = t.app.referentiel().imports().await.unwrap();
     let y2021 = imports.iter().find(|i| i.vintage == 2021).unwrap();
     assert_eq!(y2021.communes, 35_059);
     assert_eq!(y2021.source, "@etalab/decoupage-administratif@1.1.1");

@@ -197,7 +197,7 @@ async fn the_api_answers_exactly_what_the_cli_prints() {
         faits: vec![("portage_decisionnel".into(), "oui".into())],
         ..SimulationInput::default()
     };
-    let sim = t.app.simulate(&input).await.unwrap();
+    let sim = t.app.simulation().simulate(&input).await.unwrap();
     let ev = sim.outcomes[0].result.as_ref().unwrap();
     let cli = serde_json::to_value(SimulationOutput::new(&t.app.programme, &sim, ev)).unwrap();
     let api = answer(

@@ -65,13 +65,13 @@ async fn a_dead_job_is_shown_to_the_administrator_and_retried_from_the_page() {
     // Three attempts, 30 s then 60 s apart, then dead.
     for (attempt, delay) in [(1, 30), (2, 60)] {
         t.settle().await;
-        let j = t.app.job(id).await.unwrap().unwrap();
+        let j = t.app.jobs().get(id).await.unwrap().unwrap();
         assert_eq!((j.state.as_str(), j.attempts), (PENDING, attempt));
         t.app.clock.advance(chrono::Duration::seconds(delay + 1));
         t.app.wake_workers();
     }
     t.settle().await;
-    let j = t.app.job(id).await.unwrap().unwrap();
+    let j = t.app.jobs().get(id).await.unwrap().unwrap();
     assert_eq!((j.state.as_str(), j.attempts), (DEAD, 3));
 
     // Only the administrator sees the page.
@@ -108,7 +108,7 @@ async fn a_dead_job_is_shown_to_the_administrator_and_retried_from_the_page() {
         .post_form(&a, &format!("/admin/travaux/{id}/relancer"), &[])
         .await;
     assert_eq!(r.status(), 403);
-    assert_eq!(t.app.job(id).await.unwrap().unwrap().state, DEAD);
+    assert_eq!(t.app.jobs().get(id).await.unwrap().unwrap().state, DEAD);
 
     // The cause is fixed; the administrator retries it: it runs at once and is done.
     failing.store(false, Ordering::SeqCst);
@@ -124,7 +124,7 @@ async fn a_dead_job_is_shown_to_the_administrator_and_retried_from_the_page() {
     let location = r.headers()["location"].to_str().unwrap().to_string();
     assert_eq!(location, format!("/admin/travaux?relance={id}"));
     t.settle().await;
-    let j = t.app.job(id).await.unwrap().unwrap();
+    let j = t.app.jobs().get(id).await.unwrap().unwrap();
     assert_eq!(j.state, DONE);
     assert_eq!(j.attempts, 1, "les essais repartent de zéro");
     let html = t.get_with(&a, &location).await.text().await.unwrap();
