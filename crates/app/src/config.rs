@@ -50,7 +50,13 @@ pub struct Config {
     pub audit_anchor: AnchorConfig,
     /// Draft programme folders, one per subfolder, offered by the impact page.
     pub brouillons_dir: Option<PathBuf>,
+    /// Requests an API token may make per minute (`GUICHET_API_REQUETES_MINUTE`), shared by
+    /// every instance (counted in the database).
+    pub api_requests_per_minute: i64,
 }
+
+/// Default API token rate: 600 requests a minute.
+pub const DEFAULT_API_REQUESTS_PER_MINUTE: i64 = 600;
 
 /// Default largest upload: 20 MB.
 pub const DEFAULT_UPLOAD_MAX_BYTES: usize = 20 * 1024 * 1024;
@@ -264,6 +270,7 @@ impl Config {
             trusted_proxy_hops: 0,
             upload_max_bytes: DEFAULT_UPLOAD_MAX_BYTES,
             workers: 2,
+            api_requests_per_minute: DEFAULT_API_REQUESTS_PER_MINUTE,
             audit_anchor: AnchorConfig {
                 key_file: None,
                 dir: data_dir.join("ancres"),
@@ -362,6 +369,17 @@ impl Config {
             })?;
         } else if let Some(n) = file.workers {
             c.workers = n;
+        }
+        if let Some(v) = env("GUICHET_API_REQUETES_MINUTE") {
+            c.api_requests_per_minute =
+                v.trim()
+                    .parse()
+                    .ok()
+                    .filter(|n: &i64| *n > 0)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name: "GUICHET_API_REQUETES_MINUTE",
+                        reason: format!("« {v} » (un nombre de requêtes par minute, au moins 1)"),
+                    })?;
         }
         c.audit_anchor.key_file = env("GUICHET_AUDIT_CLE")
             .map(PathBuf::from)
@@ -496,6 +514,16 @@ mod tests {
             .to_string();
         assert!(e.contains("datbase_url"), "unknown keys are named: {e}");
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn reads_the_api_token_rate() {
+        assert_eq!(load(&[]).unwrap().api_requests_per_minute, 600);
+        let c = load(&[("GUICHET_API_REQUETES_MINUTE", "30")]).unwrap();
+        assert_eq!(c.api_requests_per_minute, 30);
+        for v in ["0", "-1", "beaucoup", ""] {
+            assert!(load(&[("GUICHET_API_REQUETES_MINUTE", v)]).is_err(), "{v}");
+        }
     }
 
     #[test]

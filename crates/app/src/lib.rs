@@ -6,6 +6,7 @@
 //! `app.impact()`, `app.demo()`.
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod audit;
 pub mod auth;
 pub mod clock;
@@ -101,6 +102,11 @@ impl App {
     /// Sessions, sign-in, one-time links and passwords (`auth`).
     pub fn sessions(&self) -> auth::Sessions<'_> {
         auth::Sessions { app: self }
+    }
+
+    /// API tokens (`api_tokens`).
+    pub fn api_tokens(&self) -> api_tokens::ApiTokens<'_> {
+        api_tokens::ApiTokens { app: self }
     }
 
     /// The territorial referential (`referentiel`).

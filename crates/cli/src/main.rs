@@ -36,6 +36,7 @@ Configuration (variables d'environnement, ou fichier TOML désigné par GUICHET_
   GUICHET_TRUST_PROXY     nombre de proxys inverses devant Guichet qui ajoutent X-Forwarded-For
                           (défaut : 0 ; oui/non, 1/0, true/false, yes/no, on/off acceptés : oui = 1)
   GUICHET_UPLOAD_MAX_OCTETS  taille maximale d'un envoi de fichiers (défaut : 20M ; ex. 20971520, 50M)
+  GUICHET_API_REQUETES_MINUTE  requêtes par minute permises à un jeton d'API (défaut : 600)
   GUICHET_WORKERS         travailleurs de la file de travaux dans « serve » (défaut : 2 ; 0 possible)
   GUICHET_AUDIT_CLE       clé ed25519 qui signe les ancres du journal d'audit (« guichet audit cle »)
   GUICHET_AUDIT_ANCRES    dossier des ancres signées (défaut : <données>/ancres)
@@ -233,6 +234,37 @@ enum ReferentielCommand {
 enum AdminCommand {
     /// Crée un compte et affiche un lien à usage unique pour choisir le mot de passe
     CreateUser(CreateUserArgs),
+    /// Jetons d'API (Authorization: Bearer) : création, liste, révocation
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Crée un jeton pour un service ; le jeton est affiché une seule fois, en dernière ligne
+    Create {
+        /// Code du service (ex. pref-dep-95, pref-reg-11, DINUM)
+        #[arg(long, value_name = "CODE")]
+        service: String,
+        /// Portée : lecture, ou ecriture (lecture et écriture)
+        #[arg(long, value_name = "PORTÉE")]
+        portee: String,
+        /// Dernier jour de validité (AAAA-MM-JJ, heure de Paris) ; par défaut, sans expiration
+        #[arg(long, value_name = "AAAA-MM-JJ")]
+        expire: Option<String>,
+        /// Libellé (à quoi sert ce jeton)
+        #[arg(long, default_value = "")]
+        nom: String,
+    },
+    /// Liste les jetons (jamais leur secret)
+    List,
+    /// Révoque un jeton aussitôt
+    Revoke {
+        /// Numéro du jeton (voir « guichet admin token list »)
+        id: i64,
+    },
 }
 
 #[derive(Args)]
@@ -705,6 +737,74 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!(
                 "Un courriel de bienvenue (avec son propre lien) part par la file de travaux : « guichet serve » ou « guichet worker » l'envoie."
             );
+        }
+        Command::Admin {
+            command: AdminCommand::Token { command },
+        } => {
+            let clock = clock_for(&config);
+            let app = App::start(config, clock).await?;
+            let tokens = app.api_tokens();
+            match command {
+                TokenCommand::Create {
+                    service,
+                    portee,
+                    expire,
+                    nom,
+                } => {
+                    let scope = guichet_domain::api_token::TokenScope::parse(&portee)
+                        .map_err(|e| InputError(e.to_string()))?;
+                    let expires_on = match expire.as_deref() {
+                        Some(e) => guichet_app::api_tokens::parse_expiry(e)
+                            .map_err(|e| InputError(e.to_string()))?,
+                        None => None,
+                    };
+                    let (id, secret) = tokens
+                        .create(
+                            guichet_app::api_tokens::NewToken {
+                                service_code: &service,
+                                scope,
+                                expires_on,
+                                label: &nom,
+                            },
+                            Actor::Cli,
+                        )
+                        .await?;
+                    println!(
+                        "jeton n° {id} créé pour le service {} (portée : {}). Il ne sera plus affiché : conservez-le maintenant.",
+                        service.trim(),
+                        scope.label()
+                    );
+                    println!("{secret}");
+                }
+                TokenCommand::List => {
+                    let rows = tokens.list_all().await?;
+                    if rows.is_empty() {
+                        println!("aucun jeton d'API");
+                    }
+                    for t in rows {
+                        let state = match (&t.revoked_at, &t.expires_at) {
+                            (Some(at), _) => format!("révoqué le {at}"),
+                            (None, Some(at)) => format!("expire le {at}"),
+                            (None, None) => "sans expiration".to_string(),
+                        };
+                        println!(
+                            "n° {}\t{}\t{}\t{}\t{}\t{}",
+                            t.id,
+                            t.service_code,
+                            t.scope.slug(),
+                            if t.label.is_empty() { "—" } else { &t.label },
+                            state,
+                            t.last_used_at
+                                .map(|u| format!("dernier usage {u}"))
+                                .unwrap_or_else(|| "jamais utilisé".into())
+                        );
+                    }
+                }
+                TokenCommand::Revoke { id } => {
+                    tokens.revoke(id, Actor::Cli).await?;
+                    println!("jeton n° {id} révoqué.");
+                }
+            }
         }
         Command::Audit {
             command:

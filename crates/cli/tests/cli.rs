@@ -974,3 +974,94 @@ async fn trust_proxy_accepts_the_usual_spellings_and_refuses_others() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_api_token_is_printed_once_as_the_last_line_listed_without_its_secret_and_revoked() {
+    let (dir, db) = fresh().await;
+    assert!(
+        guichet(&dir, &db, &["referentiel", "import", "--millesime", "2021"])
+            .status
+            .success()
+    );
+    let o = guichet(
+        &dir,
+        &db,
+        &[
+            "admin",
+            "create-user",
+            "--email",
+            "agent@val-doise.test",
+            "--role",
+            "instructeur",
+            "--territoire",
+            "95",
+        ],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let create = |extra: &[&str]| {
+        let mut args = vec!["admin", "token", "create", "--service", "pref-95"];
+        args.extend_from_slice(extra);
+        guichet(&dir, &db, &args)
+    };
+    let o = create(&[
+        "--portee",
+        "lecture",
+        "--expire",
+        "2030-12-31",
+        "--nom",
+        "tableau de bord",
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let (out, _) = text(&o);
+    let secret = out.lines().last().unwrap_or_default().to_string();
+    assert!(secret.starts_with("guichet_") && secret.len() > 40, "{out}");
+    // Wrong reach, wrong date, unknown service: French messages, nothing created.
+    for (extra, expected) in [
+        (vec!["--portee", "tout"], "portée de jeton inconnue"),
+        (
+            vec!["--portee", "lecture", "--expire", "31/12/2030"],
+            "AAAA-MM-JJ",
+        ),
+    ] {
+        let o = create(&extra);
+        assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+        assert!(text(&o).1.contains(expected), "{:?}", text(&o));
+    }
+    let o = guichet(
+        &dir,
+        &db,
+        &[
+            "admin",
+            "token",
+            "create",
+            "--service",
+            "pref-999",
+            "--portee",
+            "lecture",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("service « pref-999 » inconnu"),
+        "{:?}",
+        text(&o)
+    );
+    let o = guichet(&dir, &db, &["admin", "token", "list"]);
+    let (out, _) = text(&o);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("pref-95") && out.contains("lecture") && out.contains("tableau de bord"));
+    assert!(!out.contains(&secret));
+    let id = out
+        .trim_start_matches("n° ")
+        .split('\t')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let o = guichet(&dir, &db, &["admin", "token", "revoke", &id]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = guichet(&dir, &db, &["admin", "token", "revoke", &id]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("déjà révoqué"), "{:?}", text(&o));
+    let (out, _) = text(&guichet(&dir, &db, &["admin", "token", "list"]));
+    assert!(out.contains("révoqué le"), "{out}");
+}

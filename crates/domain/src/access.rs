@@ -374,6 +374,8 @@ pub enum Action {
     ReadAuditLog,
     /// See the job queue and retry dead jobs (`/admin/travaux`).
     ManageJobs,
+    /// Create, list and revoke API tokens (`/admin/jetons`).
+    ManageApiTokens,
     /// Measure the impact of a draft programme (`/admin/impact`): nationally for
     /// administrators, over their région for coordinators.
     ReadImpact,
@@ -391,6 +393,7 @@ pub enum Area {
     Accounts,
     AuditLog,
     Jobs,
+    ApiTokens,
     Impact,
 }
 
@@ -398,9 +401,10 @@ impl Scope {
     pub fn can(&self, action: Action) -> bool {
         match action {
             Action::ListServices => self.role != Role::Demandeur,
-            Action::ManageAccounts | Action::ReadAuditLog | Action::ManageJobs => {
-                self.role == Role::Administrateur
-            }
+            Action::ManageAccounts
+            | Action::ReadAuditLog
+            | Action::ManageJobs
+            | Action::ManageApiTokens => self.role == Role::Administrateur,
             Action::ReadImpact => {
                 matches!(self.role, Role::Administrateur | Role::Coordinateur)
             }
@@ -424,6 +428,9 @@ impl Scope {
         }
         if self.can(Action::ManageJobs) {
             areas.push(Area::Jobs);
+        }
+        if self.can(Action::ManageApiTokens) {
+            areas.push(Area::ApiTokens);
         }
         if self.can(Action::ReadImpact) {
             areas.push(Area::Impact);

@@ -4,6 +4,7 @@
 //! Error messages are in French because they reach users unchanged (UI and API `detail`).
 
 pub mod access;
+pub mod api_token;
 pub mod audit;
 pub mod codes;
 pub mod money;

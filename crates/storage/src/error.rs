@@ -88,6 +88,16 @@ const CONSTRAINTS: &[(&str, &str, &str)] = &[
         "",
         "le compte indiqué n’existe pas",
     ),
+    (
+        "api_tokens_token_hash_key",
+        "api_tokens.token_hash",
+        "ce jeton d’API existe déjà",
+    ),
+    (
+        "api_tokens_service_id_fkey",
+        "",
+        "le service indiqué n’existe pas, ou des jetons d’API y sont encore rattachés",
+    ),
 ];
 
 fn violation(db: &dyn sqlx::error::DatabaseError) -> Violation {

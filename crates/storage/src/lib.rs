@@ -7,6 +7,7 @@
 //! money as BIGINT cents.
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod audit;
 mod db;
 mod error;

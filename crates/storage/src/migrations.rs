@@ -76,6 +76,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "travaux",
         statements: m0006_travaux,
     },
+    Migration {
+        version: 7,
+        name: "jetons-api",
+        statements: m0007_jetons_api,
+    },
 ];
 
 fn a(name: &str) -> Alias {
@@ -436,6 +441,52 @@ fn m0006_travaux() -> Vec<Ddl> {
                 .if_not_exists()
                 .to_owned(),
         ),
+    ]
+}
+
+/// API tokens (`storage::api_tokens`): stored as the SHA-256 of the secret, one service each,
+/// with the counter of their current rate-limit window.
+fn m0007_jetons_api() -> Vec<Ddl> {
+    vec![
+        Ddl::Table(
+            Table::create()
+                .table(a("api_tokens"))
+                .col(id("id"))
+                .col(text("token_hash"))
+                .col(int("service_id"))
+                .col(text("scope"))
+                .col(text("label"))
+                .col(text("created_at"))
+                .col(text("created_by"))
+                .col(text_null("expires_at"))
+                .col(text_null("revoked_at"))
+                .col(text_null("last_used_at"))
+                .col(text_null("window_start"))
+                .col(
+                    ColumnDef::new(a("window_count"))
+                        .big_integer()
+                        .not_null()
+                        .default(0),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("api_tokens_service_id_fkey")
+                        .from(a("api_tokens"), a("service_id"))
+                        .to(a("services"), a("id"))
+                        .on_delete(ForeignKeyAction::Restrict),
+                )
+                .to_owned(),
+        ),
+        Ddl::Index(
+            Index::create()
+                .name("api_tokens_token_hash_key")
+                .table(a("api_tokens"))
+                .col(a("token_hash"))
+                .unique()
+                .if_not_exists()
+                .to_owned(),
+        ),
+        index("api_tokens_service", "api_tokens", &["service_id"]),
     ]
 }
 

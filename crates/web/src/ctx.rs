@@ -6,12 +6,14 @@ use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use chrono::Datelike;
 use guichet_app::accounts::UserView;
+use guichet_app::api_tokens::ApiCaller;
 use guichet_app::auth::random_token;
 use guichet_app::App;
+use guichet_domain::Principal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -33,6 +35,9 @@ pub fn cookie_name(app: &App, base: &'static str) -> String {
 #[derive(Clone)]
 pub struct Ctx {
     pub user: Option<Arc<UserView>>,
+    /// The API token of this request (`Authorization: Bearer`, API routes only); a request
+    /// that carries one reads no session cookie.
+    pub api_caller: Option<Arc<ApiCaller>>,
     pub csrf: String,
     pub session_token: Option<String>,
     pub clock_notice: Option<String>,
@@ -55,6 +60,7 @@ impl Ctx {
     pub fn anonymous(app: &App) -> Ctx {
         Ctx {
             user: None,
+            api_caller: None,
             csrf: String::new(),
             session_token: None,
             clock_notice: clock_notice(app),
@@ -68,8 +74,24 @@ impl Ctx {
         self.user.as_deref()
     }
 
+    /// The logged-in account of an API request (a session cookie): a token is no account.
     pub fn api_user(&self) -> Result<&UserView, ApiError> {
+        if self.api_caller.is_some() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "un jeton d’API n’est pas un compte : cette ressource décrit le compte d’une session",
+            ));
+        }
         self.user().ok_or_else(ApiError::unauthenticated)
+    }
+
+    /// Who makes an API request, for the use cases: the session's account, or the token's
+    /// service (read as one of its instructors).
+    pub fn api_principal(&self) -> Result<&Principal, ApiError> {
+        if let Some(c) = &self.api_caller {
+            return Ok(&c.principal);
+        }
+        Ok(&self.api_user()?.principal)
     }
 }
 
@@ -216,6 +238,34 @@ pub async fn load(
     mut req: Request,
     next: Next,
 ) -> Result<Response, PageError> {
+    // An API request with a token is the token's: no cookie is read for it.
+    if crate::security::is_api(req.uri().path()) {
+        if let Some(authorization) = req.headers().get(header::AUTHORIZATION) {
+            let caller = match bearer(authorization) {
+                Some(secret) => app.api_tokens().authenticate(secret).await,
+                None => Err(guichet_app::Error::Unauthorized(
+                    "en-tête Authorization invalide : « Bearer <jeton> » attendu".into(),
+                )),
+            };
+            let caller = match caller {
+                Ok(c) => Arc::new(c),
+                Err(e) => return Ok(token_refused(e)),
+            };
+            let ctx = Arc::new(Ctx {
+                user: None,
+                api_caller: Some(caller),
+                csrf: String::new(),
+                session_token: None,
+                clock_notice: None,
+                client_ip: client_ip(&app, &req),
+                user_agent: None,
+            });
+            req.extensions_mut().insert(ctx.clone());
+            let mut response = next.run(req).await;
+            response.extensions_mut().insert(ctx);
+            return Ok(response);
+        }
+    }
     let headers = req.headers();
     let session_cookie = cookie(headers, &cookie_name(&app, SESSION_COOKIE));
     let anon_csrf = cookie(headers, &cookie_name(&app, CSRF_COOKIE));
@@ -239,6 +289,7 @@ pub async fn load(
     let clock_notice = clock_notice(&app);
     let ctx = Ctx {
         user,
+        api_caller: None,
         csrf,
         session_token: session_cookie.filter(|_| !stale_session),
         clock_notice,
@@ -265,6 +316,38 @@ pub async fn load(
         }
     }
     Ok(response)
+}
+
+/// The secret of `Authorization: Bearer <secret>` (the scheme in any case, RFC 7235).
+fn bearer(value: &HeaderValue) -> Option<&str> {
+    let v = value.to_str().ok()?.trim();
+    let (scheme, secret) = v.split_once(' ')?;
+    let secret = secret.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !secret.is_empty()).then_some(secret)
+}
+
+/// A refused token: 401 with `WWW-Authenticate` (RFC 6750), or 429 with `Retry-After`.
+fn token_refused(e: guichet_app::Error) -> Response {
+    let retry_after = match &e {
+        guichet_app::Error::TooManyAttempts {
+            retry_after_secs, ..
+        } => Some(*retry_after_secs),
+        _ => None,
+    };
+    let unauthorized = matches!(e, guichet_app::Error::Unauthorized(_));
+    let mut r = ApiError::from(e).into_response();
+    if unauthorized {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"guichet\", error=\"invalid_token\""),
+        );
+    }
+    if let Some(secs) = retry_after {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    r
 }
 
 #[cfg(test)]

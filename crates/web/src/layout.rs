@@ -63,6 +63,7 @@ impl Layout {
                     Area::Accounts => ("Comptes", "/admin/utilisateurs".into()),
                     Area::AuditLog => ("Journal d’audit", "/admin/journal".into()),
                     Area::Jobs => ("Travaux", "/admin/travaux".into()),
+                    Area::ApiTokens => ("Jetons d’API", "/admin/jetons".into()),
                     Area::Impact => ("Impact", "/admin/impact".into()),
                 });
             }

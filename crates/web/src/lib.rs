@@ -110,6 +110,11 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
         .route("/admin/journal", get(pages::admin::journal))
         .route("/admin/travaux", get(pages::admin::jobs))
         .route(
+            "/admin/jetons",
+            get(pages::jetons::list).post(pages::jetons::create),
+        )
+        .route("/admin/jetons/{id}/revoquer", post(pages::jetons::revoke))
+        .route(
             "/admin/travaux/{id}/relancer",
             post(pages::admin::retry_job),
         )

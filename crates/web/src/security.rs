@@ -59,7 +59,7 @@ pub async fn headers(State(app): State<App>, req: Request, next: Next) -> Respon
     response
 }
 
-fn is_api(path: &str) -> bool {
+pub(crate) fn is_api(path: &str) -> bool {
     path.starts_with("/api/")
 }
 
@@ -210,7 +210,22 @@ pub async fn csrf_guard(State(guard): State<Guard>, req: Request, next: Next) ->
             }
             return next.run(req).await;
         }
-        // Other state-changing API routes will authenticate with tokens rather than cookies.
+        // Other state-changing API routes authenticate with a token, never a cookie: a token
+        // of reach `lecture` is refused here; one of reach `ecriture` goes on to its route.
+        if let Some(caller) = req
+            .extensions()
+            .get::<Arc<Ctx>>()
+            .and_then(|c| c.api_caller.clone())
+        {
+            if !caller.scope.permits_writes() {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "ce jeton d’API ne permet que la lecture (portée « lecture »)",
+                )
+                .into_response();
+            }
+            return next.run(req).await;
+        }
         return ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "méthode non autorisée sur cette ressource",

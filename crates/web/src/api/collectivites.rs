@@ -252,6 +252,7 @@ pub struct Agent {
     get,
     path = "/api/v1/collectivites/{type}/{code}/agents",
     tag = "comptes",
+    security(("jeton" = []), ("session" = [])),
     params(
         ("type" = String, Path, description = "commune, epci, departement ou region"),
         ("code" = String, Path, description = "Code INSEE, SIREN, code du département ou de la région")
@@ -260,7 +261,8 @@ pub struct Agent {
         (status = 200, description = "Agents habilités", body = [Agent]),
         (status = 401, description = "Authentification requise", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Hors du territoire du compte", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Introuvable", body = Problem, content_type = "application/problem+json")
+        (status = 404, description = "Introuvable", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Trop de requêtes pour ce jeton d’API (en-tête Retry-After)", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn agents(
@@ -268,11 +270,11 @@ pub async fn agents(
     ctx: Ctx,
     ApiPath((kind, code)): ApiPath<(String, String)>,
 ) -> Result<Json<Vec<Agent>>, ApiError> {
-    let u = ctx.api_user()?;
+    let principal = ctx.api_principal()?;
     let r = parse_ref(&kind, &code)?;
     Ok(Json(
         app.accounts()
-            .collectivite_space(&u.principal, &r)
+            .collectivite_space(principal, &r)
             .await?
             .members
             .into_iter()

@@ -29,6 +29,7 @@ use utoipa::OpenApi;
         crate::readyz,
     ),
     components(schemas(Problem)),
+    modifiers(&Security),
     tags(
         (name = "referentiel", description = "Référentiel territorial : communes, EPCI, départements, régions"),
         (name = "comptes", description = "Compte connecté, services et habilitations"),
@@ -37,6 +38,38 @@ use utoipa::OpenApi;
     )
 )]
 pub struct ApiDoc;
+
+/// The two ways to authenticate: a session cookie (a browser logged in on the pages) or an API
+/// token (`Authorization: Bearer`, created by `guichet admin token create` or on
+/// `/admin/jetons`).
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "jeton",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "Jeton d’API d’un service (guichet admin token create --service CODE --portee lecture|ecriture), dans l’en-tête Authorization: Bearer <jeton>. Il voit ce que voient les instructeurs de son service ; 600 requêtes par minute par défaut (429 et Retry-After au-delà).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "guichet_session",
+                "Cookie de session d’un compte connecté (__Host-guichet_session derrière HTTPS)",
+            ))),
+        );
+    }
+}
 
 /// The document, with the running programme's names (measures, expense categories, facts)
 /// written into the simulation request's schema. Built once per router: the programme does not

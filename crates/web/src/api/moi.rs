@@ -39,9 +39,11 @@ pub struct Moi {
     get,
     path = "/api/v1/moi",
     tag = "comptes",
+    security(("session" = [])),
     responses(
         (status = 200, description = "Le compte connecté, son service et ses collectivités", body = Moi),
-        (status = 401, description = "Authentification requise", body = Problem, content_type = "application/problem+json")
+        (status = 401, description = "Authentification requise", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Un jeton d’API n’est pas un compte : cette ressource demande une session", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn moi(State(app): State<App>, ctx: Ctx) -> Result<Json<Moi>, ApiError> {

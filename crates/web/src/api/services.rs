@@ -54,16 +54,18 @@ fn view(s: ServiceRow) -> Service {
     get,
     path = "/api/v1/services",
     tag = "comptes",
+    security(("jeton" = []), ("session" = [])),
     responses(
         (status = 200, description = "Services visibles, filtrés selon le rôle et le territoire", body = [Service]),
-        (status = 401, description = "Authentification requise", body = Problem, content_type = "application/problem+json")
+        (status = 401, description = "Authentification requise", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Trop de requêtes pour ce jeton d’API (en-tête Retry-After)", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn list(State(app): State<App>, ctx: Ctx) -> Result<Json<Vec<Service>>, ApiError> {
-    let u = ctx.api_user()?;
+    let principal = ctx.api_principal()?;
     Ok(Json(
         app.accounts()
-            .visible_services(&u.principal)
+            .visible_services(principal)
             .await?
             .into_iter()
             .map(view)
@@ -76,13 +78,15 @@ pub async fn list(State(app): State<App>, ctx: Ctx) -> Result<Json<Vec<Service>>
     get,
     path = "/api/v1/services/{id}",
     tag = "comptes",
+    security(("jeton" = []), ("session" = [])),
     params(("id" = i64, Path, description = "Identifiant du service")),
     responses(
         (status = 200, description = "Le service et ses membres", body = ServiceDetails),
         (status = 400, description = "Identifiant invalide", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Authentification requise", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Hors du territoire du compte", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Introuvable", body = Problem, content_type = "application/problem+json")
+        (status = 404, description = "Introuvable", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Trop de requêtes pour ce jeton d’API (en-tête Retry-After)", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn details(
@@ -90,8 +94,8 @@ pub async fn details(
     ctx: Ctx,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<ServiceDetails>, ApiError> {
-    let u = ctx.api_user()?;
-    let details = app.accounts().service_details(&u.principal, id).await?;
+    let principal = ctx.api_principal()?;
+    let details = app.accounts().service_details(principal, id).await?;
     let s = details.service;
     let membres = details
         .members

@@ -7,6 +7,7 @@ pub mod connexion;
 pub mod espace;
 pub mod home;
 pub mod impact;
+pub mod jetons;
 pub mod mot_de_passe;
 pub mod simulateur;
 
