@@ -435,6 +435,7 @@ const ROWS: &[(&str, &str, &str, u16)] = &[
     ("jetons d’API", "/admin/jetons", "membre-comite 95", 403),
     ("jetons d’API", "/admin/jetons", "demandeur commune:95127", 403),
     ("jetons d’API", "/admin/jetons", "demandeur commune:78646", 403),
+    ("jetons d’API", "/admin/jetons", "demandeur région:11", 403),
     ("jetons d’API", "/admin/jetons", "anonyme", 303),
     ("file de travaux", "/admin/travaux", "demandeur région:11", 403),
     ("file de travaux", "/admin/travaux", "anonyme", 303),
