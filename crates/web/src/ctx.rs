@@ -38,6 +38,8 @@ pub struct Ctx {
     /// The API token of this request (`Authorization: Bearer`, API routes only); a request
     /// that carries one reads no session cookie.
     pub api_caller: Option<Arc<ApiCaller>>,
+    /// Whether the request's method writes (POST, PUT, PATCH, DELETE).
+    pub writes: bool,
     pub csrf: String,
     pub session_token: Option<String>,
     pub clock_notice: Option<String>,
@@ -61,6 +63,7 @@ impl Ctx {
         Ctx {
             user: None,
             api_caller: None,
+            writes: false,
             csrf: String::new(),
             session_token: None,
             clock_notice: clock_notice(app),
@@ -86,9 +89,16 @@ impl Ctx {
     }
 
     /// Who makes an API request, for the use cases: the session's account, or the token's
-    /// service (read as one of its instructors).
+    /// service (read as one of its instructors). A token of reach `lecture` is refused here on a
+    /// request that writes, so no write route can forget to check it.
     pub fn api_principal(&self) -> Result<&Principal, ApiError> {
         if let Some(c) = &self.api_caller {
+            if self.writes && !c.scope.permits_writes() {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "ce jeton d’API ne permet que la lecture (portée « lecture »)",
+                ));
+            }
             return Ok(&c.principal);
         }
         Ok(&self.api_user()?.principal)
@@ -251,9 +261,17 @@ pub async fn load(
                 Ok(c) => Arc::new(c),
                 Err(e) => return Ok(token_refused(e)),
             };
+            let writes = matches!(
+                *req.method(),
+                axum::http::Method::POST
+                    | axum::http::Method::PUT
+                    | axum::http::Method::PATCH
+                    | axum::http::Method::DELETE
+            );
             let ctx = Arc::new(Ctx {
                 user: None,
                 api_caller: Some(caller),
+                writes,
                 csrf: String::new(),
                 session_token: None,
                 clock_notice: None,
@@ -290,6 +308,7 @@ pub async fn load(
     let ctx = Ctx {
         user,
         api_caller: None,
+        writes: false,
         csrf,
         session_token: session_cookie.filter(|_| !stale_session),
         clock_notice,
@@ -348,6 +367,64 @@ fn token_refused(e: guichet_app::Error) -> Response {
         }
     }
     r
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::Ctx;
+    use guichet_app::accounts::ServiceRow;
+    use guichet_app::api_tokens::ApiCaller;
+    use guichet_domain::api_token::TokenScope;
+    use guichet_domain::{Principal, Role, ServiceKind};
+    use std::sync::Arc;
+
+    fn ctx(scope: TokenScope, writes: bool) -> Ctx {
+        let service = ServiceRow {
+            id: 7,
+            code: "pref-95".into(),
+            kind: ServiceKind::PrefectureDepartementale,
+            name: "Préfecture du Val-d'Oise".into(),
+            territory_code: "95".into(),
+            region_code: Some("11".into()),
+        };
+        Ctx {
+            user: None,
+            api_caller: Some(Arc::new(ApiCaller {
+                token_id: 1,
+                scope,
+                service,
+                principal: Principal {
+                    user_id: 0,
+                    role: Role::Instructeur,
+                    service: None,
+                    collectivites: vec![],
+                },
+            })),
+            writes,
+            csrf: String::new(),
+            session_token: None,
+            clock_notice: None,
+            client_ip: None,
+            user_agent: None,
+        }
+    }
+
+    #[test]
+    fn a_reading_token_gets_no_principal_for_a_write() {
+        assert!(ctx(TokenScope::Lecture, false).api_principal().is_ok());
+        let refused = ctx(TokenScope::Lecture, true).api_principal().unwrap_err();
+        assert_eq!(refused.status, 403);
+        assert!(refused.detail.contains("lecture"), "{}", refused.detail);
+        assert!(ctx(TokenScope::Ecriture, true).api_principal().is_ok());
+        // A token is never an account.
+        assert_eq!(
+            ctx(TokenScope::Ecriture, false)
+                .api_user()
+                .unwrap_err()
+                .status,
+            403
+        );
+    }
 }
 
 #[cfg(test)]

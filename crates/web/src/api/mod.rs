@@ -39,9 +39,9 @@ use utoipa::OpenApi;
 )]
 pub struct ApiDoc;
 
-/// The two ways to authenticate: a session cookie (a browser logged in on the pages) or an API
-/// token (`Authorization: Bearer`, created by `guichet admin token create` or on
-/// `/admin/jetons`).
+/// The two ways to authenticate: an API token (`Authorization: Bearer`, created by `guichet
+/// admin token create` or on `/admin/jetons`), or the session cookie of a browser logged in on
+/// the pages.
 struct Security;
 
 impl utoipa::Modify for Security {
@@ -65,7 +65,7 @@ impl utoipa::Modify for Security {
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 "guichet_session",
-                "Cookie de session d’un compte connecté (__Host-guichet_session derrière HTTPS)",
+                "Cookie de session d’un compte connecté aux pages (__Host-guichet_session derrière HTTPS)",
             ))),
         );
     }
