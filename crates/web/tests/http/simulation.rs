@@ -274,7 +274,7 @@ async fn every_refusal_is_a_french_problem_with_its_status() {
     refused_json(
         &t,
         ok(json!({"depenses": [{"categorie": "prestation", "montant": 10}]})),
-        400,
+        422,
         "diffère de la somme",
     )
     .await;
@@ -821,7 +821,7 @@ async fn absurd_amounts_and_dates_are_refused_by_the_api_in_french() {
             json!({"depenses": [{"categorie": "prestation", "montant": 50_000_000},
                                   {"categorie": "formation", "montant": 50_000_000}]}),
         ),
-        400,
+        422,
         "somme des lignes de dépenses : montant invraisemblable",
     )
     .await;
