@@ -380,6 +380,8 @@ fn scalar(field: &str, v: &Value, booleans: bool) -> Result<Option<String>, ApiE
     match v {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
+        // -0.0 is zero, as the document's `minimum: 0` says (its text would read as negative).
+        Value::Number(n) if n.to_string() == "-0.0" => Ok(Some("0".to_string())),
         Value::Number(n) => Ok(Some(n.to_string())),
         Value::Bool(b) if booleans => Ok(Some(if *b { "oui" } else { "non" }.to_string())),
         _ => Err(ApiError::bad_request(format!(
@@ -545,6 +547,8 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(i.cout.as_deref(), Some("12345.67"));
+        let zero = input_from_json(&json!({"mesure": "axe1", "cout": -0.0})).unwrap();
+        assert_eq!(zero.cout.as_deref(), Some("0"), "-0.0 is zero");
         assert_eq!(
             i.depenses,
             vec![("prestation".to_string(), "12 345,67".to_string())]

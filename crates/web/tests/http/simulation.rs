@@ -995,6 +995,10 @@ async fn the_documented_amount_is_bounded_by_the_programme_ceiling_which_the_api
         )
         .await;
     }
+    // The bottom bound, -0.0 included (JSON Schema reads it as 0).
+    for zero in [json!(0), json!(-0.0), json!("0,00")] {
+        answer(&t, relation_usager(json!({"cout": zero}))).await;
+    }
     // A cent above: refused in French, as the document says.
     for above in [json!(88_000_000.01), json!("88 000 000,01")] {
         refused_json(
