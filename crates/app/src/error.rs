@@ -10,6 +10,11 @@ pub enum AppError {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    /// Each input is well formed, but together they are not (a project cost other than the
+    /// sum of its expense lines, lines whose sum exceeds the plausibility ceiling): 422 in the
+    /// API, whose document describes each field, not their sum.
+    #[error("{0}")]
+    Inconsistent(String),
     #[error("accès refusé")]
     Forbidden,
     #[error("{0}")]

@@ -66,7 +66,9 @@ impl JobError {
 impl From<AppError> for JobError {
     fn from(e: AppError) -> Self {
         match e {
-            AppError::Invalid(m) | AppError::NotFound(m) => JobError::Fatal(m),
+            AppError::Invalid(m) | AppError::NotFound(m) | AppError::Inconsistent(m) => {
+                JobError::Fatal(m)
+            }
             AppError::Internal(e) => JobError::Retry(format!("{e:#}")),
             other => JobError::Retry(other.to_string()),
         }

@@ -218,8 +218,26 @@ pub struct SimulationRequest {
     pub facts: BTreeMap<String, Value>,
 }
 
+/// `AAAA-MM-JJ` exactly, around spaces: chrono alone would also read `2021-6-1` or
+/// `+2021-06-01`, which the API's document (a pattern of ten characters) does not describe.
+pub fn iso_date(s: &str) -> Option<NaiveDate> {
+    let s = s.trim();
+    let shape = s.len() == 10
+        && s.bytes().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if !shape {
+        return None;
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
 fn parse_date(label: &str, s: &str, bounds: &Plausibility) -> Result<NaiveDate, AppError> {
-    let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+    let d = iso_date(s).ok_or_else(|| {
         AppError::Invalid(format!(
             "{label} invalide : « {} » (format AAAA-MM-JJ, par exemple 2021-06-01)",
             s.trim()
@@ -254,6 +272,31 @@ fn plausible_amount(label: &str, amount: Option<Cents>, bounds: &Plausibility) -
     }
 }
 
+/// Whether a member of the reference is `epci:` and nine digits that fail the SIREN's check
+/// digit (and that alone makes the reference invalid: every other member parses).
+fn bad_siren_check_digit(reference: &str) -> bool {
+    let reference = reference.trim();
+    let members: Vec<&str> = match reference.strip_prefix("groupement:") {
+        Some(rest) => rest.split('+').map(str::trim).collect(),
+        None => vec![reference],
+    };
+    if reference.starts_with("groupement:") && members.len() < 2 {
+        return false;
+    }
+    let mut bad = false;
+    for m in members {
+        let nine_digits = m
+            .strip_prefix("epci:")
+            .is_some_and(|code| code.len() == 9 && code.bytes().all(|c| c.is_ascii_digit()));
+        match CollectiviteRef::parse(m) {
+            Ok(_) => {}
+            Err(_) if nine_digits => bad = true,
+            Err(_) => return false,
+        }
+    }
+    bad
+}
+
 fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
@@ -286,7 +329,19 @@ impl SimulationInput {
                 "demandeur manquant : indiquez TYPE:CODE, par exemple commune:95127".into(),
             ));
         }
-        let applicant = ApplicantRef::parse(&self.demandeur).map_err(AppError::Invalid)?;
+        let applicant = ApplicantRef::parse(&self.demandeur).map_err(|e| {
+            // A SIREN of nine digits whose check digit is wrong names no EPCI: it is unknown
+            // (404) as any other absent code, not malformed (the API's document cannot spell
+            // a check digit).
+            if bad_siren_check_digit(&self.demandeur) {
+                AppError::NotFound(format!(
+                    "collectivité inconnue dans le référentiel {} : {e}",
+                    programme.vintage.year()
+                ))
+            } else {
+                AppError::Invalid(e)
+            }
+        })?;
         let rules = &programme.rules;
         let bounds = &programme.plausibility;
         let mut expenses = Vec::new();
@@ -318,7 +373,12 @@ impl SimulationInput {
             .try_fold(0i64, |sum, (_, c)| sum.checked_add(c.get()))
             .map(Cents::new);
         if expenses.len() > 1 {
-            plausible_amount("somme des lignes de dépenses", total, bounds)?;
+            plausible_amount("somme des lignes de dépenses", total, bounds).map_err(
+                |e| match e {
+                    AppError::Invalid(m) => AppError::Inconsistent(m),
+                    other => other,
+                },
+            )?;
         }
         if let Some(c) = non_empty(&self.cout) {
             let label = "coût du projet";
@@ -331,7 +391,7 @@ impl SimulationInput {
             if expenses.is_empty() {
                 expenses.push(("prestation".to_string(), amount));
             } else if total != Some(amount) {
-                return Err(AppError::Invalid(format!(
+                return Err(AppError::Inconsistent(format!(
                     "le coût du projet ({amount}) diffère de la somme des lignes de dépenses ({}) : indiquez l’un ou l’autre, ou des montants cohérents",
                     total.map(|t| t.to_string()).unwrap_or_default()
                 )));
@@ -369,6 +429,12 @@ impl SimulationInput {
                     "la date de dépôt se donne par --date-depot (date_depot dans l’API)".into(),
                 ));
             }
+            if def.ty == Type::Date && iso_date(raw).is_none() {
+                return Err(AppError::Invalid(format!(
+                    "fait « {name} » : date invalide : « {} » (AAAA-MM-JJ attendu)",
+                    raw.trim()
+                )));
+            }
             let v = Value::parse_literal(raw, def.ty)
                 .map_err(|e| AppError::Invalid(format!("fait « {name} » : {e}")))?;
             if def.ty == Type::Nombre {
@@ -377,6 +443,15 @@ impl SimulationInput {
                         return Err(AppError::Invalid(format!(
                             "fait « {name} » : un nombre entier positif est attendu, « {} » reçu",
                             raw.trim()
+                        )));
+                    }
+                    if *d > rust_decimal::Decimal::from(bounds.max_count) {
+                        return Err(AppError::Invalid(format!(
+                            "fait « {name} » : nombre invraisemblable, « {} » (au plus {} ; vérifiez la saisie)",
+                            raw.trim(),
+                            guichet_programme::value::french_decimal(rust_decimal::Decimal::from(
+                                bounds.max_count
+                            ))
                         )));
                     }
                 }

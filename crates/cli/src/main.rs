@@ -370,7 +370,9 @@ const INPUT_ERROR: u8 = 2;
 /// Application errors of a simulation: the user's input errors become [`InputError`].
 fn simulation_error(e: AppError) -> anyhow::Error {
     match e {
-        AppError::Invalid(m) | AppError::NotFound(m) => InputError(m).into(),
+        AppError::Invalid(m) | AppError::NotFound(m) | AppError::Inconsistent(m) => {
+            InputError(m).into()
+        }
         other => other.into(),
     }
 }

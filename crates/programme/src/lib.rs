@@ -90,16 +90,24 @@ struct RawPlausibility {
     montant_max_euros: i64,
     date_min: NaiveDate,
     date_max: NaiveDate,
+    #[serde(default)]
+    nombre_max: Option<u64>,
 }
 
+/// The largest count (a number fact: population, communes…) an applicant may type, unless the
+/// programme says otherwise: more than France's population by an order of magnitude.
+pub const DEFAULT_MAX_COUNT: u64 = 1_000_000_000;
+
 /// What an applicant's input may plausibly be: an amount above `max_amount` (the programme's
-/// own total unless it says otherwise) or a date outside `first_date..=last_date` (2000–2100
-/// unless it says otherwise) is a typing error, refused before any evaluation.
+/// own total unless it says otherwise), a date outside `first_date..=last_date` (2000–2100
+/// unless it says otherwise) or a number fact above `max_count` ([`DEFAULT_MAX_COUNT`] unless
+/// it says otherwise) is a typing error, refused before any evaluation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plausibility {
     pub max_amount: Cents,
     pub first_date: NaiveDate,
     pub last_date: NaiveDate,
+    pub max_count: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -472,6 +480,7 @@ impl Programme {
                 max_amount: programme_envelope,
                 first_date: NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default(),
                 last_date: NaiveDate::from_ymd_opt(2100, 12, 31).unwrap_or_default(),
+                max_count: DEFAULT_MAX_COUNT,
             },
             Some(p) => {
                 let max_amount = match euros(p.montant_max_euros, "plausibilite") {
@@ -496,6 +505,7 @@ impl Programme {
                     max_amount,
                     first_date: p.date_min,
                     last_date: p.date_max,
+                    max_count: p.nombre_max.unwrap_or(DEFAULT_MAX_COUNT),
                 }
             }
         };

@@ -21,6 +21,7 @@ fn classify(e: &AppError) -> (StatusCode, String) {
     match e {
         AppError::Invalid(m) => (StatusCode::BAD_REQUEST, m.clone()),
         AppError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
+        AppError::Inconsistent(m) => (StatusCode::UNPROCESSABLE_ENTITY, m.clone()),
         AppError::Forbidden => (
             StatusCode::FORBIDDEN,
             "vous n’avez pas accès à cette ressource avec votre compte".into(),

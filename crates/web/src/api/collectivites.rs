@@ -7,6 +7,8 @@ use axum::extract::State;
 use axum::Json;
 use guichet_app::referentiel::search::Hit;
 use guichet_app::App;
+use guichet_domain::codes::CodeError;
+use guichet_domain::territory::TerritoryError;
 use guichet_domain::{CollectiviteKind, CollectiviteRef};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -100,11 +102,18 @@ pub async fn search(
             "la recherche est limitée à 100 caractères",
         ));
     }
+    // The spellings the document gives, and only those (the parsers alone would also take
+    // `Commune`, `+5` or `05`).
     let kind = p
         .kind
         .as_deref()
         .filter(|s| !s.is_empty())
-        .map(CollectiviteKind::parse)
+        .map(|s| {
+            CollectiviteKind::parse(s)
+                .ok()
+                .filter(|k| k.slug() == s)
+                .ok_or_else(|| TerritoryError::UnknownKind(s.to_string()))
+        })
         .transpose()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let limit = match p.limite.as_deref().filter(|s| !s.is_empty()) {
@@ -112,6 +121,7 @@ pub async fn search(
         Some(s) => s
             .parse::<usize>()
             .ok()
+            .filter(|_| s.bytes().all(|c| c.is_ascii_digit()) && !s.starts_with('0'))
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| {
                 ApiError::bad_request(format!(
@@ -121,7 +131,7 @@ pub async fn search(
     };
     let v = app
         .referentiel()
-        .requested_vintage(p.millesime.as_deref())
+        .requested_vintage(vintage_param(&p.millesime)?)
         .await?;
     let hits = app
         .referentiel()
@@ -131,6 +141,17 @@ pub async fn search(
         millesime: v.year(),
         resultats: hits.into_iter().map(Into::into).collect(),
     }))
+}
+
+/// A vintage as the document spells it, four digits (`Vintage::parse` alone would also take
+/// ` 2021` or `+2021`); empty is the vintage in force.
+fn vintage_param(raw: &Option<String>) -> Result<Option<&str>, ApiError> {
+    match raw.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) if !(s.len() == 4 && s.bytes().all(|c| c.is_ascii_digit())) => Err(
+            ApiError::bad_request(CodeError::Vintage(s.to_string()).to_string()),
+        ),
+        other => Ok(other),
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -205,7 +226,7 @@ pub async fn details(
     let r = parse_ref(&kind, &code)?;
     let v = app
         .referentiel()
-        .requested_vintage(p.millesime.as_deref())
+        .requested_vintage(vintage_param(&p.millesime)?)
         .await?;
     let d = app.referentiel().collectivite_details(v, &r).await?;
     let named = |o: Option<(String, String)>| o.map(|(code, nom)| Named { code, nom });

@@ -3,6 +3,7 @@
 
 pub mod collectivites;
 pub mod moi;
+pub mod patterns;
 pub mod services;
 pub mod simulations;
 

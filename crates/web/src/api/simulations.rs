@@ -20,6 +20,8 @@ use axum::Json;
 use guichet_app::simulation::{SimulationInput, SimulationOutput};
 use guichet_app::App;
 use serde_json::{Map, Value};
+
+use super::patterns;
 use utoipa::ToSchema;
 
 /// Request fields, in the order the error message lists them.
@@ -78,19 +80,21 @@ pub struct SimulationDemande {
     #[schema(example = "axe3.v1.dematads", min_length = 1, pattern = "\\S")]
     pub mesure: String,
     /// `TYPE:CODE` (commune:95127, epci:249500109, departement:95, region:11), ou
-    /// `groupement:` suivi des membres joints par `+` (groupement:epci:200054781+epci:200058519).
-    /// Obligatoire : une chaîne vide ou faite d’espaces est refusée.
+    /// `groupement:` suivi d’au moins deux membres différents joints par `+`
+    /// (groupement:epci:200054781+epci:200058519). Obligatoire. Une collectivité absente du
+    /// référentiel, comme un SIREN dont la clé de contrôle est fausse, répond 404.
     #[schema(example = "epci:249500109", min_length = 1, pattern = "\\S")]
     pub demandeur: String,
     /// Coût total du projet en euros. Seul, il compte comme une ligne `prestation` ; avec
-    /// `depenses`, il doit en être la somme. Un montant (ligne, coût ou somme des lignes)
-    /// au-delà du plafond de vraisemblance du programme (ITN7 : son total, 88 M€) est refusé.
+    /// `depenses`, il doit en être la somme (sinon 422). Un montant au-delà du plafond de
+    /// vraisemblance du programme (ITN7 : son total, 88 M€) est refusé (400), comme des lignes
+    /// dont la somme le dépasse (422 : chaque ligne est valide, leur somme ne l’est pas).
     pub cout: Option<MontantEuros>,
     /// Lignes de dépenses par catégorie.
     pub depenses: Option<Vec<DepenseSaisie>>,
     /// Date de dépôt (AAAA-MM-JJ) ; par défaut (champ absent ou null), la date du jour de la
-    /// plateforme. Une date vide est refusée, comme une date hors des bornes du programme
-    /// (ITN7 : du 2000-01-01 au 2100-12-31).
+    /// plateforme. Une date vide est refusée, comme une date hors des bornes de vraisemblance
+    /// du programme.
     #[schema(format = Date, example = "2021-06-01")]
     pub date_depot: Option<String>,
     /// Date de fin prévue du projet (AAAA-MM-JJ), dans les bornes du programme.
@@ -243,40 +247,141 @@ pub struct SimulationResultat {
     pub trace: Vec<EtapeExplication>,
 }
 
-/// Writes the programme's own names into the request's schema: the measures, the expense
-/// categories and the facts the API accepts (every declared fact but `date_depot`, which has
-/// its own field), so that the document refuses what the simulator refuses.
+/// Writes the running programme into the request's schema, so that the document accepts
+/// exactly what the simulator accepts (schemathesis's "valid data accepted" and "invalid data
+/// refused" checks both hold): the measures, the expense categories, the facts it declares
+/// (every one but `date_depot`, which has its own field) typed by their declaration, and the
+/// plausibility bounds (`plausibilite`) of amounts, counts and dates as patterns and bounds.
+/// What JSON Schema cannot say (the sum of the lines, the cost against that sum) is answered
+/// 422, not 400.
 pub fn document_programme(doc: &mut Value, programme: &guichet_programme::Programme) {
-    let schemas = "/components/schemas";
+    use guichet_programme::Type;
+    use serde_json::json;
+    let bounds = &programme.plausibility;
+    let max_cents = bounds.max_amount.get();
+    let max_euros = if max_cents % 100 == 0 {
+        json!(max_cents / 100)
+    } else {
+        serde_json::from_str(&format!("{}.{:02}", max_cents / 100, max_cents % 100))
+            .unwrap_or(json!(max_cents / 100))
+    };
+    let (first, last) = (bounds.first_date, bounds.last_date);
+    let date_pattern = patterns::dates(first, last);
+    let span = format!(
+        "du {} au {}",
+        first.format("%Y-%m-%d"),
+        last.format("%Y-%m-%d")
+    );
+    let Some(schemas) = doc.pointer_mut("/components/schemas") else {
+        return;
+    };
+    schemas["MontantEuros"] = json!({
+        "description": format!(
+            "Montant en euros, de 0 à {} (plafond de vraisemblance du programme) : nombre JSON \
+             d’au plus deux décimales (`12345.67`), ou chaîne écrite à la française : chiffres, \
+             virgule ou point décimal et au plus deux décimales, espaces libres (séparateurs de \
+             milliers), `€` final facultatif (`\"12 345,67 €\"`, `\"12345.67\"`).",
+            bounds.max_amount
+        ),
+        "type": ["string", "number"],
+        "pattern": patterns::amount(max_cents),
+        "minimum": 0,
+        "maximum": max_euros,
+        "multipleOf": 0.01,
+        "examples": ["12 345,67", 12345.67]
+    });
+    let demande = &mut schemas["SimulationDemande"];
+    demande["additionalProperties"] = json!(false);
+    let props = &mut demande["properties"];
     let measures: Vec<&str> = programme.measures().map(|m| m.id.as_str()).collect();
-    if let Some(m) = doc.pointer_mut(&format!("{schemas}/SimulationDemande/properties/mesure")) {
-        m["enum"] = serde_json::json!(measures);
+    props["mesure"]["enum"] = json!(measures);
+    props["demandeur"]["pattern"] = json!(patterns::applicant());
+    // A blank cost is no cost (the page's empty field), unlike a blank expense line.
+    let cout = &mut props["cout"];
+    if let Some(o) = cout.as_object_mut() {
+        o.remove("oneOf");
+        o.remove("anyOf");
+        o.remove("$ref");
+        o.remove("type");
     }
-    let facts: Vec<&str> = programme
-        .rules
-        .facts
-        .iter()
-        .map(|f| f.name.as_str())
-        .filter(|n| *n != "date_depot")
-        .collect();
-    if let Some(f) = doc.pointer_mut(&format!("{schemas}/SimulationDemande/properties/faits")) {
-        f["propertyNames"] = serde_json::json!({ "enum": facts });
+    cout["anyOf"] = json!([
+        {"$ref": "#/components/schemas/MontantEuros"},
+        {"type": "null"},
+        {"type": "string", "pattern": format!("^{}*$", patterns::WS), "description": "vide : comme absent"}
+    ]);
+    for field in ["date_depot", "date_fin"] {
+        props[field]["pattern"] = json!(date_pattern);
+        if let Some(d) = props[field]["description"].as_str() {
+            props[field]["description"] = json!(format!("{d} Bornes : {span}."));
+        }
     }
+    let mut facts = Map::new();
+    for f in &programme.rules.facts {
+        if f.name == "date_depot" {
+            continue;
+        }
+        let mut schema = match (f.ty, &f.allowed) {
+            (Type::Booleen, _) => json!({
+                "type": ["boolean", "string", "null"],
+                "pattern": patterns::one_of(&["oui", "non", "true", "false"]),
+            }),
+            (Type::Texte, Some(allowed)) => {
+                let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+                json!({
+                    "type": ["string", "null"],
+                    "pattern": patterns::one_of(&allowed),
+                    "examples": allowed,
+                })
+            }
+            (Type::Texte | Type::Any, None) => json!({
+                "type": ["string", "number", "boolean", "null"],
+            }),
+            (Type::Nombre, _) => json!({
+                "type": ["integer", "string", "null"],
+                "minimum": 0,
+                "maximum": bounds.max_count,
+                "pattern": patterns::count(bounds.max_count),
+            }),
+            (Type::Date, _) => json!({
+                "type": ["string", "null"],
+                "format": "date",
+                "pattern": date_pattern,
+            }),
+            (Type::Montant, _) => json!({
+                "anyOf": [{"$ref": "#/components/schemas/MontantEuros"}, {"type": "null"}],
+            }),
+            (Type::Any, Some(_)) => json!({}),
+        };
+        schema["description"] = json!(f.title);
+        facts.insert(f.name.clone(), schema);
+    }
+    let faits = &mut props["faits"];
+    if let Some(o) = faits.as_object_mut() {
+        o.remove("propertyNames");
+        o.remove("additionalProperties");
+        o.remove("oneOf");
+        o.remove("anyOf");
+    }
+    faits["type"] = json!(["object", "null"]);
+    faits["properties"] = Value::Object(facts);
+    faits["additionalProperties"] = json!(false);
     let categories: Vec<&str> = programme
         .rules
         .categories
         .iter()
         .map(|c| c.id.as_str())
         .collect();
-    if let Some(c) = doc.pointer_mut(&format!("{schemas}/DepenseSaisie/properties/categorie")) {
-        c["enum"] = serde_json::json!(categories);
-    }
+    let depense = &mut schemas["DepenseSaisie"];
+    depense["additionalProperties"] = json!(false);
+    depense["properties"]["categorie"]["enum"] = json!(categories);
 }
 
 fn scalar(field: &str, v: &Value, booleans: bool) -> Result<Option<String>, ApiError> {
     match v {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
+        // -0.0 is zero, as the document's `minimum: 0` says (its text would read as negative).
+        Value::Number(n) if n.to_string() == "-0.0" => Ok(Some("0".to_string())),
         Value::Number(n) => Ok(Some(n.to_string())),
         Value::Bool(b) if booleans => Ok(Some(if *b { "oui" } else { "non" }.to_string())),
         _ => Err(ApiError::bad_request(format!(
@@ -407,7 +512,7 @@ fn facts_from_json(facts: &Map<String, Value>) -> Result<Vec<(String, String)>, 
         (status = 404, description = "Collectivité inconnue dans le référentiel du programme", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Corps de requête trop volumineux", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Le corps doit être envoyé en application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "La mesure ne peut pas être évaluée pour ce demandeur (groupement réparti sur plusieurs régions pour une mesure territoriale…)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Champs valides un à un, incompatibles ensemble : coût différent de la somme des lignes de dépenses, somme des lignes au-delà du plafond de vraisemblance, ou mesure qui ne peut pas être évaluée pour ce demandeur (groupement réparti sur plusieurs régions pour une mesure territoriale…)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Référentiel du programme non importé", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -442,6 +547,8 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(i.cout.as_deref(), Some("12345.67"));
+        let zero = input_from_json(&json!({"mesure": "axe1", "cout": -0.0})).unwrap();
+        assert_eq!(zero.cout.as_deref(), Some("0"), "-0.0 is zero");
         assert_eq!(
             i.depenses,
             vec![("prestation".to_string(), "12 345,67".to_string())]

@@ -178,7 +178,9 @@ fn check_fields(app: &App, sent: &Sent) -> Errors {
     }));
     let mut errors = Errors::new();
     for (field, input) in checks {
-        if let Err(AppError::Invalid(m)) = input.parse(&app.programme, today) {
+        if let Err(AppError::Invalid(m) | AppError::Inconsistent(m)) =
+            input.parse(&app.programme, today)
+        {
             errors.insert(field, beside_field(&m));
         }
     }
@@ -637,7 +639,7 @@ pub async fn page(
                     match sent.input(&a.reference).parse(&app.programme, app.today()) {
                         Ok(req) => sim = Some(app.simulation().evaluate_request(&req, *a)),
                         // Each field passed alone: what remains ties the cost to the lines.
-                        Err(AppError::Invalid(m)) => {
+                        Err(AppError::Invalid(m) | AppError::Inconsistent(m)) => {
                             errors.insert("cout".into(), m);
                         }
                         Err(e) => return Err(e.into()),

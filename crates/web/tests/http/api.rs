@@ -80,6 +80,58 @@ async fn bad_input_gets_a_json_problem_in_french() {
         "type de collectivité inconnu",
     )
     .await;
+    // Only the spellings the document's patterns give: what a parser would also have read
+    // (a sign, a leading zero, spaces, capitals) is refused, as the document says.
+    for (query, detail) in [
+        ("limite=%2B5", "limite invalide : « +5 »"),
+        ("limite=05", "limite invalide : « 05 »"),
+        ("millesime=%2B2021", "millésime inconnu : « +2021 »"),
+        ("millesime=%202021", "millésime inconnu : «  2021 »"),
+        ("millesime=02021", "millésime inconnu : « 02021 »"),
+        ("type=Commune", "type de collectivité inconnu"),
+        ("type=d%C3%A9partement", "type de collectivité inconnu"),
+    ] {
+        problem(
+            &t,
+            &format!("/api/v1/collectivites?q=cergy&{query}"),
+            400,
+            detail,
+        )
+        .await;
+    }
+    problem(
+        &t,
+        "/api/v1/collectivites/commune/95127?millesime=%2B2021",
+        400,
+        "millésime inconnu",
+    )
+    .await;
+    let doc: serde_json::Value = t.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let params = doc["paths"]["/api/v1/collectivites"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let pattern = |name: &str| {
+        params.iter().find(|p| p["name"] == name).unwrap()["schema"]["pattern"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(pattern("limite"), "^(|[1-9]|[1-4][0-9]|50)$");
+    assert_eq!(pattern("millesime"), "^(|2021|2026)$");
+    assert_eq!(pattern("type"), "^(|commune|epci|departement|region)$");
+    // The same five answers through the documented spellings.
+    for query in [
+        "limite=5",
+        "limite=50",
+        "millesime=2021",
+        "millesime=2026",
+        "type=departement",
+    ] {
+        let r = t
+            .get(&format!("/api/v1/collectivites?q=cergy&{query}"))
+            .await;
+        assert_eq!(r.status(), 200, "{query}");
+    }
     problem(
         &t,
         "/api/v1/collectivites/commune/99999",

@@ -274,7 +274,7 @@ async fn every_refusal_is_a_french_problem_with_its_status() {
     refused_json(
         &t,
         ok(json!({"depenses": [{"categorie": "prestation", "montant": 10}]})),
-        400,
+        422,
         "diffère de la somme",
     )
     .await;
@@ -821,7 +821,7 @@ async fn absurd_amounts_and_dates_are_refused_by_the_api_in_french() {
             json!({"depenses": [{"categorie": "prestation", "montant": 50_000_000},
                                   {"categorie": "formation", "montant": 50_000_000}]}),
         ),
-        400,
+        422,
         "somme des lignes de dépenses : montant invraisemblable",
     )
     .await;
@@ -931,4 +931,273 @@ async fn absurd_amounts_and_dates_get_a_message_beside_their_field_on_the_page()
         "{html}"
     );
     assert!(!html.contains("id=\"resultats\""));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The document says exactly what the simulator accepts (schemathesis's "valid data accepted"
+// and "invalid data refused"): bounds taken from the running programme's `plausibilite`.
+
+async fn request_schema(t: &TestApp) -> (Value, Value) {
+    let doc: Value = t.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let op = &doc["paths"]["/api/v1/simulations"]["post"];
+    let request = resolve(
+        &doc,
+        &op["requestBody"]["content"]["application/json"]["schema"],
+    )
+    .clone();
+    (doc, request)
+}
+
+fn pattern(schema: &Value) -> regex::Regex {
+    regex::Regex::new(schema["pattern"].as_str().expect("pattern")).expect("regex")
+}
+
+fn relation_usager(extra: Value) -> Value {
+    let mut b = json!({"mesure": "axe3.v1.relation-usager", "demandeur": "commune:95127",
+                       "date_depot": "2021-06-01", "date_fin": "2022-06-30"});
+    if let (Some(b), Value::Object(extra)) = (b.as_object_mut(), extra) {
+        b.extend(extra);
+    }
+    b
+}
+
+#[tokio::test]
+async fn the_documented_amount_is_bounded_by_the_programme_ceiling_which_the_api_accepts() {
+    let t = spawn_app().await;
+    let (doc, request) = request_schema(&t).await;
+    let amount = &doc["components"]["schemas"]["MontantEuros"];
+    let ceiling = t.app.programme.plausibility.max_amount.get();
+    assert_eq!(ceiling, 8_800_000_000, "ITN7: 88 M€");
+    assert_eq!(amount["maximum"], json!(ceiling / 100));
+    assert_eq!(amount["minimum"], 0);
+    assert_eq!(amount["multipleOf"], 0.01);
+    assert_eq!(amount["type"], json!(["string", "number"]));
+    let text = pattern(amount);
+    for (s, ok) in [
+        ("88 000 000,00 €", true),
+        ("88000000.0", true),
+        ("12 345,67", true),
+        ("87999999,99", true),
+        ("88 000 000,01", false),
+        ("88000001", false),
+        ("12,345", false),
+        ("-1", false),
+        ("", false),
+    ] {
+        assert_eq!(text.is_match(s), ok, "« {s} »");
+    }
+    // At the bound, as a number and as French text: accepted, on a line and as the cost.
+    for at in [json!(88_000_000), json!("88 000 000,00 €")] {
+        answer(&t, relation_usager(json!({"cout": at.clone()}))).await;
+        answer(
+            &t,
+            relation_usager(json!({"depenses": [{"categorie": "prestation", "montant": at}]})),
+        )
+        .await;
+    }
+    // The bottom bound, -0.0 included (JSON Schema reads it as 0).
+    for zero in [json!(0), json!(-0.0), json!("0,00")] {
+        answer(&t, relation_usager(json!({"cout": zero}))).await;
+    }
+    // A cent above: refused in French, as the document says.
+    for above in [json!(88_000_000.01), json!("88 000 000,01")] {
+        refused_json(
+            &t,
+            relation_usager(json!({"cout": above})),
+            400,
+            "coût du projet : montant invraisemblable",
+        )
+        .await;
+    }
+    // A blank cost is documented as no cost, which it is.
+    let cout = &request["properties"]["cout"];
+    assert!(cout["anyOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["pattern"]
+            .as_str()
+            .is_some_and(|p| regex::Regex::new(p).unwrap().is_match(" "))));
+    answer(&t, relation_usager(json!({"cout": " "}))).await;
+}
+
+#[tokio::test]
+async fn what_json_schema_cannot_say_is_answered_422_not_400() {
+    let t = spawn_app().await;
+    // Each line valid, at the ceiling; their sum is not.
+    refused_json(
+        &t,
+        relation_usager(json!({"depenses": [
+            {"categorie": "prestation", "montant": 88_000_000},
+            {"categorie": "formation", "montant": 0.01}
+        ]})),
+        422,
+        "somme des lignes de dépenses : montant invraisemblable",
+    )
+    .await;
+    refused_json(
+        &t,
+        relation_usager(
+            json!({"cout": 2, "depenses": [{"categorie": "prestation", "montant": 1}]}),
+        ),
+        422,
+        "le coût du projet (2,00\u{a0}€) diffère de la somme des lignes de dépenses",
+    )
+    .await;
+    let (doc, _) = request_schema(&t).await;
+    let d = doc["paths"]["/api/v1/simulations"]["post"]["responses"]["422"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(d.contains("somme des lignes"), "{d}");
+}
+
+#[tokio::test]
+async fn documented_dates_are_the_programme_bounds_in_the_iso_form_only() {
+    let t = spawn_app().await;
+    let (_, request) = request_schema(&t).await;
+    let bounds = &t.app.programme.plausibility;
+    assert_eq!(bounds.first_date.to_string(), "2000-01-01");
+    assert_eq!(bounds.last_date.to_string(), "2100-12-31");
+    for field in ["date_depot", "date_fin"] {
+        let d = &request["properties"][field];
+        assert_eq!(d["format"], "date");
+        assert!(d["description"]
+            .as_str()
+            .unwrap()
+            .contains("du 2000-01-01 au 2100-12-31"));
+        let p = pattern(d);
+        for (s, ok) in [
+            ("2000-01-01", true),
+            ("2100-12-31", true),
+            ("2096-02-29", true),
+            ("1999-12-31", false),
+            ("2101-01-01", false),
+            ("2100-02-29", false),
+            ("2021-04-31", false),
+            ("2021-6-1", false),
+        ] {
+            assert_eq!(p.is_match(s), ok, "{field} « {s} »");
+        }
+    }
+    // The bounds are accepted; chrono's looser spellings are not (the pattern would not match).
+    answer(
+        &t,
+        relation_usager(json!({"date_depot": "2000-01-01", "date_fin": "2100-12-31"})),
+    )
+    .await;
+    for (field, label) in [("date_depot", "date de dépôt"), ("date_fin", "date de fin")] {
+        for loose in ["2021-6-1", "+2021-06-01", "21-06-01"] {
+            refused_json(
+                &t,
+                relation_usager(json!({field: loose})),
+                400,
+                &format!("{label} invalide : « {loose} »"),
+            )
+            .await;
+        }
+    }
+    refused_json(
+        &t,
+        relation_usager(json!({"faits": {"date_fin": "2022-6-30"}})),
+        400,
+        "fait « date_fin » : date invalide",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn facts_are_typed_by_their_declaration_and_counts_bounded_by_the_programme() {
+    let t = spawn_app().await;
+    let (_, request) = request_schema(&t).await;
+    let faits = &request["properties"]["faits"];
+    assert_eq!(faits["additionalProperties"], false);
+    assert_eq!(request["additionalProperties"], false);
+    let facts = faits["properties"].as_object().unwrap();
+    assert!(!facts.contains_key("date_depot"), "its own field");
+    let declared: Vec<&str> = t
+        .app
+        .programme
+        .rules
+        .facts
+        .iter()
+        .map(|f| f.name.as_str())
+        .filter(|n| *n != "date_depot")
+        .collect();
+    let mut documented: Vec<&str> = facts.keys().map(String::as_str).collect();
+    let mut declared_sorted = declared.clone();
+    documented.sort();
+    declared_sorted.sort();
+    assert_eq!(documented, declared_sorted);
+    // A boolean: true, false, oui, non.
+    let boolean = &facts["deja_commence"];
+    assert_eq!(boolean["type"], json!(["boolean", "string", "null"]));
+    let p = pattern(boolean);
+    assert!(p.is_match("oui") && p.is_match(" non ") && !p.is_match("peut-être"));
+    // A text with declared values: those values.
+    let p = pattern(&facts["nature_epci"]);
+    assert!(p.is_match("CA") && p.is_match("MET69") && !p.is_match("CAA"));
+    // A count: a whole number up to the programme's `nombre_max`.
+    let max = t.app.programme.plausibility.max_count;
+    assert_eq!(max, 1_000_000_000);
+    let count = &facts["communes_rattachees"];
+    assert_eq!(count["maximum"], json!(max));
+    assert_eq!(count["minimum"], 0);
+    let p = pattern(count);
+    assert!(p.is_match("1000000000") && p.is_match("1 000") && !p.is_match("1000000001"));
+    let dematads = |n: Value| {
+        json!({"mesure": "axe3.v1.dematads", "demandeur": "epci:249500109", "cout": 20000,
+               "date_depot": "2021-06-01", "faits": {"communes_rattachees": n}})
+    };
+    for at in [json!(max), json!(max.to_string())] {
+        answer(&t, dematads(at)).await;
+    }
+    for above in [json!(max + 1), json!((max + 1).to_string())] {
+        refused_json(
+            &t,
+            dematads(above),
+            400,
+            "fait « communes_rattachees » : nombre invraisemblable, « 1000000001 » (au plus 1\u{202f}000\u{202f}000\u{202f}000",
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_siren_with_a_wrong_check_digit_is_an_unknown_collectivite() {
+    let t = spawn_app().await;
+    let (_, request) = request_schema(&t).await;
+    let p = request["properties"]["demandeur"]["pattern"]
+        .as_str()
+        .unwrap();
+    assert!(p.contains("epci:[0-9]{9}"), "{p}");
+    // Nine digits the document accepts; no EPCI has them: 404, not 400.
+    refused_json(
+        &t,
+        json!({"mesure": "axe3.v1.expert", "demandeur": "epci:123456789"}),
+        404,
+        "collectivité inconnue dans le référentiel 2021 : numéro SIREN invalide",
+    )
+    .await;
+    refused_json(
+        &t,
+        json!({"mesure": "axe3.v1.expert", "demandeur": "groupement:commune:95127+epci:123456789"}),
+        404,
+        "collectivité inconnue",
+    )
+    .await;
+    // Still malformed: eight digits, a member given twice, a groupement of one.
+    for (demandeur, detail) in [
+        ("epci:12345678", "numéro SIREN invalide"),
+        ("groupement:commune:95127+commune:95127", "en double"),
+        ("groupement:epci:249500109", "au moins deux membres"),
+        ("groupement:epci:123456789", "numéro SIREN invalide"),
+    ] {
+        refused_json(
+            &t,
+            json!({"mesure": "axe3.v1.expert", "demandeur": demandeur}),
+            400,
+            detail,
+        )
+        .await;
+    }
 }
