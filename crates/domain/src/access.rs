@@ -582,6 +582,7 @@ mod tests {
                 Area::Accounts,
                 Area::AuditLog,
                 Area::Jobs,
+                Area::ApiTokens,
                 Area::Impact
             ]
         );
