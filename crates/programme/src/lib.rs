@@ -21,6 +21,7 @@ pub mod criteria;
 pub mod diag;
 pub mod eval;
 pub mod expr;
+pub mod form;
 pub mod routing;
 pub mod rules;
 pub mod value;
@@ -30,6 +31,7 @@ pub use diag::{Diagnostic, Diagnostics, SourceFile};
 pub use eval::{
     EvalError, Evaluation, Evaluator, Outcome, Prepared, Situation, Step, Verification,
 };
+pub use form::{Block, DocumentKind, DocumentRequirement, Field, FieldKind, Form, MeasureForm};
 pub use routing::{Direction, Instruction, ProjectPlace, Routing, RoutingError};
 pub use value::{Type, Value};
 
@@ -85,6 +87,8 @@ struct RawProgramme {
     directions_nationales: Vec<routing::RawDirection>,
     #[serde(default)]
     routage: Vec<routing::RawRoute>,
+    #[serde(default)]
+    formulaire: Option<form::RawForm>,
     #[serde(default)]
     arbre_des_fonds: Vec<RawFund>,
     #[serde(default)]
@@ -244,6 +248,8 @@ pub struct Programme {
     pub routing: Routing,
     /// The first part of dossier numbers (`numero_prefixe`).
     pub number_prefix: NumberPrefix,
+    /// The dossier form (`formulaire`): common blocks, each measure's own, documents.
+    pub form: Form,
     pub funds: Vec<Fund>,
     pub envelopes: Vec<Envelope>,
     pub axes: Vec<Axis>,
@@ -366,18 +372,7 @@ impl Programme {
         for a in raw.axes {
             let mut measures = Vec::new();
             for m in a.mesures {
-                let place = {
-                    let line = usize::try_from(m.id.referenced.line()).unwrap_or(1).max(1);
-                    let column = usize::try_from(m.id.referenced.column())
-                        .unwrap_or(1)
-                        .max(1);
-                    Diagnostic {
-                        file: pf.name.clone(),
-                        line,
-                        column,
-                        message: String::new(),
-                    }
-                };
+                let place = pf.at_span(&m.id, String::new());
                 let m_id = m.id.value;
                 let id = match MeasureId::parse(&m_id) {
                     Ok(id) => id,
@@ -574,6 +569,12 @@ impl Programme {
                 None
             }
         };
+        let form = match (&compiled, raw.formulaire) {
+            (Some(rules), Some(raw_form)) => {
+                form::compile(raw_form, &all_measures, rules, pf, &mut diags)
+            }
+            _ => Form::default(),
+        };
         let criteria = compiled
             .as_ref()
             .map(|r| criteria::Criteria::build(raw_criteria, cf, r, &all_measures, &mut diags));
@@ -606,6 +607,7 @@ impl Programme {
             directions,
             routing,
             number_prefix,
+            form,
             funds: fund_tree,
             envelopes,
             axes,

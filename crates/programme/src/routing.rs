@@ -189,20 +189,6 @@ pub(crate) struct RawRoute {
     note: Option<String>,
 }
 
-/// A diagnostic at a position the parser gave.
-fn at<T>(file: &SourceFile, span: &Spanned<T>, message: String) -> Diagnostic {
-    let line = usize::try_from(span.referenced.line()).unwrap_or(1).max(1);
-    let column = usize::try_from(span.referenced.column())
-        .unwrap_or(1)
-        .max(1);
-    Diagnostic {
-        file: file.name.clone(),
-        line,
-        column,
-        message,
-    }
-}
-
 /// Compiles `directions_nationales`: codes of upper-case letters and digits, each once.
 pub(crate) fn directions(
     raw: Vec<RawDirection>,
@@ -220,19 +206,13 @@ pub(crate) fn directions(
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
             && code.chars().any(|c| c.is_ascii_uppercase());
         if !valid {
-            diags.push(at(
-                file,
-                &d.code,
+            diags.push(file.at_span(&d.code,
                 format!("direction nationale : code « {code} » invalide (2 à 12 lettres majuscules ou chiffres, par exemple DINUM)"),
             ));
             continue;
         }
         if out.iter().any(|o| o.code == code) {
-            diags.push(at(
-                file,
-                &d.code,
-                format!("direction nationale en double : {code}"),
-            ));
+            diags.push(file.at_span(&d.code, format!("direction nationale en double : {code}")));
             continue;
         }
         out.push(Direction {
@@ -269,9 +249,7 @@ pub(crate) fn compile(
             code => match directions.iter().find(|d| d.code == code) {
                 Some(d) => Instruction::Direction(d.code.clone()),
                 None => {
-                    diags.push(at(
-                        file,
-                        &entry.service,
+                    diags.push(file.at_span(&entry.service,
                         format!(
                             "routage : service « {code} » inconnu (departement, region ou une direction nationale déclarée dans directions_nationales : {})",
                             known_codes()
@@ -285,12 +263,11 @@ pub(crate) fn compile(
         for r in &entry.regions {
             match RegionCode::parse(&r.value) {
                 Ok(code) => regions.push(code.as_str().to_string()),
-                Err(e) => diags.push(at(file, r, format!("routage : {e}"))),
+                Err(e) => diags.push(file.at_span(r, format!("routage : {e}"))),
             }
         }
         if entry.mesures.is_empty() {
-            diags.push(at(
-                file,
+            diags.push(file.at_span(
                 &entry.service,
                 "routage : l’entrée ne nomme aucune mesure (mesures: [...])".to_string(),
             ));
@@ -298,13 +275,12 @@ pub(crate) fn compile(
         for m in &entry.mesures {
             let id = m.value.trim();
             if !measures.iter().any(|(known, _)| known == id) {
-                diags.push(at(file, m, format!("routage : mesure inconnue « {id} »")));
+                diags.push(file.at_span(m, format!("routage : mesure inconnue « {id} »")));
                 continue;
             }
             if entry.regions.is_empty() {
                 if routing.measures.contains_key(id) {
-                    diags.push(at(
-                        file,
+                    diags.push(file.at_span(
                         m,
                         format!("routage : la mesure {id} est routée deux fois au niveau national"),
                     ));
@@ -324,7 +300,7 @@ pub(crate) fn compile(
                         id.to_string(),
                         region.clone(),
                         instruction.clone(),
-                        at(file, m, String::new()),
+                        file.at_span(m, String::new()),
                     ));
                 }
             }
