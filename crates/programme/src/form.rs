@@ -536,6 +536,62 @@ mod tests {
         }
     }
 
+    /// What the engine would report missing for a measure, the measure's form asks: an
+    /// applicant who fills the form gets a verdict.
+    #[test]
+    fn the_itn7_form_asks_every_fact_the_engine_misses() {
+        use crate::eval::Situation;
+        use crate::Value;
+        let p = itn7().unwrap_or_else(|d| panic!("{d}"));
+        let mut checked = std::collections::BTreeSet::new();
+        for kind in ["commune", "epci"] {
+            let mut s = Situation {
+                date: chrono::NaiveDate::from_ymd_opt(2021, 6, 1),
+                ..Default::default()
+            };
+            for (name, v) in [
+                ("type_demandeur", kind),
+                ("nature_epci", "CA"),
+                ("population", "600000"),
+                ("region", "11"),
+                ("couvre_departement", "oui"),
+            ] {
+                let i = p.rules.fact(name).unwrap();
+                s.facts.insert(
+                    name.to_string(),
+                    Value::parse_literal(v, p.rules.facts[i].ty).unwrap(),
+                );
+            }
+            s.expenses.push((
+                "prestation".into(),
+                guichet_domain::Cents::from_euros(10_000),
+            ));
+            for m in p.measures() {
+                let id = m.id.as_str();
+                let ev = p.evaluate(id, &s).unwrap();
+                let asked: Vec<_> = p
+                    .form
+                    .blocks_for(id)
+                    .flat_map(|b| &b.fields)
+                    .filter_map(|f| f.fact.as_deref())
+                    .collect();
+                for missing in &ev.missing {
+                    checked.insert(missing.nom.clone());
+                    assert!(
+                        asked.contains(&missing.nom.as_str()),
+                        "{id} ({kind}) : le formulaire ne demande pas {}",
+                        missing.nom
+                    );
+                }
+            }
+        }
+        // The facts without a default that the engine asked for.
+        assert!(
+            checked.contains("date_fin") && checked.contains("labo"),
+            "{checked:?}"
+        );
+    }
+
     fn with_form(edit: impl Fn(&str) -> String) -> Result<Programme, Diagnostics> {
         let files: Vec<_> = itn7_files()
             .into_iter()
