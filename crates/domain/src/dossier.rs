@@ -17,7 +17,7 @@
 //! parties ([`Actor::of`]), and stores what the returned [`Transition`] says, with a version
 //! check, its audit entry and its history line. Storage persists; it never decides.
 
-use crate::access::{Principal, Role};
+use crate::access::{Principal, Role, ServiceTarget};
 use crate::codes::{DepartementCode, RegionCode};
 use crate::money::{Cents, Rate};
 use crate::territory::CollectiviteRef;
@@ -807,6 +807,15 @@ impl fmt::Display for NumberTerritory {
 }
 
 impl NumberTerritory {
+    /// The territorial part of the numbers of the dossiers a service instructs.
+    pub fn of(service: &ServiceTarget) -> NumberTerritory {
+        match service {
+            ServiceTarget::Departement(d) => NumberTerritory::Departement(d.clone()),
+            ServiceTarget::Region(r) => NumberTerritory::Region(r.clone()),
+            ServiceTarget::Direction(_) => NumberTerritory::National,
+        }
+    }
+
     fn parse(s: &str) -> Option<NumberTerritory> {
         if s == "NAT" {
             return Some(NumberTerritory::National);

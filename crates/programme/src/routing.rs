@@ -81,8 +81,10 @@ pub enum RoutingError {
     DepartementOutsideFootprint(String),
     #[error("le territoire du demandeur ne relève d’aucun département : cette mesure est instruite par une préfecture de département")]
     NoDepartement,
-    #[error("le territoire du demandeur ne relève d’aucune région ou de plusieurs ({}) : cette mesure est instruite par une préfecture", .0.join(", "))]
-    NotOneRegion(Vec<String>),
+    #[error("le territoire du demandeur ne relève d’aucune région : cette mesure est instruite par une préfecture")]
+    NoRegion,
+    #[error("le territoire du demandeur s’étend sur plusieurs régions ({}) : cette mesure est instruite par la préfecture d’une seule", .0.join(", "))]
+    SeveralRegions(Vec<String>),
     #[error("code de territoire invalide dans l’empreinte du demandeur : « {0} »")]
     BadCode(String),
 }
@@ -126,8 +128,9 @@ impl Routing {
         let regions = &place.footprint.regions;
         let region = match regions.iter().collect::<Vec<_>>().as_slice() {
             [one] => (*one).clone(),
+            [] => return Err(RoutingError::NoRegion),
             _ => {
-                return Err(RoutingError::NotOneRegion(
+                return Err(RoutingError::SeveralRegions(
                     regions.iter().cloned().collect(),
                 ))
             }
@@ -451,15 +454,15 @@ mod tests {
         );
         // Two régions, or none (a COM commune): no prefecture can be chosen.
         let two = footprint(&["77", "89"], &["11", "27"]);
-        assert!(matches!(
+        assert_eq!(
             route(&p, m, &two, None),
-            Err(RoutingError::NotOneRegion(_))
-        ));
+            Err(RoutingError::SeveralRegions(vec!["11".into(), "27".into()]))
+        );
         let com = footprint(&[], &[]);
-        assert!(matches!(
+        assert_eq!(
             route(&p, "axe3.v2.labo", &com, None),
-            Err(RoutingError::NotOneRegion(_))
-        ));
+            Err(RoutingError::NoRegion)
+        );
         // National measures do not care.
         assert_eq!(
             route(&p, "axe1", &com, None).as_deref(),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::access::{ServiceKind, ServiceScope};
+use crate::access::{ServiceKind, ServiceScope, ServiceTarget};
 use crate::territory::CollectiviteKind;
 use proptest::prelude::*;
 use State::*;
@@ -572,6 +572,10 @@ fn dossier_numbers_parse_and_display() {
     assert!(NumberPrefix::parse("1234").is_err());
     assert!(NumberPrefix::parse("ABCDEFGHIJKLM").is_err());
     assert!(NumberPrefix::parse("FR2030").is_ok());
+    let of = |t: &str| NumberTerritory::of(&ServiceTarget::parse(t).unwrap()).to_string();
+    assert_eq!(of("95"), "95");
+    assert_eq!(of("region:11"), "REG11");
+    assert_eq!(of("DINUM"), "NAT");
 }
 
 fn any_territory() -> impl Strategy<Value = NumberTerritory> {
