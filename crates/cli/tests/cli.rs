@@ -186,6 +186,22 @@ async fn an_administrator_creates_accounts_with_a_one_time_link() {
     assert!(o.status.success(), "{:?}", text(&o));
     let (out, _) = text(&o);
     assert!(out.contains("/mot-de-passe/definir?jeton="), "{out}");
+    // A directorate of the programme's list, in any case.
+    let o = guichet(
+        &dir,
+        &db,
+        &[
+            "admin",
+            "create-user",
+            "--email",
+            "agent@dinum.test",
+            "--role",
+            "instructeur",
+            "--territoire",
+            "national:dinum",
+        ],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
     let o = guichet(
         &dir,
         &db,
