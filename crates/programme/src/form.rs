@@ -661,6 +661,57 @@ mod tests {
     }
 
     #[test]
+    fn a_choice_offers_only_values_its_fact_allows() {
+        let files: Vec<_> = itn7_files()
+            .into_iter()
+            .map(|f| match f.name.as_str() {
+                "regles.yaml" => SourceFile::new(
+                    f.name.clone(),
+                    f.text.replacen(
+                        "faits:\n",
+                        "faits:\n  canal:\n    titre: Canal\n    type: texte\n    origine: demandeur\n    valeurs: [telephone, site]\n",
+                        1,
+                    ),
+                ),
+                "programme.yaml" => SourceFile::new(
+                    f.name.clone(),
+                    f.text.replacen(
+                        "      champs:\n        - { id: titre,",
+                        "      champs:\n        - { id: canal, libelle: x, type: choix, valeurs: [site, courrier], fait: canal }\n        - { id: titre,",
+                        1,
+                    ),
+                ),
+                _ => f,
+            })
+            .collect();
+        let err = Programme::load(&files).unwrap_err();
+        assert!(
+            err.0.iter().any(|d| d.message.contains(
+                "la valeur « courrier » n’est pas permise par le fait canal (telephone, site)"
+            )),
+            "{err}"
+        );
+        // Without its own values, a choice offers the fact's.
+        let files: Vec<_> = files
+            .into_iter()
+            .map(|f| {
+                let text = f.text.replace("valeurs: [site, courrier], ", "");
+                SourceFile::new(f.name, text)
+            })
+            .collect();
+        let p = Programme::load(&files).unwrap_or_else(|d| panic!("{d}"));
+        let field = p.form.common[0]
+            .fields
+            .iter()
+            .find(|f| f.id == "canal")
+            .unwrap();
+        assert_eq!(
+            field.kind,
+            FieldKind::Choice(vec!["telephone".into(), "site".into()])
+        );
+    }
+
+    #[test]
     fn measures_and_documents_must_exist() {
         let err = with_form(|t| {
             t.replacen(
