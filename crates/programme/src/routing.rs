@@ -56,6 +56,10 @@ impl Instruction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeasureRoutes {
     pub national: Instruction,
+    /// A desk that decides by itself (`decision_automatique`, FranceConnect / API): a
+    /// complete dossier within the limits is accepted on submission
+    /// (`guichet_domain::dossier::Event::AcceptAutomatically`), otherwise instructed.
+    pub automatic: bool,
     /// By région code.
     pub regions: BTreeMap<String, Instruction>,
     pub sources: Vec<String>,
@@ -99,6 +103,11 @@ impl Routing {
     /// The routes of one measure.
     pub fn routes(&self, measure: &str) -> Option<&MeasureRoutes> {
         self.measures.get(measure)
+    }
+
+    /// Whether a measure's dossiers are decided automatically on submission.
+    pub fn decides_automatically(&self, measure: &str) -> bool {
+        self.measures.get(measure).is_some_and(|r| r.automatic)
     }
 
     /// Who instructs a measure in a région (`None`: the national route).
@@ -185,6 +194,10 @@ pub(crate) struct RawRoute {
     /// Régions this entry applies to; none: the national route.
     #[serde(default)]
     regions: Vec<Spanned<String>>,
+    /// The measures' dossiers are decided automatically on submission (national entries
+    /// only).
+    #[serde(default)]
+    decision_automatique: Option<Spanned<bool>>,
     #[serde(default)]
     sources: Vec<String>,
     #[serde(default)]
@@ -262,6 +275,13 @@ pub(crate) fn compile(
                 }
             },
         };
+        let automatic = entry.decision_automatique.as_ref().is_some_and(|a| a.value);
+        if let (Some(flag), false) = (&entry.decision_automatique, entry.regions.is_empty()) {
+            diags.push(file.at_span(
+                flag,
+                "routage : decision_automatique se dit dans l’entrée nationale de la mesure, pas pour des régions".to_string(),
+            ));
+        }
         let mut regions = Vec::new();
         for r in &entry.regions {
             match RegionCode::parse(&r.value) {
@@ -293,6 +313,7 @@ pub(crate) fn compile(
                     id.to_string(),
                     MeasureRoutes {
                         national: instruction.clone(),
+                        automatic,
                         regions: BTreeMap::new(),
                         sources: entry.sources.clone(),
                     },
@@ -412,6 +433,13 @@ mod tests {
                 "{m}"
             );
         }
+        // Only the FranceConnect / API desk decides by itself.
+        let automatic: Vec<_> = p
+            .measures()
+            .filter(|m| p.routing.decides_automatically(m.id.as_str()))
+            .map(|m| m.id.as_str())
+            .collect();
+        assert_eq!(automatic, ["axe2.franceconnect", "axe2.api"]);
         // Every measure of the catalogue is routed, and the catalogue's level follows.
         for m in p.measures() {
             let routes = p.routing.routes(m.id.as_str()).unwrap();

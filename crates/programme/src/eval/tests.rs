@@ -668,6 +668,41 @@ mod proposal_bounds_tests {
     }
 
     #[test]
+    fn the_franceconnect_desk_accepts_its_flat_amount_by_itself() {
+        use guichet_domain::dossier::AutomaticAcceptance;
+        let p = crate::itn7().unwrap();
+        assert!(p.routing.decides_automatically("axe2.franceconnect"));
+        let s = situation(
+            &p,
+            &[
+                ("type_demandeur", "commune"),
+                ("population", "80"),
+                ("region", "84"),
+            ],
+            8_000,
+        );
+        let ev = p.evaluate("axe2.franceconnect", &s).unwrap();
+        let bounds = ev.proposal_bounds().unwrap();
+        let t = transition(
+            State::Depose,
+            &Event::AcceptAutomatically(AutomaticAcceptance {
+                bounds,
+                remaining_envelope: Cents::from_euros(1_000_000),
+            }),
+            &Actor::System,
+        )
+        .unwrap();
+        assert_eq!(t.to, State::Accepte);
+        assert_eq!(
+            t.grant,
+            Some(Grant {
+                amount: Cents::from_euros(5_000),
+                rate: Rate::FULL
+            })
+        );
+    }
+
+    #[test]
     fn engine_rates_convert_exactly_or_not_at_all() {
         use std::str::FromStr;
         let d = |s: &str| Decimal::from_str(s).unwrap();
