@@ -5,7 +5,7 @@ use crate::auth::TokenPurpose;
 use crate::error::{AppError, AppResult};
 use crate::referentiel;
 use crate::App;
-use guichet_domain::access::{Action, Scope, ServiceSet, ServiceTarget, DIRECTIONS_NATIONALES};
+use guichet_domain::access::{Action, Scope, ServiceSet, ServiceTarget};
 use guichet_domain::territory::de_name;
 use guichet_domain::{CollectiviteRef, Principal, Role, ServiceScope};
 use guichet_storage::accounts::{self as store, NewService};
@@ -99,12 +99,21 @@ impl Accounts<'_> {
                 )
             }
             ServiceTarget::Direction(code) => {
-                let label = DIRECTIONS_NATIONALES
-                    .iter()
-                    .find(|(c, _)| c == code)
-                    .map(|(_, l)| *l)
-                    .unwrap_or(code);
-                (code.to_string(), format!("{label} ({code})"), None)
+                // The programme says which directorates exist (`directions_nationales`).
+                let d = self.app.programme.direction(code).ok_or_else(|| {
+                    let known: Vec<_> = self
+                        .app
+                        .programme
+                        .directions
+                        .iter()
+                        .map(|d| d.code.as_str())
+                        .collect();
+                    AppError::NotFound(format!(
+                        "direction nationale {code} inconnue du programme (directions : {})",
+                        known.join(", ")
+                    ))
+                })?;
+                (d.code.clone(), format!("{} ({})", d.name, d.code), None)
             }
         };
         let now = self.app.now_ts();

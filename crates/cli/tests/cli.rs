@@ -186,6 +186,22 @@ async fn an_administrator_creates_accounts_with_a_one_time_link() {
     assert!(o.status.success(), "{:?}", text(&o));
     let (out, _) = text(&o);
     assert!(out.contains("/mot-de-passe/definir?jeton="), "{out}");
+    // A directorate of the programme's list, in any case.
+    let o = guichet(
+        &dir,
+        &db,
+        &[
+            "admin",
+            "create-user",
+            "--email",
+            "agent@dinum.test",
+            "--role",
+            "instructeur",
+            "--territoire",
+            "national:dinum",
+        ],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
     let o = guichet(
         &dir,
         &db,
@@ -233,6 +249,17 @@ async fn an_administrator_creates_accounts_with_a_one_time_link() {
                 "99",
             ],
             "territoire inconnu",
+        ),
+        (
+            vec![
+                "--email",
+                "x@y.test",
+                "--role",
+                "instructeur",
+                "--territoire",
+                "MARS",
+            ],
+            "direction nationale MARS inconnue du programme (directions : DINUM, DITP, ANCT, ANSSI)",
         ),
         (
             vec!["--email", "pas-une-adresse", "--role", "administrateur"],
@@ -508,6 +535,34 @@ fn programme_check_reports_every_problem_of_a_broken_programme_with_its_place() 
     let l = diagnostic_line(&err, "variantes.yaml", "« regle_fantome » n’existe pas");
     assert_eq!(l, line_of(&variantes, "regle_fantome:"), "{err}");
     assert!(out.is_empty(), "{out}");
+}
+
+/// Routing: a measure no entry of `routage` names, and a route to a directorate the
+/// programme does not declare, are refused at their line.
+#[test]
+fn programme_check_names_the_line_of_an_unrouted_measure_and_of_an_unknown_directorate() {
+    let dir = itn7_copy();
+    let programme = dir.join("programme.yaml");
+    edit(
+        &programme,
+        "mesures: [axe2.franceconnect, axe2.api]\n    service: DINUM",
+        "mesures: [axe2.franceconnect]\n    service: DINUM",
+    );
+    edit(&programme, "service: ANSSI", "service: ANSI");
+    edit(&programme, "numero_prefixe: ITN7", "numero_prefixe: itn-7");
+    let o = guichet_offline(&["programme", "check", dir.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    let l = diagnostic_line(&err, "programme.yaml", "service « ANSI » inconnu");
+    assert_eq!(l, line_of(&programme, "service: ANSI"), "{err}");
+    let l = diagnostic_line(
+        &err,
+        "programme.yaml",
+        "mesure axe2.api : aucun service instructeur",
+    );
+    assert_eq!(l, line_of(&programme, "- id: axe2.api"), "{err}");
+    let l = diagnostic_line(&err, "programme.yaml", "préfixe de numéro invalide");
+    assert_eq!(l, line_of(&programme, "numero_prefixe:"), "{err}");
 }
 
 /// A programme nested thousands deep (parentheses, minus signs, operators, mechanisms, rules

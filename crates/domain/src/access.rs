@@ -25,7 +25,7 @@ pub enum Role {
 pub enum AccessError {
     #[error("rôle inconnu : « {0} » (demandeur, instructeur, coordinateur, administrateur, expert, membre-comite)")]
     UnknownRole(String),
-    #[error("territoire inconnu : « {0} » (formes acceptées : 95, departement:95, region:11, DINUM, DITP, ANCT, ANSSI)")]
+    #[error("territoire inconnu : « {0} » (formes acceptées : 95, departement:95, region:11, ou le code d’une direction nationale du programme, par exemple DINUM)")]
     UnknownTerritory(String),
     #[error("le rôle {role} exige {what}")]
     MissingScope { role: Role, what: &'static str },
@@ -184,30 +184,20 @@ impl ServiceKind {
     }
 }
 
-/// The national directorates that instruct or pilot ITN7 measures.
-pub const DIRECTIONS_NATIONALES: [(&str, &str); 4] = [
-    ("DINUM", "Direction interministérielle du numérique"),
-    (
-        "DITP",
-        "Direction interministérielle de la transformation publique",
-    ),
-    ("ANCT", "Agence nationale de la cohésion des territoires"),
-    (
-        "ANSSI",
-        "Agence nationale de la sécurité des systèmes d’information",
-    ),
-];
-
 /// Which service a `--territoire` argument designates, before it is looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceTarget {
     Departement(DepartementCode),
     Region(RegionCode),
-    Direction(&'static str),
+    /// A national directorate's code, in upper case. Which directorates exist is the
+    /// programme's data (`directions_nationales`): the application checks the code against it
+    /// before it creates or finds the service.
+    Direction(String),
 }
 
 impl ServiceTarget {
-    /// Accepts `95`, `departement:95`, `region:11`, `DINUM` or `national:DINUM`.
+    /// Accepts `95`, `departement:95`, `region:11`, `DINUM` or `national:DINUM` (directorate
+    /// codes in any case: 2 to 12 letters or digits, at least one letter).
     pub fn parse(input: &str) -> Result<Self, AccessError> {
         let s = input.trim();
         let unknown = || AccessError::UnknownTerritory(s.to_string());
@@ -215,18 +205,16 @@ impl ServiceTarget {
             Some((p, c)) => (Some(p.to_ascii_lowercase()), c),
             None => (None, s),
         };
-        let direction = DIRECTIONS_NATIONALES
-            .iter()
-            .find(|(c, _)| c.eq_ignore_ascii_case(code))
-            .map(|(c, _)| *c);
+        let direction = ((2..=12).contains(&code.len())
+            && code.chars().all(|c| c.is_ascii_alphanumeric())
+            && code.chars().any(|c| c.is_ascii_alphabetic()))
+        .then(|| code.to_ascii_uppercase());
         match prefix.as_deref() {
-            None => direction
-                .map(ServiceTarget::Direction)
-                .or_else(|| {
-                    DepartementCode::parse(code)
-                        .ok()
-                        .map(ServiceTarget::Departement)
-                })
+            // A département first: `2A` is Corse-du-Sud, not a directorate.
+            None => DepartementCode::parse(code)
+                .ok()
+                .map(ServiceTarget::Departement)
+                .or_else(|| direction.map(ServiceTarget::Direction))
                 .ok_or_else(unknown),
             Some("departement") | Some("département") => DepartementCode::parse(code)
                 .map(ServiceTarget::Departement)
@@ -635,7 +623,21 @@ mod tests {
             ServiceTarget::parse("dinum").map(|t| t.territory_code().to_string()),
             Ok("DINUM".into())
         );
-        assert!(ServiceTarget::parse("mars").is_err());
+        // Any directorate code parses; the application checks it against the programme's.
+        assert_eq!(
+            ServiceTarget::parse("national:anssi"),
+            Ok(ServiceTarget::Direction("ANSSI".into()))
+        );
+        assert_eq!(
+            ServiceTarget::parse("2a").map(|t| t.kind()),
+            Ok(ServiceKind::PrefectureDepartementale)
+        );
+        assert!(ServiceTarget::parse("région:11").is_ok());
         assert!(ServiceTarget::parse("region:1").is_err());
+        assert!(ServiceTarget::parse("96").is_err());
+        assert!(ServiceTarget::parse("national:95").is_err());
+        assert!(ServiceTarget::parse("mars:DINUM").is_err());
+        assert!(ServiceTarget::parse("dinum numérique").is_err());
+        assert!(ServiceTarget::parse("").is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Guichet's pure domain: the types that carry the rules (money, codes, territories, roles and
-//! scopes, the audit chain). Nothing here performs I/O or reads the clock; callers pass time in.
+//! scopes, dossiers and their states, the audit chain). Nothing here performs I/O or reads the
+//! clock; callers pass time in.
 //!
 //! Error messages are in French because they reach users unchanged (UI and API `detail`).
 
@@ -7,6 +8,7 @@ pub mod access;
 pub mod api_token;
 pub mod audit;
 pub mod codes;
+pub mod dossier;
 pub mod money;
 pub mod password;
 pub mod territory;
@@ -14,5 +16,6 @@ pub mod text;
 
 pub use access::{Action, Area, Principal, Role, Scope, ServiceKind, ServiceScope};
 pub use codes::{DepartementCode, InseeCode, PostalCode, RegionCode, Siren, Siret, Vintage};
-pub use money::Cents;
+pub use dossier::{DossierNumber, State as DossierState};
+pub use money::{Cents, Rate};
 pub use territory::{CollectiviteKind, CollectiviteRef, TerritoryFootprint};

@@ -124,6 +124,101 @@ impl fmt::Display for Cents {
     }
 }
 
+/// A funding rate, in basis points (hundredths of a percent): `8000` is 80 %. Rates of a
+/// grant lie between 0 % and 100 %; the engine's decimal rates convert exactly or not at all.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct Rate(u32);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    #[error("taux invalide : « {0} » (exemple attendu : 80 % ou 12,5 %)")]
+    Invalid(String),
+    #[error("taux hors bornes : {0} (entre 0 % et 100 %)")]
+    OutOfRange(String),
+}
+
+impl Rate {
+    pub const ZERO: Rate = Rate(0);
+    pub const FULL: Rate = Rate(10_000);
+
+    /// From basis points (`5000` is 50 %); above 100 % is refused.
+    pub fn from_basis_points(bp: u32) -> Result<Rate, RateError> {
+        if bp > Rate::FULL.0 {
+            return Err(RateError::OutOfRange(format!("{bp} points de base")));
+        }
+        Ok(Rate(bp))
+    }
+
+    pub const fn basis_points(self) -> u32 {
+        self.0
+    }
+
+    /// Parses a French-written percentage: `80`, `80 %`, `12,5 %`, `12.5%` (at most two
+    /// decimals).
+    pub fn parse_percent(input: &str) -> Result<Rate, RateError> {
+        let invalid = || RateError::Invalid(input.trim().to_string());
+        let cleaned: String = input
+            .trim()
+            .trim_end_matches('%')
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '\u{202f}' && *c != '\u{a0}')
+            .collect::<String>()
+            .replace(',', ".");
+        let (whole, frac) = cleaned.split_once('.').unwrap_or((cleaned.as_str(), ""));
+        if whole.is_empty()
+            || whole.len() > 3
+            || !whole.chars().all(|c| c.is_ascii_digit())
+            || frac.len() > 2
+            || !frac.chars().all(|c| c.is_ascii_digit())
+        {
+            return Err(invalid());
+        }
+        let whole: u32 = whole.parse().map_err(|_| invalid())?;
+        let frac: u32 = match frac.len() {
+            0 => 0,
+            1 => frac.parse::<u32>().map_err(|_| invalid())? * 10,
+            _ => frac.parse().map_err(|_| invalid())?,
+        };
+        Rate::from_basis_points(whole * 100 + frac)
+    }
+
+    /// `amount × rate`, rounded down to the cent (the programme's rounding, `centime
+    /// inférieur`), computed exactly.
+    pub fn apply(self, amount: Cents) -> Cents {
+        let product = i128::from(amount.get()) * i128::from(self.0) / 10_000;
+        // |product| ≤ |amount| because the rate is at most 100 %: it fits in an i64.
+        Cents::new(i64::try_from(product).unwrap_or(amount.get()))
+    }
+}
+
+impl TryFrom<u32> for Rate {
+    type Error = RateError;
+    fn try_from(bp: u32) -> Result<Self, Self::Error> {
+        Rate::from_basis_points(bp)
+    }
+}
+
+impl From<Rate> for u32 {
+    fn from(rate: Rate) -> u32 {
+        rate.0
+    }
+}
+
+/// French display: `80 %`, `12,5 %` (no-break space before the sign).
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (whole, frac) = (self.0 / 100, self.0 % 100);
+        match frac {
+            0 => write!(f, "{whole}\u{a0}%"),
+            f10 if f10 % 10 == 0 => write!(f, "{whole},{}\u{a0}%", f10 / 10),
+            _ => write!(f, "{whole},{frac:02}\u{a0}%"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +256,29 @@ mod tests {
         assert_eq!(
             Cents::from_euros(297_000).checked_mul(7),
             Ok(Cents::from_euros(2_079_000))
+        );
+    }
+    #[test]
+    fn rates_parse_display_and_apply() {
+        assert_eq!(Rate::parse_percent("80 %"), Ok(Rate(8000)));
+        assert_eq!(Rate::parse_percent("12,5%"), Ok(Rate(1250)));
+        assert_eq!(Rate::parse_percent("100"), Ok(Rate::FULL));
+        assert_eq!(Rate::parse_percent("0,05 %"), Ok(Rate(5)));
+        assert!(Rate::parse_percent("101 %").is_err());
+        assert!(Rate::parse_percent("-5 %").is_err());
+        assert!(Rate::parse_percent("12,555").is_err());
+        assert!(Rate::parse_percent("").is_err());
+        assert!(Rate::from_basis_points(10_001).is_err());
+        assert_eq!(Rate(8000).to_string(), "80\u{a0}%");
+        assert_eq!(Rate(1250).to_string(), "12,5\u{a0}%");
+        assert_eq!(Rate(1234).to_string(), "12,34\u{a0}%");
+        assert_eq!(Rate(5).to_string(), "0,05\u{a0}%");
+        // 33,33 % of 100,01 € is 33,333333 €: rounded down to the cent.
+        assert_eq!(Rate(3333).apply(Cents::new(10_001)), Cents::new(3333));
+        assert_eq!(Rate::FULL.apply(Cents::new(i64::MAX)), Cents::new(i64::MAX));
+        assert_eq!(
+            Rate(5000).apply(Cents::from_euros(30_000)),
+            Cents::from_euros(15_000)
         );
     }
 }

@@ -131,6 +131,20 @@ impl SourceFile {
         }
     }
 
+    /// A diagnostic at the position the parser gave a value (`serde_saphyr::Spanned`).
+    pub fn at_span<T>(
+        &self,
+        span: &serde_saphyr::Spanned<T>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            file: self.name.clone(),
+            line: to_usize(span.referenced.line()),
+            column: to_usize(span.referenced.column()),
+            message: message.into(),
+        }
+    }
+
     /// A diagnostic at the first occurrence of `anchor` (a line's text), pointing at `near`
     /// when it appears shortly after.
     pub fn after(

@@ -21,6 +21,8 @@ pub mod criteria;
 pub mod diag;
 pub mod eval;
 pub mod expr;
+pub mod form;
+pub mod routing;
 pub mod rules;
 pub mod value;
 pub mod yaml;
@@ -29,9 +31,12 @@ pub use diag::{Diagnostic, Diagnostics, SourceFile};
 pub use eval::{
     EvalError, Evaluation, Evaluator, Outcome, Prepared, Situation, Step, Verification,
 };
+pub use form::{Block, DocumentKind, DocumentRequirement, Field, FieldKind, Form, MeasureForm};
+pub use routing::{Direction, Instruction, ProjectPlace, Routing, RoutingError};
 pub use value::{Type, Value};
 
 use chrono::NaiveDate;
+use guichet_domain::dossier::NumberPrefix;
 use guichet_domain::{Cents, Vintage};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -75,6 +80,15 @@ struct RawProgramme {
     millesime_referentiel: u16,
     enveloppe_euros: i64,
     pilotes: Vec<String>,
+    /// The first part of dossier numbers (`ITN7`); default: the identifier in upper case.
+    #[serde(default)]
+    numero_prefixe: Option<String>,
+    #[serde(default)]
+    directions_nationales: Vec<routing::RawDirection>,
+    #[serde(default)]
+    routage: Vec<routing::RawRoute>,
+    #[serde(default)]
+    formulaire: Option<form::RawForm>,
     #[serde(default)]
     arbre_des_fonds: Vec<RawFund>,
     #[serde(default)]
@@ -161,12 +175,9 @@ struct RawAxe {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMesure {
-    id: String,
+    id: serde_saphyr::Spanned<String>,
     nom: String,
     resume: String,
-    instruction: String,
-    #[serde(default)]
-    service_instructeur: Option<String>,
     beneficiaires: String,
     #[serde(default)]
     ouverture: Option<NaiveDate>,
@@ -238,6 +249,15 @@ pub struct Programme {
     pub vintage: Vintage,
     pub envelope: Cents,
     pub pilots: Vec<String>,
+    /// The national directorates (`directions_nationales`): the services a national route or
+    /// an account's `--territoire DINUM` may name.
+    pub directions: Vec<Direction>,
+    /// Which service instructs each measure (`routage`).
+    pub routing: Routing,
+    /// The first part of dossier numbers (`numero_prefixe`).
+    pub number_prefix: NumberPrefix,
+    /// The dossier form (`formulaire`): common blocks, each measure's own, documents.
+    pub form: Form,
     pub funds: Vec<Fund>,
     pub envelopes: Vec<Envelope>,
     pub axes: Vec<Axis>,
@@ -328,48 +348,63 @@ impl Programme {
                 Vintage::Y2021
             }
         };
+        let directions = routing::directions(raw.directions_nationales, pf, &mut diags);
+        for pilot in &raw.pilotes {
+            if !directions.iter().any(|d| &d.code == pilot) {
+                diags.push(pf.at(
+                    &["pilotes"],
+                    Some(pilot),
+                    format!(
+                        "pilote « {pilot} » : ce n’est pas une direction de directions_nationales"
+                    ),
+                ));
+            }
+        }
+        let number_prefix = {
+            let text = raw
+                .numero_prefixe
+                .clone()
+                .unwrap_or_else(|| raw.id.to_ascii_uppercase());
+            match NumberPrefix::parse(&text) {
+                Ok(prefix) => Some(prefix),
+                Err(e) => {
+                    diags.push(pf.at(&["numero_prefixe"], None, e.to_string()));
+                    None
+                }
+            }
+        };
         let mut seen = std::collections::BTreeSet::new();
         let mut axes = Vec::new();
+        // Each measure with the place of its identifier, for routing's diagnostics.
+        let mut measure_places: Vec<(String, Diagnostic)> = Vec::new();
         for a in raw.axes {
             let mut measures = Vec::new();
             for m in a.mesures {
-                let id = match MeasureId::parse(&m.id) {
+                let place = pf.at_span(&m.id, String::new());
+                let m_id = m.id.value;
+                let id = match MeasureId::parse(&m_id) {
                     Ok(id) => id,
                     Err(e) => {
-                        diags.push(pf.at(&["axes", &m.id], None, e));
+                        diags.push(Diagnostic {
+                            message: e,
+                            ..place
+                        });
                         continue;
                     }
                 };
                 if !seen.insert(id.clone()) {
-                    diags.push(pf.at(
-                        &["axes", &m.id],
-                        None,
-                        format!("mesure en double : {}", m.id),
-                    ));
+                    diags.push(Diagnostic {
+                        message: format!("mesure en double : {m_id}"),
+                        ..place.clone()
+                    });
                 }
-                if !["departement", "region", "national"].contains(&m.instruction.as_str()) {
-                    diags.push(pf.at(
-                        &[&m.id, "instruction"],
-                        Some(&m.instruction),
-                        format!(
-                            "mesure {} : instruction « {} » inconnue (departement, region ou national)",
-                            m.id, m.instruction
-                        ),
-                    ));
-                }
-                if m.instruction == "national" && m.service_instructeur.is_none() {
-                    diags.push(pf.at(
-                        &[&m.id],
-                        None,
-                        format!("mesure {} : instruite au niveau national, elle nomme son service_instructeur (DINUM, ANCT…)", m.id),
-                    ));
-                }
+                measure_places.push((m_id.clone(), place));
                 if let (Some(o), Some(c)) = (m.ouverture, m.cloture) {
                     if c < o {
                         diags.push(pf.at(
-                            &[&m.id, "cloture"],
+                            &[&m_id, "cloture"],
                             None,
-                            format!("mesure {} : clôture avant ouverture", m.id),
+                            format!("mesure {m_id} : clôture avant ouverture"),
                         ));
                     }
                 }
@@ -377,8 +412,9 @@ impl Programme {
                     id,
                     name: m.nom,
                     summary: m.resume,
-                    instruction: m.instruction,
-                    instructing_service: m.service_instructeur,
+                    // Set from the routing below.
+                    instruction: String::new(),
+                    instructing_service: None,
                     beneficiaries: m.beneficiaires,
                     opens: m.ouverture,
                     closes: m.cloture,
@@ -416,6 +452,15 @@ impl Programme {
                 .collect()
         }
         let fund_tree = funds(raw.arbre_des_fonds, pf, &mut diags);
+        let routing = routing::compile(raw.routage, &measure_places, &directions, pf, &mut diags);
+        for m in axes.iter_mut().flat_map(|a| a.measures.iter_mut()) {
+            if let Some(routes) = routing.routes(m.id.as_str()) {
+                m.instruction = routes.national.level().to_string();
+                if let Instruction::Direction(code) = &routes.national {
+                    m.instructing_service = Some(code.clone());
+                }
+            }
+        }
         let all_measures: Vec<String> = axes
             .iter()
             .flat_map(|a| a.measures.iter().map(|m| m.id.as_str().to_string()))
@@ -534,13 +579,21 @@ impl Programme {
                 None
             }
         };
+        let form = match (&compiled, raw.formulaire) {
+            (Some(rules), Some(raw_form)) => {
+                form::compile(raw_form, &all_measures, rules, pf, &mut diags)
+            }
+            _ => Form::default(),
+        };
         let criteria = compiled
             .as_ref()
             .map(|r| criteria::Criteria::build(raw_criteria, cf, r, &all_measures, &mut diags));
         if !diags.is_empty() {
             return Err(Diagnostics(diags));
         }
-        let (Some(rules), Some(criteria)) = (compiled, criteria) else {
+        let (Some(rules), Some(criteria), Some(number_prefix)) =
+            (compiled, criteria, number_prefix)
+        else {
             return Err(Diagnostics(diags));
         };
         let mut hasher = Sha256::new();
@@ -561,6 +614,10 @@ impl Programme {
             fund: raw.fonds,
             vintage,
             pilots: raw.pilotes,
+            directions,
+            routing,
+            number_prefix,
+            form,
             funds: fund_tree,
             envelopes,
             axes,
@@ -572,6 +629,11 @@ impl Programme {
 
     pub fn measure(&self, id: &str) -> Option<&Measure> {
         self.measures().find(|m| m.id.as_str() == id)
+    }
+
+    /// A national directorate by code.
+    pub fn direction(&self, code: &str) -> Option<&Direction> {
+        self.directions.iter().find(|d| d.code == code)
     }
 
     pub fn measures(&self) -> impl Iterator<Item = &Measure> {

@@ -8,7 +8,8 @@ use crate::rules::{
 };
 use crate::value::{french_money, french_rate, Type, Value};
 use chrono::NaiveDate;
-use guichet_domain::Cents;
+use guichet_domain::dossier::ProposalBounds;
+use guichet_domain::{Cents, Rate};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -187,6 +188,37 @@ pub struct Evaluation {
     pub amount: Option<Cents>,
     pub amount_max: Option<Cents>,
     pub trace: Vec<Step>,
+}
+
+impl Evaluation {
+    /// The bounds an instructor's proposal is checked against (`guichet_domain::dossier`),
+    /// from an eligible evaluation with a base, a rate and an amount; the maximum rate and
+    /// amount default to the normal ones. `None` where only an unfavourable proposal can be
+    /// made: a request not (or not yet) eligible, or a measure reporting no amount (Axe 1,
+    /// the regional CSIRT support), or a rate that is not a whole number of basis points.
+    pub fn proposal_bounds(&self) -> Option<ProposalBounds> {
+        if !self.eligible {
+            return None;
+        }
+        let (base, amount) = (self.base?, self.amount?);
+        let rate = rate_of(self.rate?)?;
+        let max_rate = match self.rate_max {
+            Some(r) => rate_of(r)?,
+            None => rate,
+        };
+        let max_amount = self.amount_max.unwrap_or(amount);
+        ProposalBounds::new(base, amount, max_amount, rate, max_rate).ok()
+    }
+}
+
+/// An engine rate (a decimal fraction: `0.8`) as the domain's [`Rate`] (basis points), when it
+/// is exactly one between 0 % and 100 %.
+pub fn rate_of(fraction: Decimal) -> Option<Rate> {
+    let bp = fraction.checked_mul(Decimal::from(10_000))?;
+    if !bp.fract().is_zero() {
+        return None;
+    }
+    Rate::from_basis_points(bp.to_u32()?).ok()
 }
 
 /// Whether an evaluation records its explanation: every step (fact, parameter with its

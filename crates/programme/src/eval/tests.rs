@@ -576,3 +576,141 @@ mod evaluator_tests {
         assert!(p.rules.prepare(&s).is_ok());
     }
 }
+
+mod proposal_bounds_tests {
+    use crate::eval::*;
+    use guichet_domain::dossier::{
+        transition, Actor, Event, Grant, Justification, Proposal, Refusal, State,
+    };
+
+    fn situation(p: &crate::Programme, facts: &[(&str, &str)], cost: i64) -> Situation {
+        let mut s = Situation {
+            date: NaiveDate::from_ymd_opt(2021, 6, 1),
+            ..Default::default()
+        };
+        for (name, v) in facts {
+            let i = p.rules.fact(name).unwrap();
+            s.facts.insert(
+                name.to_string(),
+                Value::parse_literal(v, p.rules.facts[i].ty).unwrap(),
+            );
+        }
+        s.expenses
+            .push(("prestation".into(), Cents::from_euros(cost)));
+        s
+    }
+
+    fn pct(p: u32) -> Rate {
+        Rate::from_basis_points(p * 100).unwrap()
+    }
+
+    #[test]
+    fn an_evaluation_gives_the_bounds_of_a_proposal() {
+        let p = crate::itn7().unwrap();
+        // Île-de-France, over 15,000 inhabitants: 50 %, exceptionally 80 % (the case of
+        // programmes/itn7/tests/variantes-idf.yaml).
+        let s = situation(
+            &p,
+            &[
+                ("type_demandeur", "commune"),
+                ("population", "15001"),
+                ("region", "11"),
+                ("date_fin", "2022-06-30"),
+            ],
+            10_000,
+        );
+        let ev = p.evaluate("axe3.v1.relation-usager", &s).unwrap();
+        let b = ev.proposal_bounds().unwrap();
+        assert_eq!(
+            (b.base, b.proposed_amount, b.max_amount, b.rate, b.max_rate),
+            (
+                Cents::from_euros(10_000),
+                Cents::from_euros(5_000),
+                Cents::from_euros(8_000),
+                pct(50),
+                pct(80)
+            )
+        );
+        // The browser scenario of issue 9: the exceptional rate, with a justification.
+        let propose = |justification: Option<&str>| {
+            Event::Propose(Proposal::Favourable {
+                grant: Grant {
+                    amount: Cents::from_euros(8_000),
+                    rate: pct(80),
+                },
+                justification: justification.map(|j| Justification::parse(j).unwrap()),
+                bounds: b,
+            })
+        };
+        assert!(matches!(
+            transition(State::EnInstruction, &propose(None), &Actor::Instructor),
+            Err(Refusal::JustificationForRate { .. })
+        ));
+        assert!(transition(
+            State::EnInstruction,
+            &propose(Some("projet structurant")),
+            &Actor::Instructor
+        )
+        .is_ok());
+        // Too late in Île-de-France: not eligible, no favourable proposal possible.
+        let late = situation(
+            &p,
+            &[
+                ("type_demandeur", "commune"),
+                ("population", "3000"),
+                ("region", "11"),
+                ("date_fin", "2022-11-01"),
+            ],
+            10_000,
+        );
+        let ev = p.evaluate("axe3.v1.relation-usager", &late).unwrap();
+        assert!(ev.proposal_bounds().is_none());
+    }
+
+    #[test]
+    fn the_franceconnect_desk_accepts_its_flat_amount_by_itself() {
+        use guichet_domain::dossier::AutomaticAcceptance;
+        let p = crate::itn7().unwrap();
+        assert!(p.routing.decides_automatically("axe2.franceconnect"));
+        let s = situation(
+            &p,
+            &[
+                ("type_demandeur", "commune"),
+                ("population", "80"),
+                ("region", "84"),
+            ],
+            8_000,
+        );
+        let ev = p.evaluate("axe2.franceconnect", &s).unwrap();
+        let bounds = ev.proposal_bounds().unwrap();
+        let t = transition(
+            State::Depose,
+            &Event::AcceptAutomatically(AutomaticAcceptance {
+                bounds,
+                remaining_envelope: Cents::from_euros(1_000_000),
+            }),
+            &Actor::System,
+        )
+        .unwrap();
+        assert_eq!(t.to, State::Accepte);
+        assert_eq!(
+            t.grant,
+            Some(Grant {
+                amount: Cents::from_euros(5_000),
+                rate: Rate::FULL
+            })
+        );
+    }
+
+    #[test]
+    fn engine_rates_convert_exactly_or_not_at_all() {
+        use std::str::FromStr;
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        assert_eq!(rate_of(d("0.8")), Some(pct(80)));
+        assert_eq!(rate_of(d("1")), Some(Rate::FULL));
+        assert_eq!(rate_of(d("0.125")), Rate::from_basis_points(1250).ok());
+        assert_eq!(rate_of(d("0.33333")), None);
+        assert_eq!(rate_of(d("1.01")), None);
+        assert_eq!(rate_of(d("-0.5")), None);
+    }
+}
