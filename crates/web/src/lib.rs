@@ -86,6 +86,10 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
     let pages = Router::new()
         .route("/", get(pages::home::page))
         .route("/accessibilite", get(pages::accessibilite::page))
+        .route("/mentions-legales", get(pages::legal::mentions))
+        .route("/donnees-personnelles", get(pages::legal::donnees))
+        .route("/gestion-des-cookies", get(pages::legal::cookies))
+        .route("/plan-du-site", get(pages::legal::plan))
         .route(
             "/connexion",
             get(pages::connexion::form).post(pages::connexion::submit),
@@ -116,6 +120,8 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
         // Impact of a programme change (administrators, regional coordinators).
         .route("/admin/impact", get(pages::impact::page))
         .route("/admin/impact/export.csv", get(pages::impact::export))
+        .route("/mesures", get(pages::mesures::list))
+        .route("/mesures/{id}", get(pages::mesures::sheet))
         .route("/simulateur", get(pages::simulateur::page))
         .route("/collectivites", get(pages::collectivites::search))
         .route(
@@ -170,6 +176,16 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
                     tower_http::trace::TraceLayer::new_for_http().make_span_with(request_id::span),
                 )
                 .layer(from_fn(request_id::scope))
+                // Pages, API answers and assets, gzip or brotli as the client accepts (tiny
+                // bodies, images and fonts are left as they are). Pages holding a CSRF token
+                // are not open to BREACH: the cookies that make them carry a token are
+                // SameSite, so a cross-site page cannot have them fetched to measure them.
+                .layer(
+                    tower_http::compression::CompressionLayer::new()
+                        .gzip(true)
+                        .br(true)
+                        .quality(tower_http::CompressionLevel::Precise(4)),
+                )
                 .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     Duration::from_secs(30),

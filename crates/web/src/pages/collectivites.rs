@@ -125,6 +125,9 @@ struct CollectiviteTemplate {
     members: Vec<MemberLine>,
     vintage: u16,
     space_href: Option<String>,
+    /// The simulator with this collectivité chosen, and the measures with its territory's terms.
+    simulate_href: String,
+    measures_href: String,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +154,14 @@ pub async fn page(
         _ => None,
     };
     let path = format!("/collectivites/{}/{}", r.kind, r.code);
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let reference = format!("{}:{}", r.kind, r.code);
+    let simulate_href = format!(
+        "/simulateur?collectivite={}&demandeur={}",
+        enc(&d.name),
+        enc(&reference)
+    );
+    let measures_href = format!("/mesures?collectivite={}", enc(&reference));
     render(&CollectiviteTemplate {
         layout: Layout::new(
             &ctx,
@@ -200,5 +211,7 @@ pub async fn page(
         vintage: d.vintage,
         name: d.name,
         space_href,
+        simulate_href,
+        measures_href,
     })
 }

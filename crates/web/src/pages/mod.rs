@@ -7,6 +7,8 @@ pub mod connexion;
 pub mod espace;
 pub mod home;
 pub mod impact;
+pub mod legal;
+pub mod mesures;
 pub mod mot_de_passe;
 pub mod simulateur;
 
