@@ -11,6 +11,7 @@ mod impact;
 mod instances;
 mod matrix;
 mod pages;
+mod public;
 mod referentiel_reel;
 mod requetes;
 mod securite;
