@@ -120,7 +120,11 @@ pub fn catalogue(p: &Programme, today: NaiveDate) -> Vec<AxisBrief> {
             name: a.name.clone(),
             pilot: a.pilot.clone(),
             envelope: a.envelope.map(|c| c.to_short_string()),
-            measures: a.measures.iter().map(|m| brief(m, today)).collect(),
+            measures: a
+                .measures
+                .iter()
+                .map(|m| brief(p, &p.rules.national, m, today))
+                .collect(),
         })
         .collect()
 }
@@ -148,7 +152,7 @@ pub fn sheet(
         .find(|t| t.territory.code == asked.code)
         .and_then(|t| t.dates.iter().find(|d| !d.past).cloned());
     Some(MeasureSheet {
-        brief: brief(m, today),
+        brief: brief(p, asked, m, today),
         axis: axis.name.clone(),
         territories,
         next_date,
@@ -244,14 +248,69 @@ fn strip_citations(message: &str) -> String {
     m.to_string()
 }
 
-fn brief(m: &Measure, today: NaiveDate) -> MeasureBrief {
+fn brief(p: &Programme, set: &RuleSet, m: &Measure, today: NaiveDate) -> MeasureBrief {
     MeasureBrief {
         id: m.id.as_str().to_string(),
         name: m.name.clone(),
         summary: m.summary.clone(),
         beneficiaries: m.beneficiaries.clone(),
         instruction: instruction(m),
-        window: window(m.opens, m.closes, today),
+        window: rules_window(p, set, m.id.as_str(), today)
+            .unwrap_or_else(|| window(m.opens, m.closes, today)),
+    }
+}
+
+/// The filing window as the territory's rules date it: the parameters its conditions read
+/// named `ouverture<suffix>` open a period that the `cloture<suffix>` one closes (the
+/// programme's naming convention, docs/programme-format.md), so waves are told apart. `None`
+/// when the conditions read no such parameter (the catalogue's dates are then used).
+fn rules_window(p: &Programme, set: &RuleSet, measure: &str, today: NaiveDate) -> Option<String> {
+    let read = set.measure_parameters(measure)?;
+    let dates: Vec<(&str, NaiveDate)> = read
+        .conditions
+        .iter()
+        .filter_map(|&i| match set.param_at(i, today).map(|v| &v.value) {
+            Some(Value::Date(d)) => Some((p.rules.params.get(i)?.name.as_str(), *d)),
+            _ => None,
+        })
+        .collect();
+    let mut periods: Vec<(NaiveDate, Option<NaiveDate>)> = dates
+        .iter()
+        .filter_map(|(name, open)| {
+            let suffix = name.strip_prefix("ouverture")?;
+            let close = dates
+                .iter()
+                .find(|(n, _)| n.strip_prefix("cloture") == Some(suffix))
+                .map(|(_, d)| *d);
+            Some((*open, close))
+        })
+        .collect();
+    periods.sort();
+    let d = |d: NaiveDate| d.format("%d/%m/%Y").to_string();
+    let open_now = periods
+        .iter()
+        .find(|(o, c)| *o <= today && c.is_none_or(|c| today <= c));
+    if let Some((o, c)) = open_now {
+        return Some(match c {
+            Some(c) => format!("Ouvert jusqu’au {} ({})", d(*c), relative(*c, today)),
+            None => format!("Ouvert depuis le {}, sans date limite", d(*o)),
+        });
+    }
+    let next = periods.iter().find(|(o, _)| *o > today);
+    let last_close = periods
+        .iter()
+        .filter_map(|(_, c)| *c)
+        .filter(|c| *c < today)
+        .max();
+    match (next, last_close) {
+        (Some((o, _)), Some(_)) => Some(format!(
+            "Fermé entre deux vagues : prochaine ouverture le {} ({})",
+            d(*o),
+            relative(*o, today)
+        )),
+        (Some((o, _)), None) => Some(format!("Ouvre le {} ({})", d(*o), relative(*o, today))),
+        (None, Some(c)) => Some(format!("Clos depuis le {} ({})", d(c), relative(c, today))),
+        (None, None) => None,
     }
 }
 
@@ -405,5 +464,37 @@ mod tests {
             fc.window
         );
         assert_eq!(fc.instruction, "Au niveau national, DINUM");
+        // Between the first two waves of axe 2.
+        let demat = c
+            .iter()
+            .flat_map(|a| &a.measures)
+            .find(|m| m.id == "axe2.demat")
+            .unwrap();
+        assert_eq!(
+            demat.window,
+            "Fermé entre deux vagues : prochaine ouverture le 01/07/2021 (dans 30\u{a0}jours)"
+        );
+        let ads = c
+            .iter()
+            .flat_map(|a| &a.measures)
+            .find(|m| m.id == "axe3.v1.dematads")
+            .unwrap();
+        assert!(
+            ads.window.starts_with("Ouvert jusqu’au 31/10/2021"),
+            "{}",
+            ads.window
+        );
+        // PACA's call closes; the national desk does not.
+        let s = sheet(&p, "axe3.v1.formation", day(2021, 6, 1), Some("93")).unwrap();
+        assert!(
+            s.brief.window.starts_with("Ouvert jusqu’au 15/10/2021"),
+            "{}",
+            s.brief.window
+        );
+        let s = sheet(&p, "axe3.v1.formation", day(2021, 6, 1), None).unwrap();
+        assert_eq!(
+            s.brief.window,
+            "Ouvert depuis le 25/01/2021, sans date limite"
+        );
     }
 }

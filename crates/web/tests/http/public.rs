@@ -59,7 +59,7 @@ async fn a_measure_page_says_what_it_funds_its_terms_dates_and_sources() {
     let html = page(&t, "/mesures/axe3.v1.relation-usager").await;
     for expected in [
         "<h1>Relation à l’usager</h1>",
-        "Qui peut demander cette aide ?",
+        "Qui peut demander cette aide\u{a0}?",
         "Collectivités, groupements et personnes morales financées par les collectivités",
         "La préfecture du département où le projet se déroule",
         // National terms by default, the variants beside them.
@@ -78,7 +78,7 @@ async fn a_measure_page_says_what_it_funds_its_terms_dates_and_sources() {
         // The ways on: the simulator, and filing, which is not open.
         "href=\"/simulateur\"",
         "Déposer un dossier</button>",
-        "Le dépôt en ligne ouvre prochainement.",
+        "Le dépôt en ligne ouvre prochainement",
     ] {
         assert!(html.contains(expected), "absent : {expected}");
     }
@@ -96,7 +96,7 @@ async fn a_collectivite_gets_its_regions_terms_and_a_simulator_for_itself() {
         "/mesures/axe3.v1.relation-usager?collectivite=commune:95127",
     )
     .await;
-    assert!(html.contains("Pour <strong>Cergy</strong> : Île-de-France."));
+    assert!(html.contains("Règles appliquées à <strong>Cergy</strong> : Île-de-France."));
     assert!(html.contains("<h3 class=\"fr-callout__title\">Île-de-France</h3>"));
     assert!(html.contains("<option value=\"11\" selected>Île-de-France</option>"));
     // Île-de-France's own end of projects.
