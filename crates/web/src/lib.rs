@@ -142,6 +142,8 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
             "/api/v1/collectivites/{kind}/{code}/agents",
             get(api::collectivites::agents),
         )
+        .route("/api/v1/mesures", get(api::mesures::list))
+        .route("/api/v1/mesures/{mesure}", get(api::mesures::details))
         .route("/api/v1/simulations", post(api::simulations::simulate))
         .route("/api/v1/moi", get(api::moi::moi))
         .route("/api/v1/services", get(api::services::list))

@@ -276,3 +276,58 @@ async fn pages_and_the_dsfr_are_compressed_and_the_dsfr_is_kept_a_year() {
         404
     );
 }
+
+#[tokio::test]
+async fn the_measures_have_a_json_twin_described_by_the_openapi_document() {
+    use serde_json::Value;
+    let t = spawn_app().await;
+    let list: Value = t.get("/api/v1/mesures").await.json().await.unwrap();
+    let axes = list.as_array().unwrap();
+    assert_eq!(axes[2]["id"], "axe3");
+    assert_eq!(axes[2]["mesures"][2]["id"], "axe3.v1.relation-usager");
+    assert_eq!(
+        axes[2]["mesures"][2]["instruction"],
+        "La préfecture du département où le projet se déroule"
+    );
+    let r = t.get("/api/v1/mesures/axe3.v1.relation-usager").await;
+    assert_eq!(r.status(), 200);
+    let m: Value = r.json().await.unwrap();
+    assert_eq!(m["nom"], "Relation à l’usager");
+    let territoires = m["territoires"].as_array().unwrap();
+    assert_eq!(territoires.len(), 4);
+    assert!(territoires[0]["code"].is_null());
+    assert_eq!(territoires[1]["code"], "11");
+    assert!(
+        territoires[1]["taux_et_plafonds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["nom"] == "taux_exceptionnel_relation_usager_idf"
+                && v["valeur"] == "80\u{a0}%")
+    );
+    assert_eq!(territoires[1]["dates"][0]["date"], "2021-01-26");
+    assert_eq!(m["sources"][1]["id"], "[001]");
+    let missing = t.get("/api/v1/mesures/axe9").await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    // Documented, with every property the answers carry.
+    let doc: Value = t.get("/api/v1/openapi.json").await.json().await.unwrap();
+    assert!(doc["paths"].get("/api/v1/mesures").is_some());
+    assert!(doc["paths"].get("/api/v1/mesures/{mesure}").is_some());
+    let schemas = &doc["components"]["schemas"];
+    let declared = |schema: &str, value: &Value| {
+        let props = schemas[schema]["properties"].as_object().unwrap();
+        for key in value.as_object().unwrap().keys() {
+            assert!(props.contains_key(key), "{schema}.{key} non déclaré");
+        }
+    };
+    declared("Axe", &axes[0]);
+    declared("MesureResume", &axes[0]["mesures"][0]);
+    declared("Territoire", &territoires[1]);
+    declared("Valeur", &territoires[1]["taux_et_plafonds"][0]);
+    declared("DateMesure", &territoires[1]["dates"][0]);
+    declared("Source", &m["sources"][0]);
+}
