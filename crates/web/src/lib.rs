@@ -22,6 +22,7 @@ use serde::Serialize;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tower::ServiceBuilder;
+use tower_http::compression::Predicate as _;
 use utoipa::ToSchema;
 
 pub use error::{ApiError, PageError, Problem};
@@ -186,7 +187,13 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
                     tower_http::compression::CompressionLayer::new()
                         .gzip(true)
                         .br(true)
-                        .quality(tower_http::CompressionLevel::Precise(4)),
+                        .quality(tower_http::CompressionLevel::Precise(4))
+                        // WOFF and WOFF2 fonts are compressed already.
+                        .compress_when(tower_http::compression::DefaultPredicate::new().and(
+                            tower_http::compression::predicate::NotForContentType::const_new(
+                                "font/",
+                            ),
+                        )),
                 )
                 .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,

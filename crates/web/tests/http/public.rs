@@ -243,6 +243,16 @@ async fn pages_and_the_dsfr_are_compressed_and_the_dsfr_is_kept_a_year() {
             .unwrap();
         assert_eq!(r.headers()["content-encoding"], "gzip", "{path}");
     }
+    // Fonts are compressed already: sent as they are.
+    let font = t
+        .client
+        .get(t.url(&format!("/dsfr/{prefix}/fonts/Marianne-Regular.woff2")))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(font.status(), 200);
+    assert!(font.headers().get("content-encoding").is_none());
     // Without Accept-Encoding, as sent.
     let plain = t.get(&css).await;
     assert!(plain.headers().get("content-encoding").is_none());
