@@ -114,6 +114,8 @@ async fn a_collectivite_gets_its_regions_terms_and_a_simulator_for_itself() {
     let dematads = page(&t, "/mesures/axe3.v1.dematads?territoire=93").await;
     assert!(dematads.contains("ne prend pas en compte les projets de dématérialisation"));
     assert!(dematads.contains("Mesure non proposée"));
+    assert!(dematads.contains("Non proposée : Provence-Alpes-Côte d’Azur"));
+    assert!(!dematads.contains("Prochaine échéance"));
     // Unknown collectivité or territory: the national rules, said plainly.
     let unknown = page(&t, "/mesures/axe3.v1.formation?collectivite=commune:00000").await;
     assert!(unknown.contains("La collectivité indiquée est introuvable"));
