@@ -111,8 +111,10 @@ pub struct MeasureSheet {
     pub sources: Vec<SourceRef>,
 }
 
-/// The measures grouped by axis, in the programme's order.
-pub fn catalogue(p: &Programme, today: NaiveDate) -> Vec<AxisBrief> {
+/// The measures grouped by axis, in the programme's order, their windows as `territory`'s rules
+/// date them (a région code; the national rules when `None` or without a variant).
+pub fn catalogue(p: &Programme, today: NaiveDate, territory: Option<&str>) -> Vec<AxisBrief> {
+    let set = p.rules.rule_set(territory);
     p.axes
         .iter()
         .map(|a| AxisBrief {
@@ -120,11 +122,7 @@ pub fn catalogue(p: &Programme, today: NaiveDate) -> Vec<AxisBrief> {
             name: a.name.clone(),
             pilot: a.pilot.clone(),
             envelope: a.envelope.map(|c| c.to_short_string()),
-            measures: a
-                .measures
-                .iter()
-                .map(|m| brief(p, &p.rules.national, m, today))
-                .collect(),
+            measures: a.measures.iter().map(|m| brief(p, set, m, today)).collect(),
         })
         .collect()
 }
@@ -255,8 +253,16 @@ fn brief(p: &Programme, set: &RuleSet, m: &Measure, today: NaiveDate) -> Measure
         summary: m.summary.clone(),
         beneficiaries: m.beneficiaries.clone(),
         instruction: instruction(m),
-        window: rules_window(p, set, m.id.as_str(), today)
-            .unwrap_or_else(|| window(m.opens, m.closes, today)),
+        window: if set
+            .measures
+            .iter()
+            .any(|r| r.id == m.id.as_str() && r.exclusion.is_some())
+        {
+            format!("Non proposée : {}", territory_name(set))
+        } else {
+            rules_window(p, set, m.id.as_str(), today)
+                .unwrap_or_else(|| window(m.opens, m.closes, today))
+        },
     }
 }
 
@@ -450,7 +456,19 @@ mod tests {
     #[test]
     fn the_catalogue_keeps_the_axes_order() {
         let p = itn7();
-        let c = catalogue(&p, day(2021, 6, 1));
+        let c = catalogue(&p, day(2021, 6, 1), None);
+        let paca = catalogue(&p, day(2021, 6, 1), Some("93"));
+        assert!(
+            paca[2].measures[1]
+                .window
+                .starts_with("Ouvert jusqu’au 15/10/2021"),
+            "{}",
+            paca[2].measures[1].window
+        );
+        assert_eq!(
+            paca[2].measures[3].window,
+            "Non proposée : Provence-Alpes-Côte d’Azur"
+        );
         assert_eq!(c.len(), p.axes.len());
         assert_eq!(c[0].measures[0].id, "axe1");
         let fc = c

@@ -108,7 +108,7 @@ fn today(app: &App) -> chrono::NaiveDate {
 )]
 pub async fn list(State(app): State<App>) -> Json<Vec<Axe>> {
     Json(
-        mesures::catalogue(&app.programme, today(&app))
+        mesures::catalogue(&app.programme, today(&app), None)
             .into_iter()
             .map(|a| Axe {
                 id: a.id,

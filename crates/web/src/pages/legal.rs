@@ -85,7 +85,7 @@ pub async fn plan(State(app): State<App>, ctx: Ctx) -> PageResult {
         .now()
         .with_timezone(&chrono_tz::Europe::Paris)
         .date_naive();
-    let measures = mesures::catalogue(&app.programme, today)
+    let measures = mesures::catalogue(&app.programme, today, None)
         .into_iter()
         .map(|a| {
             (

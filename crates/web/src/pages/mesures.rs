@@ -174,7 +174,7 @@ pub async fn list(
             "/mesures",
             vec![Crumb::link("Accueil", "/"), Crumb::here("Mesures")],
         ),
-        axes: mesures::catalogue(&app.programme, today(&app)),
+        axes: mesures::catalogue(&app.programme, today(&app), visitor.code.as_deref()),
         visitor,
     })
 }

@@ -51,6 +51,11 @@ async fn the_measures_are_listed_by_axis_in_plain_words_with_links() {
     let text = visible(&html);
     assert!(!text.contains("axe3.v1"), "identifiant technique visible");
     assert!(!text.contains("[00"), "source numérotée visible");
+    // In a territory: its windows, and its links keep it.
+    let paca = page(&t, "/mesures?territoire=93").await;
+    assert!(paca.contains("Non proposée : Provence-Alpes-Côte d’Azur"));
+    assert!(paca.contains("Ouvert jusqu’au 15/10/2021"));
+    assert!(paca.contains("href=\"/mesures/axe3.v1.formation?territoire=93\""));
 }
 
 #[tokio::test]
