@@ -159,6 +159,7 @@ struct ListTemplate {
     layout: Layout,
     axes: Vec<AxisBrief>,
     visitor: Visitor,
+    options: Vec<TerritoryOption>,
 }
 
 pub async fn list(
@@ -175,6 +176,7 @@ pub async fn list(
             vec![Crumb::link("Accueil", "/"), Crumb::here("Mesures")],
         ),
         axes: mesures::catalogue(&app.programme, today(&app), visitor.code.as_deref()),
+        options: options(&mesures::territories(&app.programme), visitor.code.as_deref()),
         visitor,
     })
 }
