@@ -176,7 +176,10 @@ pub async fn list(
             vec![Crumb::link("Accueil", "/"), Crumb::here("Mesures")],
         ),
         axes: mesures::catalogue(&app.programme, today(&app), visitor.code.as_deref()),
-        options: options(&mesures::territories(&app.programme), visitor.code.as_deref()),
+        options: options(
+            &mesures::territories(&app.programme),
+            visitor.code.as_deref(),
+        ),
         visitor,
     })
 }
