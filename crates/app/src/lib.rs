@@ -16,6 +16,7 @@ pub mod error;
 pub mod impact;
 pub mod jobs;
 pub mod mail;
+pub mod mesures;
 pub mod programme;
 pub mod referentiel;
 pub mod request;

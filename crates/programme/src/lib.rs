@@ -96,6 +96,23 @@ struct RawProgramme {
     axes: Vec<RawAxe>,
     #[serde(default)]
     plausibilite: Option<RawPlausibility>,
+    #[serde(default)]
+    sources: Vec<RawSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    id: String,
+    titre: String,
+}
+
+/// A document the programme's rules come from, as cited in the files (`[000]`) and named for
+/// readers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub id: String,
+    pub title: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -264,6 +281,8 @@ pub struct Programme {
     pub rules: rules::Rules,
     pub criteria: criteria::Criteria,
     pub plausibility: Plausibility,
+    /// The documents cited, in the order the file lists them (empty when it lists none).
+    pub sources: Vec<Source>,
     /// `itn7@` and the first 12 hex digits of the SHA-256 of the files: what a decision records
     /// as the rule-set version.
     pub version: String,
@@ -555,6 +574,32 @@ impl Programme {
             }
         };
 
+        let sources: Vec<Source> = raw
+            .sources
+            .into_iter()
+            .map(|s| Source {
+                id: s.id,
+                title: s.titre,
+            })
+            .collect();
+        if !sources.is_empty() {
+            // Once the file names its sources, every citation of the catalogue names one of them.
+            let cited = axes
+                .iter()
+                .flat_map(|a| a.measures.iter().map(|m| (m.id.as_str(), &m.sources)));
+            for (owner, list) in cited {
+                for c in list {
+                    if !sources.iter().any(|s| &s.id == c) {
+                        diags.push(pf.at(
+                            &[owner, "sources"],
+                            Some(c),
+                            format!("mesure {owner} : source « {c} » absente de la liste sources"),
+                        ));
+                    }
+                }
+            }
+        }
+
         let measure_flags: Vec<(String, bool)> = axes
             .iter()
             .flat_map(|a| {
@@ -624,7 +669,16 @@ impl Programme {
             rules,
             criteria,
             plausibility,
+            sources,
         })
+    }
+
+    /// The title of a cited source (`[000]`), when the programme names it.
+    pub fn source_title(&self, id: &str) -> Option<&str> {
+        self.sources
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.title.as_str())
     }
 
     pub fn measure(&self, id: &str) -> Option<&Measure> {
@@ -701,6 +755,89 @@ mod tests {
         assert_eq!(idf.unallocated(), Cents::from_euros(208));
         assert_eq!(idf.budget_centre.as_deref(), Some("UO 0363-DITP-DR75"));
         assert!(p.version.starts_with("itn7@"));
+    }
+
+    #[test]
+    fn a_measure_names_the_parameters_it_reads_in_each_territory() {
+        let p = itn7().unwrap_or_else(|d| panic!("{d}"));
+        let names = |code: Option<&str>, m: &str| {
+            let set = p.rules.rule_set(code);
+            let read = set.measure_parameters(m).unwrap();
+            let name = |i: &usize| p.rules.params[*i].name.as_str();
+            (
+                read.amounts.iter().map(name).collect::<Vec<_>>(),
+                read.conditions.iter().map(name).collect::<Vec<_>>(),
+            )
+        };
+        let (amounts, conditions) = names(None, "axe3.v1.relation-usager");
+        assert!(amounts.contains(&"taux_axe3"), "{amounts:?}");
+        assert!(
+            amounts.contains(&"part_max_logiciel_hors_ue"),
+            "{amounts:?}"
+        );
+        assert!(!amounts.contains(&"taux_reduit_idf"), "{amounts:?}");
+        for d in ["ouverture_axe3", "cloture_axe3", "date_fin_max_projet"] {
+            assert!(conditions.contains(&d), "{conditions:?}");
+        }
+        let (idf, _) = names(Some("11"), "axe3.v1.relation-usager");
+        for r in [
+            "seuil_taux_plein_idf",
+            "taux_reduit_idf",
+            "taux_exceptionnel_relation_usager_idf",
+        ] {
+            assert!(idf.contains(&r), "{idf:?}");
+        }
+        let (paca, _) = names(Some("93"), "axe3.v1.formation");
+        assert!(paca.contains(&"plafond_commune_seule"), "{paca:?}");
+        let (flat, _) = names(None, "axe2.franceconnect");
+        assert_eq!(flat, ["taux_fc_api", "forfait_fc_api"]);
+        assert!(p.rules.national.measure_parameters("axe9").is_none());
+        // In force on a date: Île-de-France opens a day later than the national desk.
+        let i = p
+            .rules
+            .params
+            .iter()
+            .position(|d| d.name == "ouverture_axe3")
+            .unwrap();
+        let day = NaiveDate::from_ymd_opt(2021, 6, 1).unwrap();
+        let idf = p.rules.rule_set(Some("11")).param_at(i, day).unwrap();
+        assert_eq!(
+            idf.value,
+            Value::Date(NaiveDate::from_ymd_opt(2021, 1, 26).unwrap())
+        );
+        let before = NaiveDate::from_ymd_opt(2020, 6, 1).unwrap();
+        assert!(p.rules.national.param_at(i, before).is_none());
+    }
+
+    #[test]
+    fn sources_are_named_and_citations_checked() {
+        let p = itn7().unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(p.sources.len(), 5);
+        assert!(p
+            .source_title("[004]")
+            .unwrap()
+            .contains("Provence-Alpes-Côte d’Azur"));
+        assert!(p.source_title("[009]").is_none());
+        let files: Vec<SourceFile> = itn7_files()
+            .into_iter()
+            .map(|f| {
+                if f.name == "programme.yaml" {
+                    let text = f.text.replacen(
+                        "sources: [\"[000]\", \"[001]\"]",
+                        "sources: [\"[000]\", \"[009]\"]",
+                        1,
+                    );
+                    SourceFile::new(f.name, text)
+                } else {
+                    f
+                }
+            })
+            .collect();
+        let d = Programme::load(&files)
+            .err()
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        assert!(d.contains("source « [009] » absente"), "{d}");
     }
 
     #[test]

@@ -1,11 +1,18 @@
 //! Static assets. The DSFR comes from npm (`@gouvfr/dsfr`, pinned by package-lock.json) and is
 //! embedded in release binaries; debug builds read it from node_modules at run time. Guichet's
 //! own CSS and JavaScript live in `crates/web/assets`. Responses carry an ETag and cache headers.
+//!
+//! Pages link the DSFR under a versioned prefix, `/dsfr/<version>/…` ([`dsfr_prefix`]), where the
+//! version is a digest of the bundle's main files: those URLs never change content, so browsers
+//! keep them a year without asking again (`immutable`), and a new DSFR gets new URLs. The bare
+//! `/dsfr/…` URLs still answer, cached a week and revalidated by ETag.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rust_embed::RustEmbed;
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
 
 #[derive(RustEmbed)]
 #[folder = "../../node_modules/@gouvfr/dsfr/dist/"]
@@ -35,6 +42,39 @@ pub fn check() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The files whose digests make the DSFR's version: the CSS references the fonts and icons, so
+/// a new release changes at least one of them.
+const DSFR_VERSIONED: [&str; 4] = [
+    "dsfr.min.css",
+    "dsfr.module.min.js",
+    "dsfr.nomodule.min.js",
+    "utility/icons/icons.min.css",
+];
+
+/// A year: what `immutable` URLs are kept for.
+const IMMUTABLE_MAX_AGE: u32 = 365 * 24 * 3600;
+
+/// 12 hex digits of the DSFR bundle's digest, computed once.
+pub fn dsfr_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        let mut h = Sha256::new();
+        for name in DSFR_VERSIONED {
+            if let Some(f) = Dsfr::get(name) {
+                h.update(name.as_bytes());
+                h.update(f.metadata.sha256_hash());
+            }
+        }
+        hex::encode(h.finalize())[..12].to_string()
+    })
+}
+
+/// Where pages link the DSFR: `/dsfr/<version>`.
+pub fn dsfr_prefix() -> &'static str {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    PREFIX.get_or_init(|| format!("/dsfr/{}", dsfr_version()))
+}
+
 fn respond(
     file: Option<rust_embed::EmbeddedFile>,
     path: &str,
@@ -45,7 +85,11 @@ fn respond(
         return StatusCode::NOT_FOUND.into_response();
     };
     let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..12]));
-    let cache = format!("public, max-age={max_age}");
+    let cache = if max_age >= IMMUTABLE_MAX_AGE {
+        format!("public, max-age={max_age}, immutable")
+    } else {
+        format!("public, max-age={max_age}")
+    };
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -72,9 +116,18 @@ fn respond(
     response
 }
 
-/// `/dsfr/*`: the design system, versioned by the lockfile; cached for a week.
+/// `/dsfr/<version>/*`: the design system under its current version, kept a year; `/dsfr/*`
+/// (and an older version's prefix, from a page cached before an upgrade): the current files,
+/// cached a week and revalidated by ETag.
 pub async fn dsfr(Path(path): Path<String>, headers: HeaderMap) -> Response {
-    respond(Dsfr::get(&path), &path, &headers, 7 * 24 * 3600)
+    let (file, max_age) = match path.split_once('/') {
+        Some((v, rest)) if v == dsfr_version() => (rest, IMMUTABLE_MAX_AGE),
+        Some((v, rest)) if v.len() == 12 && v.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            (rest, 7 * 24 * 3600)
+        }
+        _ => (path.as_str(), 7 * 24 * 3600),
+    };
+    respond(Dsfr::get(file), file, &headers, max_age)
 }
 
 /// `/static/*`: Guichet's own assets; cached for an hour, revalidated by ETag.

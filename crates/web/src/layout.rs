@@ -43,12 +43,15 @@ pub struct Layout {
     pub nav: Vec<NavItem>,
     pub breadcrumb: Vec<Crumb>,
     pub programme_name: String,
+    /// Where the DSFR is linked from: its versioned prefix (`/dsfr/<version>`).
+    pub dsfr: &'static str,
 }
 
 impl Layout {
     pub fn new(ctx: &Ctx, app: &App, path: &str, breadcrumb: Vec<Crumb>) -> Self {
         let mut nav: Vec<(&'static str, String)> = vec![
             ("Accueil", "/".into()),
+            ("Mesures", "/mesures".into()),
             ("Simulateur", "/simulateur".into()),
             ("Collectivités", "/collectivites".into()),
         ];
@@ -97,6 +100,7 @@ impl Layout {
                 .collect(),
             breadcrumb,
             programme_name: app.programme.name.clone(),
+            dsfr: crate::assets::dsfr_prefix(),
         }
     }
 }

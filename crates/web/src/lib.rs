@@ -22,6 +22,7 @@ use serde::Serialize;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tower::ServiceBuilder;
+use tower_http::compression::Predicate as _;
 use utoipa::ToSchema;
 
 pub use error::{ApiError, PageError, Problem};
@@ -86,6 +87,10 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
     let pages = Router::new()
         .route("/", get(pages::home::page))
         .route("/accessibilite", get(pages::accessibilite::page))
+        .route("/mentions-legales", get(pages::legal::mentions))
+        .route("/donnees-personnelles", get(pages::legal::donnees))
+        .route("/gestion-des-cookies", get(pages::legal::cookies))
+        .route("/plan-du-site", get(pages::legal::plan))
         .route(
             "/connexion",
             get(pages::connexion::form).post(pages::connexion::submit),
@@ -121,6 +126,8 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
         // Impact of a programme change (administrators, regional coordinators).
         .route("/admin/impact", get(pages::impact::page))
         .route("/admin/impact/export.csv", get(pages::impact::export))
+        .route("/mesures", get(pages::mesures::list))
+        .route("/mesures/{id}", get(pages::mesures::sheet))
         .route("/simulateur", get(pages::simulateur::page))
         .route("/collectivites", get(pages::collectivites::search))
         .route(
@@ -141,6 +148,8 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
             "/api/v1/collectivites/{kind}/{code}/agents",
             get(api::collectivites::agents),
         )
+        .route("/api/v1/mesures", get(api::mesures::list))
+        .route("/api/v1/mesures/{mesure}", get(api::mesures::details))
         .route("/api/v1/simulations", post(api::simulations::simulate))
         .route("/api/v1/moi", get(api::moi::moi))
         .route("/api/v1/services", get(api::services::list))
@@ -175,6 +184,22 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
                     tower_http::trace::TraceLayer::new_for_http().make_span_with(request_id::span),
                 )
                 .layer(from_fn(request_id::scope))
+                // Pages, API answers and assets, gzip or brotli as the client accepts (tiny
+                // bodies, images and fonts are left as they are). Pages holding a CSRF token
+                // are not open to BREACH: the cookies that make them carry a token are
+                // SameSite, so a cross-site page cannot have them fetched to measure them.
+                .layer(
+                    tower_http::compression::CompressionLayer::new()
+                        .gzip(true)
+                        .br(true)
+                        .quality(tower_http::CompressionLevel::Precise(4))
+                        // WOFF and WOFF2 fonts are compressed already.
+                        .compress_when(tower_http::compression::DefaultPredicate::new().and(
+                            tower_http::compression::predicate::NotForContentType::const_new(
+                                "font/",
+                            ),
+                        )),
+                )
                 .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     Duration::from_secs(30),

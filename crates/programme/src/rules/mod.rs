@@ -372,6 +372,79 @@ pub struct RuleSet {
     pub(crate) expense_readers: Vec<usize>,
 }
 
+/// The parameters a measure reads in one territory, each once, in the order first met: what
+/// its rates and amounts read (rates, flat amounts, caps and the thresholds choosing between
+/// them, expense caps included), and what its conditions read (dates, thresholds).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MeasureParameters {
+    pub amounts: Vec<usize>,
+    pub conditions: Vec<usize>,
+}
+
+impl RuleSet {
+    /// What a measure reads of the parameters, through its rules (`None`: no such measure).
+    pub fn measure_parameters(&self, measure: &str) -> Option<MeasureParameters> {
+        let m = self.measures.iter().find(|m| m.id == measure)?;
+        let mut amounts = Vec::new();
+        let mut seen = vec![false; self.rules.len()];
+        let mut roots: Vec<usize> = [m.rate, m.rate_max, m.amount, m.amount_max]
+            .into_iter()
+            .flatten()
+            .collect();
+        if let Some((_, regime)) = &m.expenses {
+            roots.extend(
+                regime
+                    .iter()
+                    .flat_map(|e| e.cap.into_iter().chain(e.eligible_if)),
+            );
+        }
+        self.params_read(&roots, &mut seen, &mut amounts);
+        let mut conditions = Vec::new();
+        let mut seen = vec![false; self.rules.len()];
+        let roots: Vec<usize> = m
+            .conditions
+            .iter()
+            .filter_map(|&c| self.conditions.get(c).map(|c| c.rule))
+            .collect();
+        self.params_read(&roots, &mut seen, &mut conditions);
+        Some(MeasureParameters {
+            amounts,
+            conditions,
+        })
+    }
+
+    /// The value of parameter `i` in force on `date` in this territory, as the evaluation reads
+    /// it (the last version whose `depuis` is on or before the date).
+    pub fn param_at(&self, i: usize, date: NaiveDate) -> Option<&ParamVersion> {
+        self.params.get(i)?.iter().rev().find(|v| v.since <= date)
+    }
+
+    /// Walks rules from `roots` (with a stack of its own: rule chains may be deep), adding each
+    /// parameter read to `out` once.
+    fn params_read(&self, roots: &[usize], seen: &mut [bool], out: &mut Vec<usize>) {
+        let mut stack: Vec<usize> = roots.iter().rev().copied().collect();
+        while let Some(r) = stack.pop() {
+            if seen.get(r).copied().unwrap_or(true) {
+                continue;
+            }
+            seen[r] = true;
+            let mut nodes = vec![&self.rules[r].node];
+            let mut read = Vec::new();
+            while let Some(n) = nodes.pop() {
+                match n {
+                    Node::Param(i) if !out.contains(i) => out.push(*i),
+                    Node::Rule(j) => read.push(*j),
+                    _ => {}
+                }
+                let mut children = Vec::new();
+                n.for_each_child(&mut |c| children.push(c));
+                nodes.extend(children.into_iter().rev());
+            }
+            stack.extend(read.into_iter().rev());
+        }
+    }
+}
+
 /// The compiled rules of a programme: shared declarations and one rule set per territory.
 #[derive(Debug, Clone)]
 pub struct Rules {

@@ -2,6 +2,7 @@
 //! handlers (`/api/v1/openapi.json`). Errors are `application/problem+json`.
 
 pub mod collectivites;
+pub mod mesures;
 pub mod moi;
 pub mod patterns;
 pub mod services;
@@ -22,6 +23,8 @@ use utoipa::OpenApi;
         collectivites::search,
         collectivites::details,
         collectivites::agents,
+        mesures::list,
+        mesures::details,
         moi::moi,
         services::list,
         services::details,
@@ -34,6 +37,7 @@ use utoipa::OpenApi;
     tags(
         (name = "referentiel", description = "Référentiel territorial : communes, EPCI, départements, régions"),
         (name = "comptes", description = "Compte connecté, services et habilitations"),
+        (name = "programme", description = "Les mesures du programme : bénéficiaires, taux, plafonds et dates selon le territoire, sources"),
         (name = "simulation", description = "Simulateur : éligibilité et montant indicatif d’une mesure pour une collectivité, avec l’explication du calcul"),
         (name = "exploitation", description = "Sondes de santé")
     )

@@ -131,6 +131,9 @@ struct CollectiviteTemplate {
     members: Vec<MemberLine>,
     vintage: u16,
     space_href: Option<String>,
+    /// The simulator with this collectivité chosen, and the measures with its territory's terms.
+    simulate_href: String,
+    measures_href: String,
 }
 
 #[derive(Deserialize)]
@@ -160,6 +163,14 @@ pub async fn page(
         _ => None,
     };
     let path = format!("/collectivites/{}/{}", r.kind, r.code);
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let reference = format!("{}:{}", r.kind, r.code);
+    let simulate_href = format!(
+        "/simulateur?collectivite={}&demandeur={}",
+        enc(&d.name),
+        enc(&reference)
+    );
+    let measures_href = format!("/mesures?collectivite={}", enc(&reference));
     render(&CollectiviteTemplate {
         layout: Layout::new(
             &ctx,
@@ -209,5 +220,7 @@ pub async fn page(
         vintage: d.vintage,
         name: d.name,
         space_href,
+        simulate_href,
+        measures_href,
     })
 }

@@ -8,6 +8,8 @@ pub mod espace;
 pub mod home;
 pub mod impact;
 pub mod jetons;
+pub mod legal;
+pub mod mesures;
 pub mod mot_de_passe;
 pub mod simulateur;
 

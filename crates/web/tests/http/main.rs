@@ -12,6 +12,7 @@ mod instances;
 mod jetons;
 mod matrix;
 mod pages;
+mod public;
 mod referentiel_reel;
 mod requetes;
 mod securite;

@@ -15,7 +15,7 @@ async fn the_home_page_presents_the_programme_in_french_with_the_dsfr() {
         "axe3.v1.dematads",
         "Axe 2 : appels à projets nationaux",
         "href=\"#contenu\"",
-        "/dsfr/dsfr.min.css",
+        "/dsfr.min.css",
         "Horloge simulée : nous sommes le 1 juin 2021 à 09:",
     ] {
         assert!(html.contains(expected), "absent : {expected}");
