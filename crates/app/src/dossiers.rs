@@ -459,12 +459,16 @@ impl Dossiers<'_> {
             Event::Submit
         };
         transition(d.row.state, &event, &Actor::Applicant).map_err(refusal)?;
+        // The window first, so that a late dossier is told so rather than found ineligible
+        // (a resubmission after a correction is not a new filing: the window does not apply).
+        if event == Event::Submit {
+            self.check_window(&d.row.measure)?;
+        }
         let check = self.check_dossier(&d).await?;
         let ev = ready_to_submit(&check)?;
         if event == Event::Resubmit {
-            return self.resubmit(p, &d, seen_version, ev).await;
+            return self.resubmit(p, &d, seen_version).await;
         }
-        self.check_window(&d.row.measure)?;
         self.first_submission(p, &d, seen_version, &check, ev).await
     }
 
@@ -1233,7 +1237,6 @@ impl Dossiers<'_> {
         p: &Principal,
         d: &Dossier,
         seen_version: i64,
-        _ev: &Evaluation,
     ) -> AppResult<Submitted> {
         let row = &d.row;
         let id = row.id;

@@ -508,3 +508,205 @@ async fn dossier_franceconnect_desk_accepts_a_complete_dossier() {
         ]
     );
 }
+
+#[tokio::test]
+async fn dossier_of_an_epci_on_two_departements_says_where_the_project_is() {
+    let app = start().await;
+    let epci = CollectiviteRef::parse("epci:249500109").unwrap();
+    let p = user(
+        &app,
+        "agent@cergypontoise.fr",
+        Role::Demandeur,
+        None,
+        vec![epci.clone()],
+    )
+    .await;
+    let yvelines = instructor(&app, "i@yvelines.gouv.fr", "78").await;
+    let d = app
+        .dossiers()
+        .create_draft(&p, MEASURE, &epci, "Portail intercommunal")
+        .await
+        .unwrap();
+    let v = app
+        .dossiers()
+        .update_draft(&p, d.row.id, d.row.version, complete())
+        .await
+        .unwrap();
+    let e = app.dossiers().submit(&p, d.row.id, v).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Invalid(m) if m.contains("plusieurs départements (78, 95)") && m.contains("indiquez celui où il se réalise")),
+        "{e:?}"
+    );
+    let mut data = complete();
+    data.departement = Some("95".into());
+    let v = app
+        .dossiers()
+        .update_draft(&p, d.row.id, v, data)
+        .await
+        .unwrap();
+    let s = app.dossiers().submit(&p, d.row.id, v).await.unwrap();
+    assert_eq!(s.number.to_string(), "ITN7-95-2021-00001");
+    // The Yvelines prefecture does not instruct it, although the EPCI touches the Yvelines.
+    assert!(app.dossiers().get(&yvelines, d.row.id).await.is_err());
+    assert!(app
+        .dossiers()
+        .list(&yvelines, None, None, None, 50)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn dossier_outside_its_filing_window_is_refused() {
+    let app = start().await;
+    let p = agent(&app, "agent@cergy.fr", "95127").await;
+    let d = app
+        .dossiers()
+        .create_draft(&p, "axe2.franceconnect", &commune("95127"), "FranceConnect")
+        .await
+        .unwrap();
+    let mut data = complete();
+    data.champs.remove("usagers_cibles");
+    data.champs.insert(
+        "engagements_fc".into(),
+        "Mise en production dans les 12 mois suivant l’attribution".into(),
+    );
+    data.champs.insert("date_debut".into(), "2022-11-01".into());
+    data.champs.insert("date_fin".into(), "2023-06-30".into());
+    let v = app
+        .dossiers()
+        .update_draft(&p, d.row.id, d.row.version, data)
+        .await
+        .unwrap();
+    // After 30 September 2022 the desk is closed.
+    app.clock.advance(chrono::Duration::days(500));
+    let e = app.dossiers().submit(&p, d.row.id, v).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Invalid(m) if m.contains("clos depuis le 30/09/2022")),
+        "{e:?}"
+    );
+    assert!(app
+        .dossiers()
+        .get(&p, d.row.id)
+        .await
+        .unwrap()
+        .row
+        .number
+        .is_none());
+}
+
+#[tokio::test]
+async fn dossier_correction_resubmission_proposal_and_decision() {
+    use guichet_domain::dossier::{
+        CorrectionKind, CorrectionMessage, CorrectionRequest, Decision, Grant, Proposal,
+        RecordedProposal,
+    };
+    let app = start().await;
+    let p = agent(&app, "agent@cergy.fr", "95127").await;
+    let i = instructor(&app, "i@val-doise.gouv.fr", "95").await;
+    let (id, v) = draft(&app, &p, "95127").await;
+    let s = app.dossiers().submit(&p, id, v).await.unwrap();
+    let v = app
+        .dossiers()
+        .apply(&i, id, s.version, Event::TakeIntoInstruction)
+        .await
+        .unwrap();
+    let v = app
+        .dossiers()
+        .apply(
+            &i,
+            id,
+            v,
+            Event::RequestCorrection(CorrectionRequest {
+                kind: CorrectionKind::Incomplet,
+                message: CorrectionMessage::parse("Précisez les indicateurs.").unwrap(),
+            }),
+        )
+        .await
+        .unwrap();
+    let mut data = complete();
+    data.champs.insert(
+        "indicateurs".into(),
+        "Part des démarches en ligne : 50 %.".into(),
+    );
+    let v = app.dossiers().update_draft(&p, id, v, data).await.unwrap();
+    let r = app.dossiers().submit(&p, id, v).await.unwrap();
+    assert_eq!(r.state, State::EnInstruction);
+    assert_eq!(r.number, s.number, "a resubmission keeps its number");
+    assert_eq!(app.dossiers().versions(&i, id).await.unwrap().len(), 2);
+    let d = app.dossiers().get(&i, id).await.unwrap();
+    let bounds = d.verdict.as_ref().and_then(|v| v.bornes).unwrap();
+    // A proposal above the bounds is refused whatever bounds the caller sends.
+    let mut wide = bounds;
+    wide.max_amount = Cents::new(bounds.max_amount.get() * 10);
+    let e = app
+        .dossiers()
+        .apply(
+            &i,
+            id,
+            r.version,
+            Event::Propose(Proposal::Favourable {
+                grant: Grant {
+                    amount: wide.max_amount,
+                    rate: bounds.max_rate,
+                },
+                justification: Some(guichet_domain::dossier::Justification::parse("x").unwrap()),
+                bounds: wide,
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+    let v = app
+        .dossiers()
+        .apply(
+            &i,
+            id,
+            r.version,
+            Event::Propose(Proposal::Favourable {
+                grant: Grant {
+                    amount: bounds.proposed_amount,
+                    rate: bounds.rate,
+                },
+                justification: None,
+                bounds,
+            }),
+        )
+        .await
+        .unwrap();
+    let v = app
+        .dossiers()
+        .apply(
+            &i,
+            id,
+            v,
+            Event::Decide(Decision::Accept {
+                proposal: RecordedProposal::Unfavourable,
+            }),
+        )
+        .await
+        .unwrap();
+    let d = app.dossiers().get(&p, id).await.unwrap();
+    assert_eq!(d.row.state, State::Accepte);
+    assert_eq!(d.row.version, v);
+    assert_eq!(d.row.granted_cents, Some(bounds.proposed_amount.get()));
+    let events: Vec<String> = app
+        .dossiers()
+        .history(&p, id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.event)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "depot",
+            "prise_en_instruction",
+            "demande_de_correction",
+            "redepot",
+            "proposition",
+            "acceptation"
+        ]
+    );
+}
