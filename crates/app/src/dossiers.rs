@@ -23,8 +23,8 @@ use guichet_domain::{Cents, CollectiviteRef, DepartementCode, DossierNumber, Pri
 use guichet_programme::eval::MISSING_REASON;
 use guichet_programme::{Evaluation, FieldKind, ProjectPlace, Situation, Type, Value};
 use guichet_storage::accounts as accounts_store;
-use guichet_storage::dossiers::{self as store, ListFilter, NewDraft, NewHistory, Visibility};
-pub use guichet_storage::dossiers::{DossierRow, HistoryRow, VersionRow};
+use guichet_storage::dossiers::{self as store, NewDraft, NewHistory, Visibility};
+pub use guichet_storage::dossiers::{DossierRow, HistoryRow, ListFilter, VersionRow};
 use guichet_storage::sql::{self, Value as SqlValue};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -401,14 +401,7 @@ impl Dossiers<'_> {
     }
 
     /// The dossiers the principal sees, by id (the scope is the query's `WHERE`).
-    pub async fn list(
-        &self,
-        p: &Principal,
-        state: Option<State>,
-        measure: Option<&str>,
-        after_id: Option<i64>,
-        limit: i64,
-    ) -> AppResult<Vec<DossierRow>> {
+    pub async fn list(&self, p: &Principal, filter: &ListFilter<'_>) -> AppResult<Vec<DossierRow>> {
         let (services, collectivites) = visibility(p);
         let mut conn = self.app.db.acquire().await?;
         Ok(store::list_in(
@@ -419,11 +412,8 @@ impl Dossiers<'_> {
                 vintage: i64::from(self.app.programme.vintage.year()),
             },
             &ListFilter {
-                state,
-                measure,
-                departement: None,
-                after_id,
-                limit: limit.clamp(1, MAX_PAGE),
+                limit: filter.limit.clamp(1, MAX_PAGE),
+                ..filter.clone()
             },
         )
         .await?)
@@ -449,7 +439,9 @@ impl Dossiers<'_> {
     }
 
     /// Submits a draft (or resubmits a dossier after a correction) if it is still at
-    /// `seen_version`, complete, eligible and within its measure's filing window.
+    /// `seen_version`, complete, eligible and within its measure's filing window. The version
+    /// is checked by the write itself, after the number is taken: a stale submission rolls
+    /// its number back with it.
     pub async fn submit(&self, p: &Principal, id: i64, seen_version: i64) -> AppResult<Submitted> {
         let d = self.get(p, id).await?;
         self.require_applicant(p, &d.row)?;
@@ -485,6 +477,12 @@ impl Dossiers<'_> {
     ) -> AppResult<i64> {
         let d = self.get(p, id).await?;
         let row = &d.row;
+        // Decided on a version that is no longer current: the same conflict as a write that
+        // loses the race (the state may have moved on, so the transition would be judged on
+        // a state the caller never saw).
+        if row.version != seen_version {
+            return Err(guichet_storage::StorageError::Stale(WHAT).into());
+        }
         let event = match event {
             Event::Submit | Event::Resubmit => {
                 return Err(AppError::Invalid(

@@ -8,7 +8,7 @@ use guichet_app::accounts::NewUser;
 use guichet_app::audit::Actor as AuditActor;
 use guichet_app::clock::Clock;
 use guichet_app::config::Config;
-use guichet_app::dossiers::{AcknowledgementMail, DraftData};
+use guichet_app::dossiers::{AcknowledgementMail, DraftData, ListFilter};
 use guichet_app::jobs::Job;
 use guichet_app::{App, Error};
 use guichet_domain::access::ServiceTarget;
@@ -123,6 +123,13 @@ async fn draft(app: &App, p: &Principal, code: &str) -> (i64, i64) {
         .await
         .expect("mise à jour");
     (d.row.id, v)
+}
+
+fn all() -> ListFilter<'static> {
+    ListFilter {
+        limit: 50,
+        ..ListFilter::default()
+    }
 }
 
 async fn jobs_of_kind(app: &App, kind: &str) -> i64 {
@@ -410,17 +417,20 @@ async fn dossier_outside_scope_is_neither_seen_nor_listed() {
         app.dossiers().get(&own, id).await,
         Err(Error::Forbidden)
     ));
-    assert!(app
-        .dossiers()
-        .list(&own, None, None, None, 50)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(app.dossiers().list(&own, &all()).await.unwrap().is_empty());
     let s = app.dossiers().submit(&p, id, v).await.unwrap();
     assert_eq!(app.dossiers().get(&own, id).await.unwrap().row.id, id);
     assert_eq!(
         app.dossiers()
-            .list(&own, Some(State::Depose), Some(MEASURE), None, 50)
+            .list(
+                &own,
+                &ListFilter {
+                    state: Some(State::Depose),
+                    measure: Some(MEASURE),
+                    departement: Some("95"),
+                    ..all()
+                },
+            )
             .await
             .unwrap()
             .len(),
@@ -439,7 +449,7 @@ async fn dossier_outside_scope_is_neither_seen_nor_listed() {
         ));
         assert!(app
             .dossiers()
-            .list(outsider, None, None, None, 50)
+            .list(outsider, &all())
             .await
             .unwrap()
             .is_empty());
@@ -550,7 +560,7 @@ async fn dossier_of_an_epci_on_two_departements_says_where_the_project_is() {
     assert!(app.dossiers().get(&yvelines, d.row.id).await.is_err());
     assert!(app
         .dossiers()
-        .list(&yvelines, None, None, None, 50)
+        .list(&yvelines, &all())
         .await
         .unwrap()
         .is_empty());
@@ -708,5 +718,75 @@ async fn dossier_correction_resubmission_proposal_and_decision() {
             "proposition",
             "acceptation"
         ]
+    );
+}
+
+#[tokio::test]
+async fn dossier_acknowledgement_is_sent_by_the_standard_workers() {
+    use guichet_app::jobs::{Registry, WorkerOptions, Workers};
+    let app = start().await;
+    let p = agent(&app, "agent@cergy.fr", "95127").await;
+    let own = instructor(&app, "i@val-doise.gouv.fr", "95").await;
+    let (id, v) = draft(&app, &p, "95127").await;
+    app.dossiers().submit(&p, id, v).await.unwrap();
+    // The footprint filters by département.
+    let in_78 = ListFilter {
+        departement: Some("78"),
+        ..all()
+    };
+    assert!(app.dossiers().list(&own, &in_78).await.unwrap().is_empty());
+    let workers = Workers::start(
+        &app,
+        Registry::standard(&app),
+        WorkerOptions {
+            poll: std::time::Duration::from_millis(10),
+            ..WorkerOptions::new(1)
+        },
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let state: String = sqlx::query_scalar("SELECT state FROM jobs WHERE kind = $1")
+            .bind(AcknowledgementMail::KIND)
+            .fetch_one(guichet_app::testing::db(&app).pool())
+            .await
+            .unwrap();
+        if state == "fait" {
+            break;
+        }
+        assert_ne!(state, "mort");
+        assert!(std::time::Instant::now() < deadline, "accusé non envoyé");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    workers.stop().await;
+    let dir = app.config.data_dir.join("courriels");
+    let mut found = false;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        found |= text.contains("ITN7-95-2021-00001");
+    }
+    assert!(
+        found,
+        "aucun courriel ne nomme le dossier dans {}",
+        dir.display()
+    );
+}
+
+#[tokio::test]
+async fn dossier_with_a_corrupt_state_is_an_error_not_a_default() {
+    let app = start().await;
+    let p = agent(&app, "agent@cergy.fr", "95127").await;
+    let (id, _) = draft(&app, &p, "95127").await;
+    sqlx::query("UPDATE dossiers SET state = 'perdu' WHERE id = $1")
+        .bind(id)
+        .execute(guichet_app::testing::db(&app).pool())
+        .await
+        .unwrap();
+    let e = app.dossiers().get(&p, id).await.unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::Storage(guichet_app::testing::storage::StorageError::Corrupt(m)) if m.contains("state")
+        ),
+        "{e:?}"
     );
 }
