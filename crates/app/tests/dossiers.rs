@@ -25,8 +25,13 @@ fn fixtures_npm_dir() -> PathBuf {
 /// An application on a fresh database with the fixture referential (2021), the clock at
 /// 1 June 2021, 09:00 in Paris.
 async fn start() -> App {
+    start_with(|_| {}).await
+}
+
+async fn start_with(tweak: impl FnOnce(&mut Config)) -> App {
     let dir = guichet_testkit::temp_dir();
     let mut config = Config::defaults(&dir);
+    tweak(&mut config);
     config.database_url = guichet_testkit::fresh_database_url(&dir).await;
     config.npm_dir = fixtures_npm_dir();
     config.db_max_connections = 8;
@@ -109,6 +114,17 @@ fn complete() -> DraftData {
     d.depenses
         .insert("prestation".into(), Cents::from_euros(40_000));
     d
+}
+
+/// A complete FranceConnect dossier.
+fn franceconnect() -> DraftData {
+    let mut data = complete();
+    data.champs.remove("usagers_cibles");
+    data.champs.insert(
+        "engagements_fc".into(),
+        "Mise en production dans les 12 mois suivant l’attribution\nUne personne porte le projet à temps plein ou partiel\nLa démarche raccordée à FranceConnect est identifiée".into(),
+    );
+    data
 }
 
 async fn draft(app: &App, p: &Principal, code: &str) -> (i64, i64) {
@@ -483,15 +499,9 @@ async fn dossier_franceconnect_desk_accepts_a_complete_dossier() {
         .create_draft(&p, "axe2.franceconnect", &commune("95127"), "FranceConnect")
         .await
         .unwrap();
-    let mut data = complete();
-    data.champs.remove("usagers_cibles");
-    data.champs.insert(
-        "engagements_fc".into(),
-        "Mise en production dans les 12 mois suivant l’attribution\nUne personne porte le projet à temps plein ou partiel\nLa démarche raccordée à FranceConnect est identifiée".into(),
-    );
     let v = app
         .dossiers()
-        .update_draft(&p, d.row.id, d.row.version, data)
+        .update_draft(&p, d.row.id, d.row.version, franceconnect())
         .await
         .unwrap();
     let check = app.dossiers().check(&p, d.row.id).await.unwrap();
@@ -788,5 +798,54 @@ async fn dossier_with_a_corrupt_state_is_an_error_not_a_default() {
             Error::Storage(guichet_app::testing::storage::StorageError::Corrupt(m)) if m.contains("state")
         ),
         "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn dossier_franceconnect_desk_refers_to_instruction_when_the_envelope_is_spent() {
+    // The ITN7 programme with an Axe 2 envelope smaller than one FranceConnect grant.
+    let folder = guichet_testkit::temp_dir().join("itn7-petite-enveloppe");
+    std::fs::create_dir_all(&folder).unwrap();
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../programmes/itn7");
+    for f in guichet_programme::PROGRAMME_FILES {
+        let mut text = std::fs::read_to_string(source.join(f)).unwrap();
+        if f == "programme.yaml" {
+            let axe2 = "guichet FranceConnect / API\"\n    enveloppe_euros: 24000000";
+            assert!(text.contains(axe2), "axe 2 introuvable");
+            text = text.replace(
+                axe2,
+                "guichet FranceConnect / API\"\n    enveloppe_euros: 4000",
+            );
+        }
+        std::fs::write(folder.join(f), text).unwrap();
+    }
+    let app = start_with(|c| c.programme_file = Some(folder.clone())).await;
+    let p = agent(&app, "agent@cergy.fr", "95127").await;
+    let d = app
+        .dossiers()
+        .create_draft(&p, "axe2.franceconnect", &commune("95127"), "FranceConnect")
+        .await
+        .unwrap();
+    let v = app
+        .dossiers()
+        .update_draft(&p, d.row.id, d.row.version, franceconnect())
+        .await
+        .unwrap();
+    let s = app.dossiers().submit(&p, d.row.id, v).await.unwrap();
+    assert_eq!(s.state, State::EnInstruction, "{s:?}");
+    let history = app.dossiers().history(&p, d.row.id).await.unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(last.event, "orientation_instruction");
+    assert_eq!(last.actor, "system");
+    let message = last.message.as_deref().unwrap_or_default();
+    assert!(message.contains("enveloppe restante"), "{message}");
+    assert_eq!(
+        app.dossiers()
+            .get(&p, d.row.id)
+            .await
+            .unwrap()
+            .row
+            .granted_cents,
+        None
     );
 }
