@@ -33,6 +33,14 @@ use std::collections::BTreeMap;
 /// What a stale write says (« le dossier a été modifié entre-temps … »).
 const WHAT: &str = "le dossier";
 
+/// Facts the engine reads from Guichet's own records (`origine: base`), and the measure whose
+/// accepted dossiers of the same collectivité they count (ITN7: the FranceConnect / API desk's
+/// caps). A programme that declares none of these facts is not affected.
+const OWN_RECORDS: [(&str, &str); 2] = [
+    ("financements_franceconnect", "axe2.franceconnect"),
+    ("financements_api", "axe2.api"),
+];
+
 /// Longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
 /// Longest text field without its own limit, in characters.
@@ -138,6 +146,8 @@ pub struct Check {
     /// (an error when the measure cannot be evaluated for this applicant).
     pub evaluation: Result<Evaluation, String>,
     pub applicant: Applicant,
+    /// The facts read from Guichet's own records ([`OWN_RECORDS`]) and their values.
+    pub own_records: BTreeMap<String, i64>,
 }
 
 impl Check {
@@ -878,6 +888,19 @@ impl Dossiers<'_> {
                 }
             }
         }
+        let mut own_records = BTreeMap::new();
+        for (fact, counted) in OWN_RECORDS {
+            if rules.fact(fact).is_none() {
+                continue;
+            }
+            let n =
+                store::accepted_count(&self.app.db, &d.row.applicant, counted, d.row.id).await?;
+            facts.insert(
+                fact.to_string(),
+                Value::Nombre(rust_decimal::Decimal::from(n)),
+            );
+            own_records.insert(fact.to_string(), n);
+        }
         let documents = programme
             .form
             .documents_for(measure, applicant.region.as_deref())
@@ -913,6 +936,7 @@ impl Dossiers<'_> {
             documents,
             evaluation,
             applicant,
+            own_records,
         })
     }
 
@@ -1107,7 +1131,14 @@ impl Dossiers<'_> {
         let mut state = t.to;
         if programme.routing.decides_automatically(measure) {
             let (to, v) = self
-                .decide_automatically(&mut tx, id, version, measure, verdict.bornes, &now)
+                .decide_automatically(
+                    &mut tx,
+                    d,
+                    version,
+                    verdict.bornes,
+                    &check.own_records,
+                    &now,
+                )
                 .await?;
             state = to;
             version = v;
@@ -1128,15 +1159,31 @@ impl Dossiers<'_> {
     async fn decide_automatically(
         &self,
         tx: &mut sqlx::AnyConnection,
-        id: i64,
+        d: &Dossier,
         seen_version: i64,
-        measure: &str,
         bounds: Option<ProposalBounds>,
+        own_records: &BTreeMap<String, i64>,
         now: &str,
     ) -> AppResult<(State, i64)> {
+        let id = d.row.id;
+        let measure = d.row.measure.as_str();
+        // The caps on the collectivité's own grants were judged before this transaction;
+        // another of its dossiers may have been accepted since (desk submissions are
+        // serialised from here on, by their shared sequence row).
+        let mut changed = false;
+        for (fact, counted) in OWN_RECORDS {
+            if let Some(seen) = own_records.get(fact) {
+                let now_count =
+                    store::accepted_count(&mut *tx, &d.row.applicant, counted, id).await?;
+                changed |= now_count != *seen;
+            }
+        }
         let event = match bounds {
             None => Event::ReferToInstruction(reason(
                 "le programme ne propose aucun montant pour ce dossier : il est instruit par le service",
+            )?),
+            Some(_) if changed => Event::ReferToInstruction(reason(
+                "un autre dossier de la collectivité a été accepté par le guichet pendant ce dépôt : le service instructeur vérifie les plafonds de financements",
             )?),
             Some(bounds) => {
                 let remaining = self.remaining_envelope(&mut *tx, measure).await?;

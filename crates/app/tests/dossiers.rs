@@ -527,6 +527,32 @@ async fn dossier_franceconnect_desk_accepts_a_complete_dossier() {
             ("acceptation_automatique", "system")
         ]
     );
+    // A second FranceConnect grant for the same commune: the engine now counts the first.
+    let d2 = app
+        .dossiers()
+        .create_draft(
+            &p,
+            "axe2.franceconnect",
+            &commune("95127"),
+            "FranceConnect bis",
+        )
+        .await
+        .unwrap();
+    let v2 = app
+        .dossiers()
+        .update_draft(&p, d2.row.id, d2.row.version, franceconnect())
+        .await
+        .unwrap();
+    let check = app.dossiers().check(&p, d2.row.id).await.unwrap();
+    assert_eq!(
+        check.own_records.get("financements_franceconnect"),
+        Some(&1)
+    );
+    let e = app.dossiers().submit(&p, d2.row.id, v2).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Invalid(m) if m.contains("n’est pas éligible") && m.contains("FranceConnect")),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]

@@ -455,3 +455,24 @@ pub async fn granted_sum<'c>(
     .await?;
     Ok(n)
 }
+
+/// How many dossiers of a collectivité for a measure were accepted, leaving one out (the
+/// dossier being judged).
+pub async fn accepted_count<'c>(
+    e: impl Executor<'c, Database = Any>,
+    applicant: &CollectiviteRef,
+    measure: &str,
+    except_id: i64,
+) -> Result<i64, StorageError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM dossiers WHERE applicant_kind = $1 AND applicant_code = $2 \
+         AND measure = $3 AND state = 'accepte' AND id <> $4",
+    )
+    .bind(applicant.kind.slug())
+    .bind(&applicant.code)
+    .bind(measure)
+    .bind(except_id)
+    .fetch_one(e)
+    .await?;
+    Ok(n)
+}
