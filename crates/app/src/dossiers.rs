@@ -14,7 +14,7 @@ use crate::jobs::{Job, Registry};
 use crate::simulation::{iso_date, Applicant, ApplicantRef};
 use crate::App;
 use chrono::{Datelike, NaiveDate};
-use guichet_domain::access::{CollectiviteSet, ServiceSet};
+use guichet_domain::access::{CollectiviteSet, ServiceSet, ServiceTarget};
 use guichet_domain::dossier::{
     transition, Actor, AutomaticAcceptance, Decision, Event, EventKind, Grant, NumberTerritory,
     Parties, Proposal, ProposalBounds, Reason, RecordedProposal, Refusal, State,
@@ -500,10 +500,10 @@ impl Dossiers<'_> {
                         .into(),
                 ))
             }
-            // The target service comes with the hand-over's own use case (not built yet).
+            // The target service comes with it: `Dossiers::hand_over`.
             Event::HandOver(_) => {
                 return Err(AppError::Invalid(
-                    "la transmission à un autre service n’est pas encore possible".into(),
+                    "la transmission nomme le service qui reçoit le dossier".into(),
                 ))
             }
             Event::Propose(Proposal::Favourable {
@@ -606,6 +606,88 @@ impl Dossiers<'_> {
                 "taux_points_de_base": t.grant.map(|g| bp(g.rate)),
                 "message": message,
             })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// Hands a dossier to another service (an instructor of the instructing service, with a
+    /// reason): it waits there, `depose`, to be taken into instruction. Its number stays.
+    pub async fn hand_over(
+        &self,
+        p: &Principal,
+        id: i64,
+        seen_version: i64,
+        to: &ServiceTarget,
+        why: Reason,
+    ) -> AppResult<i64> {
+        let d = self.get(p, id).await?;
+        let row = &d.row;
+        if row.version != seen_version {
+            return Err(guichet_storage::StorageError::Stale(WHAT).into());
+        }
+        let actor = Actor::of(
+            p,
+            Parties {
+                applicants: std::slice::from_ref(&row.applicant),
+                instructing_service: row.service_id,
+            },
+        );
+        let event = Event::HandOver(why);
+        let t = transition(row.state, &event, &actor).map_err(refusal)?;
+        let identity = self.app.accounts().service_identity(to).await?;
+        let now = self.app.now_ts();
+        let mut tx = self.app.db.begin_write().await?;
+        let service = self
+            .app
+            .accounts()
+            .ensure_service_in(&mut tx, &identity, AuditActor::User(p.user_id))
+            .await?;
+        if Some(service.id) == row.service_id {
+            return Err(AppError::Invalid(
+                "le dossier est déjà instruit par ce service".into(),
+            ));
+        }
+        let version = sql::versioned_update(
+            &mut *tx,
+            "dossiers",
+            id,
+            seen_version,
+            vec![
+                ("state", SqlValue::from(t.to.as_str())),
+                ("service_id", SqlValue::BigInt(Some(service.id))),
+                ("updated_at", SqlValue::from(now.clone())),
+            ],
+            WHAT,
+        )
+        .await?;
+        let message = event_message(&event).map(|m| format!("{m} (vers : {})", service.name));
+        let actor_text = AuditActor::User(p.user_id).to_string();
+        store::insert_history(
+            &mut *tx,
+            &NewHistory {
+                dossier_id: id,
+                from: Some(t.from),
+                to: t.to,
+                event: t.event.as_str(),
+                actor: &actor_text,
+                message: message.as_deref(),
+                amount_cents: None,
+                rate_bp: None,
+                at: &now,
+            },
+        )
+        .await?;
+        audit::record(
+            &mut tx,
+            &self.app.clock,
+            AuditActor::User(p.user_id),
+            &format!("dossier.{}", t.event.as_str()),
+            "dossier",
+            &id.to_string(),
+            Some(&json!({"etat": t.from.as_str(), "service_id": row.service_id, "version": seen_version})),
+            Some(&json!({"etat": t.to.as_str(), "service_id": service.id, "service": service.code, "version": version, "message": message})),
         )
         .await?;
         tx.commit().await?;

@@ -875,3 +875,58 @@ async fn dossier_franceconnect_desk_refers_to_instruction_when_the_envelope_is_s
         None
     );
 }
+
+#[tokio::test]
+async fn dossier_handed_over_to_another_service_moves_with_its_scope() {
+    use guichet_domain::dossier::Reason;
+    let app = start().await;
+    let p = agent(&app, "agent@cergy.fr", "95127").await;
+    let val_doise = instructor(&app, "i@val-doise.gouv.fr", "95").await;
+    let yvelines = instructor(&app, "i@yvelines.gouv.fr", "78").await;
+    let (id, v) = draft(&app, &p, "95127").await;
+    let s = app.dossiers().submit(&p, id, v).await.unwrap();
+    let v = app
+        .dossiers()
+        .apply(&val_doise, id, s.version, Event::TakeIntoInstruction)
+        .await
+        .unwrap();
+    let to = ServiceTarget::Departement(DepartementCode::parse("78").unwrap());
+    // Not by the other service, nor by the applicant.
+    assert!(app
+        .dossiers()
+        .hand_over(&yvelines, id, v, &to, Reason::parse("x").unwrap())
+        .await
+        .is_err());
+    assert!(app
+        .dossiers()
+        .hand_over(&p, id, v, &to, Reason::parse("x").unwrap())
+        .await
+        .is_err());
+    let v = app
+        .dossiers()
+        .hand_over(
+            &val_doise,
+            id,
+            v,
+            &to,
+            Reason::parse("Projet réalisé à Versailles").unwrap(),
+        )
+        .await
+        .unwrap();
+    let d = app.dossiers().get(&yvelines, id).await.unwrap();
+    assert_eq!(d.row.state, State::Depose);
+    assert_eq!(d.row.version, v);
+    assert_eq!(d.row.number, Some(s.number));
+    assert!(app.dossiers().get(&val_doise, id).await.is_err());
+    let last = app
+        .dossiers()
+        .history(&yvelines, id)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(last.event, "transmission");
+    assert!(last
+        .message
+        .is_some_and(|m| m.contains("Versailles") && m.contains("Yvelines")));
+}
