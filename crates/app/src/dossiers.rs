@@ -132,6 +132,8 @@ pub struct MissingField {
     pub bloc: String,
     pub champ: String,
     pub libelle: String,
+    /// The engine's fact the field feeds, if any.
+    pub fait: Option<String>,
 }
 
 /// What a dossier still lacks, and what the engine says of it today.
@@ -949,6 +951,7 @@ impl Dossiers<'_> {
                         bloc: block.title.clone(),
                         champ: field.id.clone(),
                         libelle: field.label.clone(),
+                        fait: field.fact.clone(),
                     });
                 }
                 let (Some(fact), Some(v)) = (&field.fact, v) else {
@@ -1471,6 +1474,14 @@ fn ready_to_submit(check: &Check) -> AppResult<&Evaluation> {
         .map(|f| format!("« {} » ({})", f.libelle, f.bloc))
         .collect();
     for m in &ev.missing {
+        // A fact whose field is listed already.
+        if check
+            .missing_fields
+            .iter()
+            .any(|f| f.fait.as_deref() == Some(m.nom.as_str()))
+        {
+            continue;
+        }
         let label = format!("« {} »", m.question.as_deref().unwrap_or(&m.titre));
         if !missing.contains(&label) {
             missing.push(label);
