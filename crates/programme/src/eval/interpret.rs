@@ -75,7 +75,14 @@ impl<'a> Ev<'a> {
                 StepKind::Regle
             };
             let display = match (&v, def.ty) {
-                (Value::Nombre(d), _) if def.title.to_lowercase().starts_with("taux") => {
+                // `to_lowercase().starts_with("taux")` without the copy: no other letter
+                // lowers to these four.
+                (Value::Nombre(d), _)
+                    if def
+                        .title
+                        .get(..4)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("taux")) =>
+                {
                     french_rate(*d)
                 }
                 (Value::Booleen(b), _) if kind == StepKind::Condition => {

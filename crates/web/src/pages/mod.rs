@@ -36,8 +36,43 @@ pub fn thousands(n: i64) -> String {
     )
 }
 
+/// Appends `text` escaped as askama escapes it (`&#34;` `&#38;` `&#39;` `&#60;` `&#62;`), for
+/// HTML that a page writes itself and shows with `|safe`: straight into the `String`, runs of
+/// plain text copied whole.
+pub fn push_escaped(out: &mut String, text: &str) {
+    let mut plain = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let entity = match b {
+            b'"' => "&#34;",
+            b'&' => "&#38;",
+            b'\'' => "&#39;",
+            b'<' => "&#60;",
+            b'>' => "&#62;",
+            _ => continue,
+        };
+        out.push_str(&text[plain..i]);
+        out.push_str(entity);
+        plain = i + 1;
+    }
+    out.push_str(&text[plain..]);
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn escapes_as_askama_does() {
+        let text = "a <b> & \"c\" l'été ’ é";
+        let mut mine = String::from("x");
+        super::push_escaped(&mut mine, text);
+        let theirs = askama::filters::escape(text, askama::filters::Html)
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(mine, format!("x{theirs}"));
+        let mut plain = String::new();
+        super::push_escaped(&mut plain, "");
+        assert_eq!(plain, "");
+    }
+
     #[test]
     fn groups_thousands() {
         assert_eq!(super::thousands(65911), "65\u{202f}911");
