@@ -358,6 +358,12 @@ fn key_value(option: &str, shape: &str, raw: &str) -> Result<(String, String), I
     }
 }
 
+/// mimalloc rather than glibc's allocator: pages such as the simulator's allocate and free
+/// thousands of small strings per request, and glibc spent about a third of that page's time
+/// in malloc, free and the consolidation of freed chunks (perf under wrk, docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tune_allocator();
