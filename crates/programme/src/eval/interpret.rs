@@ -93,7 +93,14 @@ impl<'a> Ev<'a> {
             };
             // A condition's title is its message, whose `{nom}` show values.
             let title = if def.title.contains('{') {
-                self.interpolate(&def.title)?
+                match set.titles.get(i) {
+                    Some(pieces) if !pieces.is_empty() => {
+                        let mut out = String::with_capacity(def.title.len() + 16);
+                        self.read_pieces(pieces, Some(&mut out))?;
+                        out
+                    }
+                    _ => self.interpolate(&def.title)?,
+                }
             } else {
                 def.title.clone()
             };
