@@ -407,4 +407,57 @@ mod tests {
         assert_eq!(french_rate(Decimal::new(5, 1)), "50\u{a0}%");
         assert_eq!(french_decimal(Decimal::from(65911)), "65\u{202f}911");
     }
+
+    #[test]
+    fn dates_and_decimals_written_by_hand_are_what_format_strings_wrote() {
+        let days = [
+            (1, 1, 1),
+            (0, 1, 1),
+            (-1, 12, 31),
+            (9, 2, 3),
+            (99, 10, 10),
+            (999, 7, 4),
+            (2021, 6, 1),
+            (2022, 12, 31),
+            (9999, 12, 31),
+            (10_000, 1, 1),
+        ];
+        for (y, m, d) in days {
+            let Some(date) = NaiveDate::from_ymd_opt(y, m, d) else {
+                panic!("{y}-{m}-{d}");
+            };
+            assert_eq!(french_date(date), date.format("%d/%m/%Y").to_string());
+            assert_eq!(iso_date(date), date.to_string());
+        }
+        // The grouping and the decimal comma, as `french_decimal` wrote them from `to_string`.
+        let by_string = |d: Decimal| {
+            let d = d.normalize();
+            let s = d.abs().to_string();
+            let (int, frac) = s.split_once('.').unwrap_or((s.as_str(), ""));
+            let sign = if d.is_sign_negative() && !d.is_zero() {
+                "-"
+            } else {
+                ""
+            };
+            let frac = if frac.is_empty() {
+                String::new()
+            } else {
+                format!(",{frac}")
+            };
+            format!("{sign}{}{frac}", group(int))
+        };
+        for d in [
+            Decimal::ZERO,
+            Decimal::new(-0, 2),
+            Decimal::new(5, 1),
+            Decimal::new(-123_456_789, 3),
+            Decimal::from(65911),
+            Decimal::from(1_000_000),
+            Decimal::MAX,
+            Decimal::MIN,
+            Decimal::new(1, 28),
+        ] {
+            assert_eq!(french_decimal(d), by_string(d), "{d:?}");
+        }
+    }
 }
