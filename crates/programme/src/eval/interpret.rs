@@ -109,7 +109,7 @@ impl<'a> Ev<'a> {
                 name: def.name.clone(),
                 title,
                 display,
-                raw: v.to_json(),
+                raw: v.clone(),
                 formula: Some(def.formula.clone()),
                 detail: if notes.is_empty() {
                     None
@@ -161,7 +161,7 @@ impl<'a> Ev<'a> {
                 name: def.name.clone(),
                 title: def.title.clone(),
                 display,
-                raw: v.to_json(),
+                raw: v.clone(),
                 formula: None,
                 detail: if found.is_none() {
                     Some(if versions.is_empty() {
@@ -232,7 +232,7 @@ impl<'a> Ev<'a> {
                     name: def.name.clone(),
                     title: def.title.clone(),
                     display: v.to_string(),
-                    raw: v.to_json(),
+                    raw: v.clone(),
                     formula: None,
                     detail: if assumed {
                         Some("valeur présumée, faute de réponse".into())

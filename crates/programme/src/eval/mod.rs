@@ -100,9 +100,11 @@ pub struct Step {
     /// The value in French (`50 %`, `16 000 €`, `oui`).
     #[serde(rename = "valeur")]
     pub display: String,
-    /// The value for machines (integer cents, decimal strings, booleans, dates).
-    #[serde(rename = "valeur_brute")]
-    pub raw: serde_json::Value,
+    /// The value for machines (integer cents, decimal strings, booleans, dates): serialised
+    /// by [`Value::to_json`], only when the explanation is sent (the simulator's page shows
+    /// the sentences alone).
+    #[serde(rename = "valeur_brute", serialize_with = "raw_json")]
+    pub raw: Value,
     #[serde(rename = "formule", skip_serializing_if = "Option::is_none")]
     pub formula: Option<String>,
     #[serde(rename = "detail", skip_serializing_if = "Option::is_none")]
@@ -112,6 +114,10 @@ pub struct Step {
     /// For a parameter: the date its value took effect.
     #[serde(rename = "depuis", skip_serializing_if = "Option::is_none")]
     pub since: Option<NaiveDate>,
+}
+
+fn raw_json<S: serde::Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&v.to_json(), s)
 }
 
 impl Step {

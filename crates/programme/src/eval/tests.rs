@@ -270,7 +270,7 @@ mod evaluator_tests {
             name: "p".into(),
             title: "P".into(),
             display: "1".into(),
-            raw: serde_json::Value::Null,
+            raw: Value::Absent,
             formula: None,
             detail: None,
             source: None,
