@@ -13,6 +13,7 @@ use guichet_app::dossiers::{Dossier, ListFilter};
 use guichet_app::{App, Error as AppError};
 use guichet_domain::dossier::{EventKind, State};
 use guichet_domain::{Cents, DepartementCode};
+use guichet_programme::FieldKind;
 use serde::Deserialize;
 
 /// Dossiers per page.
@@ -357,6 +358,21 @@ fn capitalised(s: &str) -> String {
     }
 }
 
+/// A field's value as typed, in words where the kind says how (yes/no, French dates).
+fn field_value(kind: &FieldKind, v: &str) -> String {
+    match kind {
+        FieldKind::Boolean => match v {
+            "oui" | "true" => "Oui".into(),
+            "non" | "false" => "Non".into(),
+            other => other.to_string(),
+        },
+        FieldKind::Date => chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .map(|d| d.format("%d/%m/%Y").to_string())
+            .unwrap_or_else(|_| v.to_string()),
+        _ => v.to_string(),
+    }
+}
+
 fn event_label(slug: &str) -> String {
     EventKind::ALL
         .iter()
@@ -400,7 +416,7 @@ pub async fn dossier(
                         .get(&f.id)
                         .map(|v| v.trim())
                         .filter(|v| !v.is_empty())
-                        .map(str::to_string)
+                        .map(|v| field_value(&f.kind, v))
                         .unwrap_or_else(|| "Non renseigné".into()),
                 })
                 .collect(),

@@ -199,6 +199,7 @@ async fn instruction_dossier_page_shows_the_filing_and_its_history() {
     // The frozen fields under their labels, the budget in euros, the history's filing line
     // naming the applicant's agent.
     assert!(html.contains("Tout se fait au guichet."), "{html}");
+    assert!(html.contains("01/07/2021"), "{html}");
     assert!(html.contains("40\u{202f}000,00\u{a0}€"), "{html}");
     assert!(html.contains("Historique"));
     assert!(html.contains("Le dépôt"), "{html}");
