@@ -223,3 +223,45 @@ async fn instruction_dossier_page_shows_the_filing_and_its_history() {
     let (status, _) = body(&t, &i78, &format!("/instruction/dossiers/{n95}")).await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn instruction_queue_pages_by_keyset() {
+    let t = spawn_app().await;
+    let cergy = t.applicant().await;
+    let cergy = principal(&t, &cergy).await;
+    let mut numbers = Vec::new();
+    for i in 0..51 {
+        numbers.push(filed_dossier(&t, &cergy, "95127", &format!("Projet {i}")).await);
+    }
+    let i95 = t
+        .user(
+            "instructeur@pref95.test",
+            Role::Instructeur,
+            Some("95"),
+            &[],
+        )
+        .await;
+    let i95 = t.login_as(&i95).await;
+    let (_, html) = body(&t, &i95, "/instruction?onglet=a-instruire").await;
+    assert!(html.contains("À instruire (51<"), "{html}");
+    assert!(html.contains(&numbers[49]) && !html.contains(&numbers[50]));
+    assert!(!html.contains("Première page"));
+    let start = html
+        .find("href=\"/instruction?onglet=a-instruire&#38;apres=")
+        .unwrap_or_else(|| {
+            panic!(
+                "page suivante : {}",
+                &html[html.find("fr-pagination").unwrap_or(0)..]
+            )
+        })
+        + 6;
+    let end = start + html[start..].find('"').unwrap();
+    let next = html[start..end].replace("&#38;", "&");
+    let (_, html) = body(&t, &i95, &next).await;
+    assert!(
+        html.contains(&numbers[50]) && !html.contains(&numbers[49]),
+        "{html}"
+    );
+    assert!(html.contains("Première page"));
+    assert!(!html.contains("Page suivante"));
+}
