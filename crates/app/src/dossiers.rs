@@ -14,7 +14,7 @@ use crate::jobs::{Job, Registry};
 use crate::simulation::{iso_date, Applicant, ApplicantRef};
 use crate::App;
 use chrono::{Datelike, NaiveDate};
-use guichet_domain::access::{CollectiviteSet, ServiceSet, ServiceTarget};
+use guichet_domain::access::{Action, CollectiviteSet, ServiceSet, ServiceTarget};
 use guichet_domain::dossier::{
     transition, Actor, AutomaticAcceptance, Decision, Event, EventKind, Grant, NumberTerritory,
     Parties, Proposal, ProposalBounds, Reason, RecordedProposal, Refusal, State,
@@ -124,6 +124,38 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str, column: &str) -> AppRe
             "dossiers.{column} : {e}"
         )))
     })
+}
+
+/// One line of the instruction queue.
+#[derive(Debug, Clone)]
+pub struct QueueLine {
+    pub dossier: Dossier,
+    pub applicant_name: String,
+}
+
+/// The instruction queue: a page of dossiers and the counts per state.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    pub lines: Vec<QueueLine>,
+    pub counts: Vec<(State, i64)>,
+}
+
+/// A frozen submission as written by `submit` (the fields read back here).
+#[derive(Debug, Deserialize)]
+struct FrozenSubmission {
+    donnees: DraftData,
+}
+
+/// A dossier as its instructor reads it.
+#[derive(Debug, Clone)]
+pub struct InstructionFile {
+    pub dossier: Dossier,
+    pub applicant_name: String,
+    pub service_name: Option<String>,
+    /// The last frozen submission's content (what the instructors judge).
+    pub frozen: Option<DraftData>,
+    /// The history, oldest first, each line with its actor in words.
+    pub history: Vec<(HistoryRow, String)>,
 }
 
 /// A required field left empty.
@@ -429,6 +461,121 @@ impl Dossiers<'_> {
             },
         )
         .await?)
+    }
+
+    /// How many dossiers the principal sees in each state, with `filter`'s measure and
+    /// département (its states and pagination ignored): the counts of the queue's tabs.
+    pub async fn count_by_state(
+        &self,
+        p: &Principal,
+        filter: &ListFilter<'_>,
+    ) -> AppResult<Vec<(State, i64)>> {
+        let (services, collectivites) = visibility(p);
+        let mut conn = self.app.db.acquire().await?;
+        Ok(store::count_by_state(
+            &mut conn,
+            &Visibility {
+                services: &services,
+                collectivites: &collectivites,
+                vintage: i64::from(self.app.programme.vintage.year()),
+            },
+            filter,
+        )
+        .await?)
+    }
+
+    /// The instruction queue: the dossiers of the principal's services matching `filter`,
+    /// with their collectivités' names, and the counts per state. Only for those who instruct
+    /// (`Action::InstructDossiers`); the scope is the queries' `WHERE`.
+    pub async fn queue(&self, p: &Principal, filter: &ListFilter<'_>) -> AppResult<Queue> {
+        if !p.scope().can(Action::InstructDossiers) {
+            return Err(AppError::Forbidden);
+        }
+        let rows = self.list(p, filter).await?;
+        let counts = self.count_by_state(p, filter).await?;
+        let refs: Vec<CollectiviteRef> = rows.iter().map(|r| r.applicant.clone()).collect();
+        let names = self.app.accounts().named_collectivites(&refs).await?;
+        let lines = rows
+            .into_iter()
+            .zip(names)
+            .map(|(row, (_, name))| {
+                Ok(QueueLine {
+                    dossier: Dossier::of(row)?,
+                    applicant_name: name,
+                })
+            })
+            .collect::<AppResult<_>>()?;
+        Ok(Queue { lines, counts })
+    }
+
+    /// A dossier as its instructor reads it, by number: the dossier, its collectivité's name,
+    /// the last frozen submission, and the history with the actors named. Only for those who
+    /// instruct; `NotFound` for an unknown (or malformed) number, `Forbidden` outside the
+    /// scope, as [`Dossiers::by_number`].
+    pub async fn instruction_file(
+        &self,
+        p: &Principal,
+        number: &str,
+    ) -> AppResult<InstructionFile> {
+        if !p.scope().can(Action::InstructDossiers) {
+            return Err(AppError::Forbidden);
+        }
+        if DossierNumber::parse(number).is_err() {
+            return Err(AppError::NotFound(format!(
+                "dossier {} introuvable",
+                number.chars().take(40).collect::<String>()
+            )));
+        }
+        let dossier = self.by_number(p, number).await?;
+        let id = dossier.row.id;
+        let frozen = match store::versions(&self.app.db, id).await?.pop() {
+            Some(v) => Some(parse_json::<FrozenSubmission>(&v.snapshot, "snapshot")?.donnees),
+            None => None,
+        };
+        let mut history = Vec::new();
+        for h in store::history(&self.app.db, id).await? {
+            let actor = self.actor_name(&h.actor).await?;
+            history.push((h, actor));
+        }
+        let applicant_name = self
+            .app
+            .accounts()
+            .named_collectivites(std::slice::from_ref(&dossier.row.applicant))
+            .await?
+            .pop()
+            .map(|(_, n)| n)
+            .unwrap_or_else(|| dossier.row.applicant.to_string());
+        let service_name = match dossier.row.service_id {
+            Some(sid) => accounts_store::find_service(&self.app.db, sid)
+                .await?
+                .map(|s| s.name),
+            None => None,
+        };
+        Ok(InstructionFile {
+            dossier,
+            applicant_name,
+            service_name,
+            frozen,
+            history,
+        })
+    }
+
+    /// Who a history line names, in words.
+    async fn actor_name(&self, actor: &str) -> AppResult<String> {
+        Ok(match actor {
+            "system" => "Guichet (décision automatique)".into(),
+            "cli" => "Administration (ligne de commande)".into(),
+            other => match other
+                .strip_prefix("user:")
+                .and_then(|n| n.parse::<i64>().ok())
+            {
+                Some(uid) => accounts_store::find_user(&self.app.db, uid)
+                    .await?
+                    .map(|u| u.display_name)
+                    .unwrap_or_else(|| format!("compte n° {uid}")),
+                None => other.to_string(),
+            },
+        })
     }
 
     /// A dossier's history, oldest first.

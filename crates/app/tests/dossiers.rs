@@ -929,3 +929,79 @@ async fn dossier_handed_over_to_another_service_moves_with_its_scope() {
         .message
         .is_some_and(|m| m.contains("Versailles") && m.contains("Yvelines")));
 }
+
+/// The instruction queue: for those who instruct only, scoped in SQL, counted per state with
+/// the same filters; the instructor's dossier page answers as `by_number` does.
+#[tokio::test]
+async fn instruction_queue_is_scoped_and_counted() {
+    let app = start().await;
+    let cergy = agent(&app, "agent@cergy.fr", "95127").await;
+    let versailles = agent(&app, "agent@versailles.fr", "78646").await;
+    let (id95, v95) = draft(&app, &cergy, "95127").await;
+    let (id78, v78) = draft(&app, &versailles, "78646").await;
+    let n95 = app
+        .dossiers()
+        .submit(&cergy, id95, v95)
+        .await
+        .unwrap()
+        .number;
+    app.dossiers().submit(&versailles, id78, v78).await.unwrap();
+    // A draft stays out of every instructor's queue.
+    draft(&app, &cergy, "95127").await;
+    let i95 = instructor(&app, "i95@pref.fr", "95").await;
+    let i78 = instructor(&app, "i78@pref.fr", "78").await;
+
+    let filed = [State::Depose];
+    let to_instruct = ListFilter {
+        states: &filed,
+        limit: 50,
+        ..ListFilter::default()
+    };
+    let q = app.dossiers().queue(&i95, &to_instruct).await.unwrap();
+    assert_eq!(q.lines.len(), 1);
+    assert_eq!(q.lines[0].dossier.row.number.as_ref(), Some(&n95));
+    assert_eq!(q.lines[0].applicant_name, "Cergy");
+    assert_eq!(q.counts, [(State::Depose, 1)]);
+    let in_78 = ListFilter {
+        departement: Some("78"),
+        ..to_instruct.clone()
+    };
+    let q = app.dossiers().queue(&i95, &in_78).await.unwrap();
+    assert!(q.lines.is_empty());
+    assert!(q.counts.is_empty());
+    let q = app.dossiers().queue(&i78, &to_instruct).await.unwrap();
+    assert_eq!(q.lines.len(), 1);
+    assert_ne!(q.lines[0].dossier.row.number.as_ref(), Some(&n95));
+
+    // Applicants and experts do not instruct: refused, whatever they could otherwise read.
+    assert!(matches!(
+        app.dossiers().queue(&cergy, &to_instruct).await,
+        Err(Error::Forbidden)
+    ));
+    assert!(matches!(
+        app.dossiers()
+            .instruction_file(&cergy, &n95.to_string())
+            .await,
+        Err(Error::Forbidden)
+    ));
+    let file = app
+        .dossiers()
+        .instruction_file(&i95, &n95.to_string())
+        .await
+        .unwrap();
+    assert_eq!(file.history.len(), 1);
+    assert_eq!(file.history[0].1, "agent@cergy.fr");
+    assert!(file.frozen.is_some());
+    assert!(matches!(
+        app.dossiers()
+            .instruction_file(&i78, &n95.to_string())
+            .await,
+        Err(Error::Forbidden)
+    ));
+    assert!(matches!(
+        app.dossiers()
+            .instruction_file(&i95, "ITN7-95-2021-09999")
+            .await,
+        Err(Error::NotFound(_))
+    ));
+}

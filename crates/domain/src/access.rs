@@ -367,6 +367,8 @@ pub enum Action {
     /// Measure the impact of a draft programme (`/admin/impact`): nationally for
     /// administrators, over their région for coordinators.
     ReadImpact,
+    /// Work the instruction queue (`/instruction`): the dossiers of the services in scope.
+    InstructDossiers,
 }
 
 /// The areas of "Mon espace" a principal is offered, in menu order.
@@ -378,6 +380,8 @@ pub enum Area {
     RegionServices,
     /// One's own service.
     OwnService(i64),
+    /// The instruction queue (instructors, coordinators, administrators).
+    Instruction,
     Accounts,
     AuditLog,
     Jobs,
@@ -396,6 +400,10 @@ impl Scope {
             Action::ReadImpact => {
                 matches!(self.role, Role::Administrateur | Role::Coordinateur)
             }
+            Action::InstructDossiers => matches!(
+                self.role,
+                Role::Administrateur | Role::Coordinateur | Role::Instructeur
+            ),
         }
     }
 
@@ -407,6 +415,9 @@ impl Scope {
             (ServiceSet::Region { .. }, _) => areas.push(Area::RegionServices),
             (ServiceSet::Own(id), _) => areas.push(Area::OwnService(*id)),
             (ServiceSet::Nothing, _) => {}
+        }
+        if self.can(Action::InstructDossiers) {
+            areas.push(Area::Instruction);
         }
         if self.can(Action::ManageAccounts) {
             areas.push(Area::Accounts);
@@ -567,6 +578,7 @@ mod tests {
             admin.areas(),
             [
                 Area::AllServices,
+                Area::Instruction,
                 Area::Accounts,
                 Area::AuditLog,
                 Area::Jobs,
@@ -592,6 +604,34 @@ mod tests {
         .scope();
         assert_eq!(expert.areas(), [Area::OwnService(95)]);
         assert_eq!(expert.collectivites, CollectiviteSet::Nothing);
+        assert!(!expert.can(Action::InstructDossiers));
+        let instructor = Principal {
+            user_id: 4,
+            role: Role::Instructeur,
+            service: Some(dept_service(95, "95", "11")),
+            collectivites: vec![],
+        }
+        .scope();
+        assert_eq!(
+            instructor.areas(),
+            [Area::OwnService(95), Area::Instruction]
+        );
+        let coordinator = Principal {
+            user_id: 5,
+            role: Role::Coordinateur,
+            service: Some(ServiceScope {
+                id: 11,
+                kind: ServiceKind::PrefectureRegionale,
+                territory_code: "11".into(),
+                region_code: None,
+            }),
+            collectivites: vec![],
+        }
+        .scope();
+        assert_eq!(
+            coordinator.areas(),
+            [Area::RegionServices, Area::Instruction, Area::Impact]
+        );
     }
 
     #[test]

@@ -191,10 +191,12 @@ pub async fn visible(
     Ok(n > 0)
 }
 
-/// Simple filters of a dossier list (the full queue comes later).
+/// Filters of a dossier list (the instruction queue's tabs and filters).
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter<'a> {
     pub state: Option<State>,
+    /// Only dossiers in one of these states (any state when empty), beside `state`.
+    pub states: &'a [State],
     pub measure: Option<&'a str>,
     /// Only dossiers whose footprint touches this département.
     pub departement: Option<&'a str>,
@@ -212,6 +214,8 @@ pub async fn list_in(
     // The list's own parameters first: $1 state, $2 measure, $3 département, $4 after, $5 limit
     // (NULL meaning "any").
     let mut f = Filter::starting_at(6);
+    let slugs: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
+    let states = f.text_in("d.state", &slugs);
     let cond = visibility_condition(&mut f, v);
     let sql = format!(
         concat!(
@@ -221,9 +225,9 @@ pub async fn list_in(
              WHERE ($1 IS NULL OR d.state = $1) AND ($2 IS NULL OR d.measure = $2) \
              AND ($3 IS NULL OR EXISTS (SELECT 1 FROM dossier_territories t \
                   WHERE t.dossier_id = d.id AND t.kind = 'departement' AND t.code = $3)) \
-             AND d.id > COALESCE($4, 0) AND {} ORDER BY d.id LIMIT $5"
+             AND d.id > COALESCE($4, 0) AND {} AND {} ORDER BY d.id LIMIT $5"
         ),
-        cond
+        states, cond
     );
     let q = sqlx::query(&sql)
         .bind(filter.state.map(State::as_str))
@@ -233,6 +237,33 @@ pub async fn list_in(
         .bind(filter.limit);
     let rows = f.bind(q).fetch_all(&mut *conn).await?;
     Ok(rows.iter().map(dossier).collect::<Result<_, _>>()?)
+}
+
+/// How many visible dossiers match `filter` in each state (its states and pagination
+/// ignored: the counts of a queue's tabs), states without dossiers left out.
+pub async fn count_by_state(
+    conn: &mut AnyConnection,
+    v: &Visibility<'_>,
+    filter: &ListFilter<'_>,
+) -> Result<Vec<(State, i64)>, StorageError> {
+    // $1 measure, $2 département (NULL meaning "any").
+    let mut f = Filter::starting_at(3);
+    let cond = visibility_condition(&mut f, v);
+    let sql = format!(
+        "SELECT d.state, COUNT(*) AS n FROM dossiers d LEFT JOIN services s ON s.id = d.service_id \
+         WHERE ($1 IS NULL OR d.measure = $1) \
+         AND ($2 IS NULL OR EXISTS (SELECT 1 FROM dossier_territories t \
+              WHERE t.dossier_id = d.id AND t.kind = 'departement' AND t.code = $2)) \
+         AND {cond} GROUP BY d.state"
+    );
+    let q = sqlx::query(&sql)
+        .bind(filter.measure)
+        .bind(filter.departement);
+    let rows = f.bind(q).fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|r| Ok((slug(r, "state", |s| State::parse(s).ok())?, r.try_get("n")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
 }
 
 /// The next sequence number for (prefix, territory, year): one atomic upsert, in the

@@ -124,6 +124,16 @@ impl Filter {
         }
     }
 
+    /// The condition that keeps only rows whose `column` is one of `values` (any row when
+    /// `values` is empty).
+    pub fn text_in(&mut self, column: &str, values: &[&str]) -> String {
+        if values.is_empty() {
+            return "1 = 1".into();
+        }
+        let params: Vec<String> = values.iter().map(|v| self.text(v)).collect();
+        format!("{column} IN ({})", params.join(", "))
+    }
+
     /// Binds the filter's values, in order, after the query's own.
     pub fn bind<'q>(
         &self,

@@ -63,6 +63,7 @@ impl Layout {
                     Area::AllServices => ("Services", "/espace/services".into()),
                     Area::RegionServices => ("Services de la région", "/espace/services".into()),
                     Area::OwnService(id) => ("Mon service", format!("/espace/services/{id}")),
+                    Area::Instruction => ("Instruction", "/instruction".into()),
                     Area::Accounts => ("Comptes", "/admin/utilisateurs".into()),
                     Area::AuditLog => ("Journal d’audit", "/admin/journal".into()),
                     Area::Jobs => ("Travaux", "/admin/travaux".into()),

@@ -124,6 +124,11 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
             post(pages::admin::retry_job),
         )
         // Impact of a programme change (administrators, regional coordinators).
+        .route("/instruction", get(pages::instruction::queue))
+        .route(
+            "/instruction/dossiers/{numero}",
+            get(pages::instruction::dossier),
+        )
         .route("/admin/impact", get(pages::impact::page))
         .route("/admin/impact/export.csv", get(pages::impact::export))
         .route("/mesures", get(pages::mesures::list))

@@ -7,6 +7,7 @@ pub mod connexion;
 pub mod espace;
 pub mod home;
 pub mod impact;
+pub mod instruction;
 pub mod jetons;
 pub mod legal;
 pub mod mesures;

@@ -9,6 +9,7 @@ mod comptes_attaques;
 mod courriel_smtp;
 mod impact;
 mod instances;
+mod instruction;
 mod jetons;
 mod matrix;
 mod pages;

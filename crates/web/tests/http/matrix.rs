@@ -53,6 +53,14 @@ const PERSONAS: [(&str, Role, Option<&str>, &[&str]); 11] = [
 ///
 /// A région's own space belongs to regional and national services only: a département's
 /// instructor does not see the région's agents, though the région touches its département.
+///
+/// The instruction workspace (`/instruction…`) is for those who instruct
+/// (`Action::InstructDossiers`: instructors, coordinators, administrators): everyone else is
+/// refused there before any dossier is looked up (so an unknown number is 403 for them too),
+/// the applicant of Cergy included, who will read the dossier in their own space. Inside it,
+/// a dossier is seen by the services that instruct it (`{dossier-cergy}`: a Cergy dossier filed
+/// to the Val-d'Oise prefecture), their région's coordinator and the administrators; the
+/// national directorate does not instruct it. An empty queue is still a 200.
 #[rustfmt::skip]
 const ROWS: &[(&str, &str, &str, u16)] = &[
     ("service pref-95", "/espace/services/{pref-95}", "administrateur", 200),
@@ -450,7 +458,42 @@ const ROWS: &[(&str, &str, &str, u16)] = &[
     ("impact d’un brouillon", "/admin/impact", "demandeur commune:95127", 403),
     ("impact d’un brouillon", "/admin/impact", "demandeur commune:78646", 403),
     ("impact d’un brouillon", "/admin/impact", "demandeur région:11", 403),
-    ("impact d’un brouillon", "/admin/impact", "anonyme", 303),
+    ("impact d’un brouillon", "/admin/impact", "anonyme", 303),    ("file d’instruction", "/instruction", "administrateur", 200),
+    ("file d’instruction", "/instruction", "coordinateur région:11", 200),
+    ("file d’instruction", "/instruction", "coordinateur région:93", 200),
+    ("file d’instruction", "/instruction", "instructeur 95", 200),
+    ("file d’instruction", "/instruction", "instructeur 78", 200),
+    ("file d’instruction", "/instruction", "instructeur DINUM", 200),
+    ("file d’instruction", "/instruction", "expert 95", 403),
+    ("file d’instruction", "/instruction", "membre-comite 95", 403),
+    ("file d’instruction", "/instruction", "demandeur commune:95127", 403),
+    ("file d’instruction", "/instruction", "demandeur commune:78646", 403),
+    ("file d’instruction", "/instruction", "demandeur région:11", 403),
+    ("file d’instruction", "/instruction", "anonyme", 303),
+    ("dossier de Cergy, instruit par pref-95", "/instruction/dossiers/{dossier-cergy}", "administrateur", 200),
+    ("dossier de Cergy, instruit par pref-95", "/instruction/dossiers/{dossier-cergy}", "coordinateur région:11", 200),
+    ("dossier de Cergy, instruit par pref-95", "/instruction/dossiers/{dossier-cergy}", "coordinateur région:93", 403),
+    ("dossier de Cergy, instruit par pref-95", "/instruction/dossiers/{dossier-cergy}", "instructeur 95", 200),
+    ("dossier de Cergy, instruit par pref-95", "/instruction/dossiers/{dossier-cergy}", "instructeur 78", 403),
+    ("dossier de Cergy, instruit par pref-95", "/instruction/dossiers/{dossier-cergy}", "instructeur DINUM", 403),
+    ("dossier de Cergy, instruit par pref-95", "/instruction/dossiers/{dossier-cergy}", "expert 95", 403),
+    ("dossier de Cergy, instruit par pref-95", "/instruction/dossiers/{dossier-cergy}", "membre-comite 95", 403),
+    ("dossier de Cergy, instruit par pref-95", "/instruction/dossiers/{dossier-cergy}", "demandeur commune:95127", 403),
+    ("dossier de Cergy, instruit par pref-95", "/instruction/dossiers/{dossier-cergy}", "demandeur commune:78646", 403),
+    ("dossier de Cergy, instruit par pref-95", "/instruction/dossiers/{dossier-cergy}", "demandeur région:11", 403),
+    ("dossier de Cergy, instruit par pref-95", "/instruction/dossiers/{dossier-cergy}", "anonyme", 303),
+    ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "administrateur", 404),
+    ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "coordinateur région:11", 404),
+    ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "coordinateur région:93", 404),
+    ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "instructeur 95", 404),
+    ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "instructeur 78", 404),
+    ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "instructeur DINUM", 404),
+    ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "expert 95", 403),
+    ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "membre-comite 95", 403),
+    ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "demandeur commune:95127", 403),
+    ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "demandeur commune:78646", 403),
+    ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "demandeur région:11", 403),
+    ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "anonyme", 303),
 ];
 
 struct People {
@@ -534,6 +577,13 @@ async fn every_role_sees_its_territory_and_nothing_else() {
     let t = spawn_app().await;
     let people = people(&t).await;
     let ids = service_ids(&t).await;
+    let cergy_dossier = crate::instruction::filed_dossier(
+        &t,
+        &people.principals["demandeur commune:95127"],
+        "95127",
+        "Portail citoyen de Cergy",
+    )
+    .await;
     // Every persona has a row for every route: a new persona or route cannot be half-covered.
     let mut per_route: HashMap<&str, usize> = HashMap::new();
     for (_, r, _, _) in ROWS {
@@ -549,7 +599,7 @@ async fn every_role_sees_its_territory_and_nothing_else() {
     let mut failures = Vec::new();
     for (resource, template, persona, expected) in ROWS {
         let c = &people.clients[persona];
-        let path = route(template, &ids);
+        let path = route(&template.replace("{dossier-cergy}", &cergy_dossier), &ids);
         let got = t.get_with(c, &path).await.status().as_u16();
         if got != *expected {
             failures.push(format!(

@@ -1,0 +1,501 @@
+//! The instructor's workspace (`/instruction`): the queue of the dossiers their services
+//! instruct, by tab and filters given in the URL (so a view is a link), and the dossier page.
+//! What a principal sees is decided by the use cases (`app.dossiers().queue`,
+//! `instruction_file`): the scope is in their SQL, never filtered here.
+
+use super::{render, require_user, PageResult};
+use crate::ctx::{paris_datetime, Ctx};
+use crate::error::extract::{PagePath, PageQuery};
+use crate::layout::{Crumb, Layout};
+use askama::Template;
+use axum::extract::State as AxumState;
+use guichet_app::dossiers::{Dossier, ListFilter};
+use guichet_app::{App, Error as AppError};
+use guichet_domain::dossier::{EventKind, State};
+use guichet_domain::{Cents, DepartementCode};
+use guichet_programme::FieldKind;
+use serde::Deserialize;
+
+/// Dossiers per page.
+const PAGE: i64 = 50;
+
+/// A tab of the queue: its slug in the URL, its label, and the states it holds.
+struct TabDef {
+    slug: &'static str,
+    label: &'static str,
+    states: &'static [State],
+}
+
+/// Every state but the draft: what "Tous" holds (an administrator's scope reaches drafts,
+/// which are not instruction's business).
+const FILED: &[State] = &[
+    State::Depose,
+    State::EnInstruction,
+    State::EnCorrection,
+    State::Instruit,
+    State::Accepte,
+    State::Refuse,
+    State::SansSuite,
+];
+
+const TABS: [TabDef; 5] = [
+    TabDef {
+        slug: "a-instruire",
+        label: "À instruire",
+        states: &[State::Depose],
+    },
+    TabDef {
+        slug: "en-correction",
+        label: "En correction",
+        states: &[State::EnCorrection],
+    },
+    TabDef {
+        slug: "instruits",
+        label: "Instruits",
+        states: &[State::Instruit],
+    },
+    TabDef {
+        slug: "traites",
+        label: "Traités",
+        states: &[State::Accepte, State::Refuse, State::SansSuite],
+    },
+    TabDef {
+        slug: "tous",
+        label: "Tous",
+        states: FILED,
+    },
+];
+
+#[derive(Debug, Default, Deserialize)]
+pub struct QueueQuery {
+    onglet: Option<String>,
+    etat: Option<String>,
+    mesure: Option<String>,
+    departement: Option<String>,
+    apres: Option<i64>,
+}
+
+/// A parameter given and not blank.
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+pub struct Tab {
+    pub label: &'static str,
+    pub href: String,
+    pub count: i64,
+    pub current: bool,
+}
+
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+pub struct Line {
+    pub number: String,
+    pub title: String,
+    pub applicant: String,
+    pub measure: String,
+    pub state: &'static str,
+    pub amount: String,
+    pub submitted: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/instruction.html")]
+struct QueueTemplate {
+    layout: Layout,
+    tabs: Vec<Tab>,
+    tab_label: &'static str,
+    tab_slug: &'static str,
+    states: Vec<Choice>,
+    measures: Vec<Choice>,
+    departement: String,
+    filtered: bool,
+    lines: Vec<Line>,
+    first_page: Option<String>,
+    next_page: Option<String>,
+}
+
+/// The queue's URL for a tab and filters.
+fn queue_href(tab: &str, etat: Option<&str>, mesure: Option<&str>, dep: Option<&str>) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("onglet", tab);
+    for (k, v) in [("etat", etat), ("mesure", mesure), ("departement", dep)] {
+        if let Some(v) = v {
+            q.append_pair(k, v);
+        }
+    }
+    format!("/instruction?{}", q.finish())
+}
+
+fn measure_name(app: &App, id: &str) -> String {
+    app.programme
+        .measure(id)
+        .map(|m| m.name.clone())
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// The amount to show: the one granted, else the engine's at filing.
+fn amount(d: &Dossier) -> String {
+    d.row
+        .granted_cents
+        .or_else(|| d.verdict.as_ref().and_then(|v| v.montant_centimes))
+        .map(|c| Cents::new(c).to_string())
+        .unwrap_or_else(|| "—".into())
+}
+
+pub async fn queue(
+    AxumState(app): AxumState<App>,
+    ctx: Ctx,
+    PageQuery(q): PageQuery<QueueQuery>,
+) -> PageResult {
+    let u = require_user(&ctx, "/instruction")?;
+    let tab = match given(&q.onglet) {
+        None => &TABS[0],
+        Some(slug) => TABS.iter().find(|t| t.slug == slug).ok_or_else(|| {
+            AppError::Invalid(format!(
+                "onglet inconnu : « {} »",
+                slug.chars().take(40).collect::<String>()
+            ))
+        })?,
+    };
+    let state = match given(&q.etat) {
+        None => None,
+        Some(s) => Some(
+            State::parse(s)
+                .ok()
+                .filter(|s| *s != State::Brouillon)
+                .ok_or_else(|| {
+                    AppError::Invalid(format!(
+                        "état inconnu : « {} »",
+                        s.chars().take(40).collect::<String>()
+                    ))
+                })?,
+        ),
+    };
+    let mesure = given(&q.mesure);
+    if let Some(m) = mesure {
+        if app.programme.measure(m).is_none() {
+            return Err(AppError::Invalid(format!(
+                "mesure inconnue : « {} »",
+                m.chars().take(80).collect::<String>()
+            ))
+            .into());
+        }
+    }
+    let departement = match given(&q.departement) {
+        None => None,
+        Some(d) => Some(
+            DepartementCode::parse(d)
+                .map_err(|_| {
+                    AppError::Invalid(format!(
+                        "département inconnu : « {} » (un code comme 95 ou 2A)",
+                        d.chars().take(10).collect::<String>()
+                    ))
+                })?
+                .to_string(),
+        ),
+    };
+    let filter = ListFilter {
+        state,
+        states: tab.states,
+        measure: mesure,
+        departement: departement.as_deref(),
+        after_id: q.apres,
+        limit: PAGE + 1,
+    };
+    let queue = app.dossiers().queue(&u.principal, &filter).await?;
+    let count_of = |states: &[State]| -> i64 {
+        queue
+            .counts
+            .iter()
+            .filter(|(s, _)| states.contains(s))
+            .filter(|(s, _)| state.is_none_or(|f| f == *s))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let etat = state.map(State::as_str);
+    let tabs = TABS
+        .iter()
+        .map(|t| Tab {
+            label: t.label,
+            href: queue_href(t.slug, etat, mesure, departement.as_deref()),
+            count: count_of(t.states),
+            current: t.slug == tab.slug,
+        })
+        .collect();
+    let mut lines: Vec<Line> = Vec::new();
+    let mut last_id = None;
+    for l in queue.lines.iter().take(PAGE as usize) {
+        let d = &l.dossier;
+        last_id = Some(d.row.id);
+        lines.push(Line {
+            number: d
+                .row
+                .number
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            title: d.row.title.clone(),
+            applicant: l.applicant_name.clone(),
+            measure: measure_name(&app, &d.row.measure),
+            state: d.row.state.label(),
+            amount: amount(d),
+            submitted: d
+                .row
+                .submitted_at
+                .as_ref()
+                .map(|t| paris_datetime(t.instant()))
+                .unwrap_or_else(|| "—".into()),
+        });
+    }
+    let here = queue_href(tab.slug, etat, mesure, departement.as_deref());
+    let next_page = match last_id {
+        Some(id) if queue.lines.len() > PAGE as usize => Some(format!("{here}&apres={id}")),
+        _ => None,
+    };
+    let first_page = q.apres.map(|_| here.clone());
+    let states = FILED
+        .iter()
+        .map(|s| Choice {
+            value: s.as_str().into(),
+            label: s.label().into(),
+            selected: state == Some(*s),
+        })
+        .collect();
+    let measures = app
+        .programme
+        .measures()
+        .map(|m| Choice {
+            value: m.id.to_string(),
+            label: m.name.clone(),
+            selected: mesure == Some(m.id.as_str()),
+        })
+        .collect();
+    render(&QueueTemplate {
+        layout: Layout::new(
+            &ctx,
+            &app,
+            "/instruction",
+            vec![Crumb::link("Accueil", "/"), Crumb::here("Instruction")],
+        ),
+        tabs,
+        tab_label: tab.label,
+        tab_slug: tab.slug,
+        states,
+        measures,
+        departement: departement.unwrap_or_default(),
+        filtered: state.is_some() || mesure.is_some() || given(&q.departement).is_some(),
+        lines,
+        first_page,
+        next_page,
+    })
+}
+
+pub struct Field {
+    pub label: String,
+    pub value: String,
+}
+
+pub struct BlockView {
+    pub title: String,
+    pub fields: Vec<Field>,
+}
+
+pub struct Money {
+    pub label: String,
+    pub amount: String,
+}
+
+pub struct Step {
+    pub at: String,
+    pub what: String,
+    pub from: String,
+    pub to: &'static str,
+    pub actor: String,
+    pub message: Option<String>,
+    pub amount: Option<String>,
+}
+
+pub struct Verdict {
+    pub eligible: bool,
+    pub reasons: Vec<String>,
+    pub base: Option<String>,
+    pub amount: Option<String>,
+    pub amount_max: Option<String>,
+    pub date: String,
+}
+
+#[derive(Template)]
+#[template(path = "pages/instruction_dossier.html")]
+struct DossierTemplate {
+    layout: Layout,
+    number: String,
+    title: String,
+    state: &'static str,
+    measure: String,
+    applicant: String,
+    service: String,
+    submitted: String,
+    programme_version: String,
+    blocks: Vec<BlockView>,
+    expenses: Vec<Money>,
+    expenses_total: String,
+    cofinancing: Vec<Money>,
+    verdict: Option<Verdict>,
+    granted: Option<String>,
+    history: Vec<Step>,
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// A field's value as typed, in words where the kind says how (yes/no, French dates).
+fn field_value(kind: &FieldKind, v: &str) -> String {
+    match kind {
+        FieldKind::Boolean => match v {
+            "oui" | "true" => "Oui".into(),
+            "non" | "false" => "Non".into(),
+            other => other.to_string(),
+        },
+        FieldKind::Date => chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .map(|d| d.format("%d/%m/%Y").to_string())
+            .unwrap_or_else(|_| v.to_string()),
+        _ => v.to_string(),
+    }
+}
+
+fn event_label(slug: &str) -> String {
+    EventKind::ALL
+        .iter()
+        .find(|e| e.as_str() == slug)
+        .map(|e| capitalised(e.label()))
+        .unwrap_or_else(|| slug.to_string())
+}
+
+pub async fn dossier(
+    AxumState(app): AxumState<App>,
+    ctx: Ctx,
+    PagePath(numero): PagePath<String>,
+) -> PageResult {
+    let path = format!("/instruction/dossiers/{numero}");
+    let u = require_user(&ctx, &path)?;
+    let file = app
+        .dossiers()
+        .instruction_file(&u.principal, &numero)
+        .await?;
+    let d = &file.dossier;
+    let number = d
+        .row
+        .number
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let data = file.frozen.as_ref().unwrap_or(&d.data);
+    let blocks = app
+        .programme
+        .form
+        .blocks_for(&d.row.measure)
+        .map(|b| BlockView {
+            title: b.title.clone(),
+            fields: b
+                .fields
+                .iter()
+                .map(|f| Field {
+                    label: f.label.clone(),
+                    value: data
+                        .champs
+                        .get(&f.id)
+                        .map(|v| v.trim())
+                        .filter(|v| !v.is_empty())
+                        .map(|v| field_value(&f.kind, v))
+                        .unwrap_or_else(|| "Non renseigné".into()),
+                })
+                .collect(),
+        })
+        .collect();
+    let categories = &app.programme.rules.categories;
+    let expenses = data
+        .depenses
+        .iter()
+        .map(|(id, c)| Money {
+            label: categories
+                .iter()
+                .find(|k| &k.id == id)
+                .map(|k| k.label.clone())
+                .unwrap_or_else(|| id.clone()),
+            amount: c.to_string(),
+        })
+        .collect();
+    let total: i64 = data.depenses.values().map(|c| c.get()).sum();
+    let cofinancing = data
+        .cofinancements
+        .iter()
+        .map(|c| Money {
+            label: c.source.clone(),
+            amount: c.montant.to_string(),
+        })
+        .collect();
+    let euros = |c: Option<i64>| c.map(|c| Cents::new(c).to_string());
+    let verdict = d.verdict.as_ref().map(|v| Verdict {
+        eligible: v.eligible,
+        reasons: v.motifs.clone(),
+        base: euros(v.assiette_centimes),
+        amount: euros(v.montant_centimes),
+        amount_max: euros(v.montant_max_centimes),
+        date: v.date.format("%d/%m/%Y").to_string(),
+    });
+    let history = file
+        .history
+        .iter()
+        .map(|(h, actor)| Step {
+            at: paris_datetime(h.at.instant()),
+            what: event_label(&h.event),
+            from: h.from.map(|s| s.label().to_string()).unwrap_or_default(),
+            to: h.to.label(),
+            actor: actor.clone(),
+            message: h.message.clone(),
+            amount: euros(h.amount_cents),
+        })
+        .collect();
+    render(&DossierTemplate {
+        layout: Layout::new(
+            &ctx,
+            &app,
+            &path,
+            vec![
+                Crumb::link("Accueil", "/"),
+                Crumb::link("Instruction", "/instruction"),
+                Crumb::here(format!("Dossier {number}")),
+            ],
+        ),
+        title: d.row.title.clone(),
+        state: d.row.state.label(),
+        measure: measure_name(&app, &d.row.measure),
+        applicant: file.applicant_name.clone(),
+        service: file.service_name.clone().unwrap_or_else(|| "—".into()),
+        submitted: d
+            .row
+            .submitted_at
+            .as_ref()
+            .map(|t| paris_datetime(t.instant()))
+            .unwrap_or_else(|| "—".into()),
+        programme_version: d.row.programme_version.clone().unwrap_or_default(),
+        number,
+        blocks,
+        expenses,
+        expenses_total: Cents::new(total).to_string(),
+        cofinancing,
+        verdict,
+        granted: euros(d.row.granted_cents),
+        history,
+    })
+}
