@@ -42,7 +42,8 @@ const TABS: [TabDef; 5] = [
     TabDef {
         slug: "a-instruire",
         label: "À instruire",
-        states: &[State::Depose],
+        // Waiting for the instructor's work: received, or taken into instruction.
+        states: &[State::Depose, State::EnInstruction],
     },
     TabDef {
         slug: "en-correction",
