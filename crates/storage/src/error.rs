@@ -98,6 +98,16 @@ const CONSTRAINTS: &[(&str, &str, &str)] = &[
         "",
         "le service indiqué n’existe pas, ou des jetons d’API y sont encore rattachés",
     ),
+    (
+        "webhooks_service_id_fkey",
+        "",
+        "le service indiqué n’existe pas, ou des webhooks y sont encore rattachés",
+    ),
+    (
+        "webhook_deliveries_webhook_id_fkey",
+        "",
+        "le webhook indiqué n’existe pas",
+    ),
 ];
 
 fn violation(db: &dyn sqlx::error::DatabaseError) -> Violation {
