@@ -18,3 +18,4 @@ mod requetes;
 mod securite;
 mod simulation;
 mod travaux;
+mod webhooks;
