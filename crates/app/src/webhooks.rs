@@ -390,3 +390,26 @@ fn describe(e: reqwest::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vector of docs/webhooks.md's shell and Python examples (computed with both).
+    #[test]
+    fn signature_matches_openssl_and_python() {
+        let secret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            signature(secret, 1_622_530_800, r#"{"type":"dossier.depose"}"#),
+            "sha256=fea36f0a1d0490c742949bbdcaf803e186f39020f01f31f233da8ba31c1e1ae3"
+        );
+    }
+
+    #[test]
+    fn urls() {
+        assert!(check_url("https://exemple.fr/crochet").is_ok());
+        assert!(check_url("http://[::1]:8000/").is_ok());
+        assert!(check_url("http://localhost.exemple.fr/").is_err());
+        assert!(check_url("http://127.0.0.2/").is_err());
+    }
+}
