@@ -60,6 +60,15 @@ pub fn service_scope(s: &ServiceRow) -> AppResult<ServiceScope> {
     })
 }
 
+/// What identifies the service a target designates: its code, name and région.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceIdentity {
+    code: String,
+    name: String,
+    region: Option<String>,
+    target: ServiceTarget,
+}
+
 /// Accounts and services: creating them, who sees which service and collectivité, and the
 /// spaces of a collectivité (`app.accounts()`).
 #[derive(Clone, Copy)]
@@ -74,6 +83,19 @@ impl Accounts<'_> {
         target: &ServiceTarget,
         actor: Actor,
     ) -> AppResult<ServiceRow> {
+        let identity = self.service_identity(target).await?;
+        let mut tx = self.app.db.begin_write().await?;
+        let row = self.ensure_service_in(&mut tx, &identity, actor).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// The code, name and région of the service a target designates (read from the
+    /// referential and the programme, before the transaction that creates it).
+    pub(crate) async fn service_identity(
+        &self,
+        target: &ServiceTarget,
+    ) -> AppResult<ServiceIdentity> {
         let v = i64::from(self.app.referentiel().vintage_in_force().await?.year());
         let (code, name, region) = match target {
             ServiceTarget::Departement(d) => {
@@ -116,23 +138,38 @@ impl Accounts<'_> {
                 (d.code.clone(), format!("{} ({})", d.name, d.code), None)
             }
         };
+        Ok(ServiceIdentity {
+            code,
+            name,
+            region,
+            target: target.clone(),
+        })
+    }
+
+    /// Finds or creates a service within the caller's transaction (audited when created).
+    pub(crate) async fn ensure_service_in(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        identity: &ServiceIdentity,
+        actor: Actor,
+    ) -> AppResult<ServiceRow> {
         let now = self.app.now_ts();
-        let mut tx = self.app.db.begin_write().await?;
+        let target = &identity.target;
         let (row, created) = store::ensure_service(
-            &mut tx,
+            &mut *tx,
             &NewService {
-                code: &code,
+                code: &identity.code,
                 kind: target.kind(),
-                name: &name,
+                name: &identity.name,
                 territory_code: target.territory_code(),
-                region_code: region.as_deref(),
+                region_code: identity.region.as_deref(),
             },
             &now,
         )
         .await?;
         if created {
             audit::record(
-                &mut tx,
+                &mut *tx,
                 &self.app.clock,
                 actor,
                 "service.creation",
@@ -143,7 +180,6 @@ impl Accounts<'_> {
             )
             .await?;
         }
-        tx.commit().await?;
         Ok(row)
     }
 

@@ -1125,55 +1125,68 @@ pub fn text_report(r: &ImpactReport, listed: usize) -> String {
 
 /// The changed applicants as CSV (`;`-separated, as French spreadsheets expect; amounts in
 /// cents, rates as decimals), for the page's export.
-pub fn changes_csv(r: &ImpactReport) -> String {
-    fn field(s: &str) -> String {
-        // Quoted when needed; a leading formula character is neutralised (CSV injection).
-        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-            format!("'{s}")
-        } else {
-            s.to_string()
-        };
-        if s.contains([';', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s
-        }
+pub fn changes_csv(r: &ImpactReport) -> AppResult<Vec<u8>> {
+    use guichet_documents::csv::CsvWriter;
+    use guichet_documents::{Cell, Column};
+    const COLUMNS: [&str; 18] = [
+        "mesure",
+        "reference",
+        "nom",
+        "type",
+        "population",
+        "region",
+        "departement",
+        "statut_avant",
+        "statut_apres",
+        "taux_avant",
+        "taux_apres",
+        "taux_max_avant",
+        "taux_max_apres",
+        "montant_avant_centimes",
+        "montant_apres_centimes",
+        "ecart_centimes",
+        "motifs_avant",
+        "motifs_apres",
+    ];
+    let failed = |e: guichet_documents::DocumentError| AppError::Internal(anyhow::anyhow!(e));
+    let columns: Vec<Column> = COLUMNS.iter().map(|c| Column::new(*c, 12.0)).collect();
+    let mut w = CsvWriter::new(Vec::new(), &columns).map_err(failed)?;
+    let status = |s: Status| {
+        serde_json::to_value(s)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    fn text(s: &Option<String>) -> Cell<'_> {
+        s.as_deref().map_or(Cell::Empty, Cell::Text)
     }
-    let opt = |v: &Option<i64>| v.map(|c| c.to_string()).unwrap_or_default();
-    let mut out = String::from(
-        "mesure;reference;nom;type;population;region;departement;statut_avant;statut_apres;taux_avant;taux_apres;taux_max_avant;taux_max_apres;montant_avant_centimes;montant_apres_centimes;ecart_centimes;motifs_avant;motifs_apres\r\n",
-    );
+    let cents = |v: &Option<i64>| v.map_or(Cell::Empty, Cell::Integer);
     for c in &r.changements {
-        let status = |s: Status| {
-            serde_json::to_value(s)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
-        };
-        let cells = [
-            field(&c.mesure),
-            field(&c.reference),
-            field(&c.nom),
-            field(&c.kind),
-            c.population.to_string(),
-            field(c.region.as_deref().unwrap_or("")),
-            field(c.departement.as_deref().unwrap_or("")),
-            status(c.avant.statut),
-            status(c.apres.statut),
-            c.avant.taux.clone().unwrap_or_default(),
-            c.apres.taux.clone().unwrap_or_default(),
-            c.avant.taux_max.clone().unwrap_or_default(),
-            c.apres.taux_max.clone().unwrap_or_default(),
-            opt(&c.avant.montant_centimes),
-            opt(&c.apres.montant_centimes),
-            c.ecart_centimes.to_string(),
-            field(&c.avant.motifs.join(" ")),
-            field(&c.apres.motifs.join(" ")),
-        ];
-        out.push_str(&cells.join(";"));
-        out.push_str("\r\n");
+        let (before, after) = (status(c.avant.statut), status(c.apres.statut));
+        let (reasons_before, reasons_after) = (c.avant.motifs.join(" "), c.apres.motifs.join(" "));
+        w.row(&[
+            Cell::Text(&c.mesure),
+            Cell::Text(&c.reference),
+            Cell::Text(&c.nom),
+            Cell::Text(&c.kind),
+            Cell::Integer(c.population),
+            text(&c.region),
+            text(&c.departement),
+            Cell::Text(&before),
+            Cell::Text(&after),
+            text(&c.avant.taux),
+            text(&c.apres.taux),
+            text(&c.avant.taux_max),
+            text(&c.apres.taux_max),
+            cents(&c.avant.montant_centimes),
+            cents(&c.apres.montant_centimes),
+            Cell::Integer(c.ecart_centimes),
+            Cell::Text(&reasons_before),
+            Cell::Text(&reasons_after),
+        ])
+        .map_err(failed)?;
     }
-    out
+    w.finish().map_err(failed)
 }
 
 #[cfg(test)]
@@ -1300,7 +1313,8 @@ mod tests {
                 ecart_centimes: 0,
             }],
         };
-        let csv = changes_csv(&r);
+        let csv = String::from_utf8(changes_csv(&r).unwrap()).unwrap();
+        assert!(csv.starts_with('\u{feff}'), "byte-order mark");
         let line = csv.lines().nth(1).unwrap();
         assert!(
             line.contains("\"'=HYPERLINK(\"\"x\"\";\"\"y\"\")\""),

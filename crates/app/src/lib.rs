@@ -3,7 +3,7 @@
 //! programme, the search index); each area's use cases are methods of its own service value,
 //! declared in that area's module and reached through one accessor: `app.accounts()`,
 //! `app.sessions()`, `app.referentiel()`, `app.simulation()`, `app.audit()`, `app.jobs()`,
-//! `app.impact()`, `app.demo()`.
+//! `app.impact()`, `app.dossiers()`, `app.demo()`.
 
 pub mod accounts;
 pub mod api_tokens;
@@ -12,6 +12,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod dossiers;
 pub mod error;
 pub mod impact;
 pub mod jobs;
@@ -138,6 +139,11 @@ impl App {
     /// The impact of a programme change (`impact`).
     pub fn impact(&self) -> impact::Impact<'_> {
         impact::Impact { app: self }
+    }
+
+    /// Dossiers (`dossiers`).
+    pub fn dossiers(&self) -> dossiers::Dossiers<'_> {
+        dossiers::Dossiers { app: self }
     }
 
     /// Demo data (`demo`).

@@ -38,7 +38,7 @@ macro_rules! service_cols {
 
 /// A column that holds a domain value's slug, decoded into that value: an unknown slug is a
 /// decoding error naming the column and the value, never a default.
-fn slug<T>(
+pub(crate) fn slug<T>(
     r: &AnyRow,
     column: &'static str,
     parse: impl FnOnce(&str) -> Option<T>,

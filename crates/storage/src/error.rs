@@ -99,6 +99,51 @@ const CONSTRAINTS: &[(&str, &str, &str)] = &[
         "le service indiqué n’existe pas, ou des jetons d’API y sont encore rattachés",
     ),
     (
+        "dossiers_number_key",
+        "dossiers.number",
+        "un dossier porte déjà ce numéro",
+    ),
+    (
+        "dossiers_created_by_fkey",
+        "",
+        "le compte indiqué n’existe pas, ou des dossiers y sont encore rattachés",
+    ),
+    (
+        "dossiers_service_id_fkey",
+        "",
+        "le service indiqué n’existe pas, ou des dossiers y sont encore rattachés",
+    ),
+    (
+        "dossier_territories_pkey",
+        "dossier_territories.dossier_id, dossier_territories.kind, dossier_territories.code",
+        "ce territoire figure déjà dans l’empreinte du dossier",
+    ),
+    (
+        "dossier_territories_dossier_id_fkey",
+        "",
+        "le dossier indiqué n’existe pas",
+    ),
+    (
+        "dossier_versions_pkey",
+        "dossier_versions.dossier_id, dossier_versions.version",
+        "cette version du dossier a déjà été déposée",
+    ),
+    (
+        "dossier_versions_dossier_id_fkey",
+        "",
+        "le dossier indiqué n’existe pas",
+    ),
+    (
+        "dossier_history_dossier_id_fkey",
+        "",
+        "le dossier indiqué n’existe pas",
+    ),
+    (
+        "dossier_sequences_pkey",
+        "dossier_sequences.prefix, dossier_sequences.territory, dossier_sequences.year",
+        "cette séquence de numéros existe déjà",
+    ),
+    (
         "webhooks_service_id_fkey",
         "",
         "le service indiqué n’existe pas, ou des webhooks y sont encore rattachés",

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod api_tokens;
 pub mod audit;
 mod db;
+pub mod dossiers;
 mod error;
 pub mod jobs;
 mod migrations;

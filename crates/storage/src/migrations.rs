@@ -81,8 +81,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "jetons-api",
         statements: m0007_jetons_api,
     },
-    // 8 is the dossiers' (another branch); the runner applies whatever is pending, in list
-    // order, so the gap is harmless and 8 is applied after 9 on databases that ran 9 first.
+    Migration {
+        version: 8,
+        name: "dossiers",
+        statements: m0008_dossiers,
+    },
     Migration {
         version: 9,
         name: "webhooks",
@@ -494,6 +497,158 @@ fn m0007_jetons_api() -> Vec<Ddl> {
                 .to_owned(),
         ),
         index("api_tokens_service", "api_tokens", &["service_id"]),
+    ]
+}
+
+/// Dossiers (`storage::dossiers`): the dossier itself (its draft as JSON, and once submitted
+/// its number, service and the engine's verdict at filing), its territorial footprint (one
+/// row per département and région, so a queue filtered by département is an indexed join),
+/// its frozen submissions, its history (one row per transition) and the numbering sequences.
+fn m0008_dossiers() -> Vec<Ddl> {
+    vec![
+        Ddl::Table(
+            Table::create()
+                .table(a("dossiers"))
+                .col(id("id"))
+                .col(text("measure"))
+                .col(text("state"))
+                .col(
+                    ColumnDef::new(a("version"))
+                        .big_integer()
+                        .not_null()
+                        .default(0),
+                )
+                .col(text("applicant_kind"))
+                .col(text("applicant_code"))
+                .col(int("created_by"))
+                .col(text("title"))
+                .col(text("data"))
+                .col(text("created_at"))
+                .col(text("updated_at"))
+                .col(text_null("number"))
+                .col(text_null("submitted_at"))
+                .col(int_null("service_id"))
+                .col(text_null("verdict"))
+                .col(text_null("programme_version"))
+                .col(text_null("proposal"))
+                .col(int_null("granted_cents"))
+                .col(int_null("granted_rate_bp"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("dossiers_created_by_fkey")
+                        .from(a("dossiers"), a("created_by"))
+                        .to(a("users"), a("id"))
+                        .on_delete(ForeignKeyAction::Restrict),
+                )
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("dossiers_service_id_fkey")
+                        .from(a("dossiers"), a("service_id"))
+                        .to(a("services"), a("id"))
+                        .on_delete(ForeignKeyAction::Restrict),
+                )
+                .to_owned(),
+        ),
+        Ddl::Index(
+            Index::create()
+                .name("dossiers_number_key")
+                .table(a("dossiers"))
+                .col(a("number"))
+                .unique()
+                .if_not_exists()
+                .to_owned(),
+        ),
+        // A service's queue by state, paged by id.
+        index(
+            "dossiers_service_state",
+            "dossiers",
+            &["service_id", "state", "id"],
+        ),
+        // An applicant's dossiers.
+        index(
+            "dossiers_applicant",
+            "dossiers",
+            &["applicant_kind", "applicant_code", "id"],
+        ),
+        // The sum granted per measure (the automatic desk's envelope).
+        index("dossiers_measure_state", "dossiers", &["measure", "state"]),
+        Ddl::Table(
+            Table::create()
+                .table(a("dossier_territories"))
+                .col(int("dossier_id"))
+                .col(text("kind"))
+                .col(text("code"))
+                .primary_key(&mut pk(&["dossier_id", "kind", "code"]))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("dossier_territories_dossier_id_fkey")
+                        .from(a("dossier_territories"), a("dossier_id"))
+                        .to(a("dossiers"), a("id"))
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        ),
+        index(
+            "dossier_territories_place",
+            "dossier_territories",
+            &["kind", "code", "dossier_id"],
+        ),
+        Ddl::Table(
+            Table::create()
+                .table(a("dossier_versions"))
+                .col(int("dossier_id"))
+                .col(int("version"))
+                .col(text("snapshot"))
+                .col(text("submitted_at"))
+                .primary_key(&mut pk(&["dossier_id", "version"]))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("dossier_versions_dossier_id_fkey")
+                        .from(a("dossier_versions"), a("dossier_id"))
+                        .to(a("dossiers"), a("id"))
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        ),
+        Ddl::Table(
+            Table::create()
+                .table(a("dossier_history"))
+                .col(id("id"))
+                .col(int("dossier_id"))
+                .col(text_null("from_state"))
+                .col(text("to_state"))
+                .col(text("event"))
+                .col(text("actor"))
+                .col(text_null("message"))
+                .col(int_null("amount_cents"))
+                .col(int_null("rate_bp"))
+                .col(text("at"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("dossier_history_dossier_id_fkey")
+                        .from(a("dossier_history"), a("dossier_id"))
+                        .to(a("dossiers"), a("id"))
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        ),
+        index(
+            "dossier_history_dossier",
+            "dossier_history",
+            &["dossier_id", "id"],
+        ),
+        // The last sequence handed out per (prefix, territory, year): incremented by one upsert
+        // in the submitting transaction, so a rolled-back submission gives its number back.
+        Ddl::Table(
+            Table::create()
+                .table(a("dossier_sequences"))
+                .col(text("prefix"))
+                .col(text("territory"))
+                .col(int("year"))
+                .col(int("last"))
+                .primary_key(&mut pk(&["prefix", "territory", "year"]))
+                .to_owned(),
+        ),
     ]
 }
 

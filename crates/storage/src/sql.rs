@@ -7,7 +7,9 @@
 //! their values bound through [`bind`].
 
 use crate::error::StorageError;
-use sea_query::{Alias, Expr, PostgresQueryBuilder, Query, QueryStatementWriter, Value, Values};
+/// The values `versioned_update` sets (re-exported so callers need not depend on sea-query).
+pub use sea_query::Value;
+use sea_query::{Alias, Expr, PostgresQueryBuilder, Query, QueryStatementWriter, Values};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query as SqlxQuery;
 use sqlx::{Any, Executor, Row};

@@ -136,6 +136,7 @@ fn job_label(kind: &str) -> &'static str {
         "courriel.reinitialisation" => "Courriel : lien de réinitialisation du mot de passe",
         "courriel.premier-mot-de-passe" => "Courriel : bienvenue et premier mot de passe",
         "courriel.envoi" => "Courriel",
+        "courriel.accuse-depot" => "Courriel : accusé de dépôt d’un dossier",
         "sessions.purge" => "Purge des sessions expirées",
         "travaux.purge" => "Purge des travaux terminés",
         "audit.ancrage" => "Ancre signée du journal d’audit",

@@ -411,8 +411,8 @@ pub async fn export(
                         format!("attachment; filename=\"impact-{name}.csv\""),
                     ),
                 ],
-                // A byte-order mark, so that spreadsheets read UTF-8.
-                format!("\u{feff}{}", changes_csv(&r)),
+                // With a byte-order mark, so that spreadsheets read UTF-8.
+                changes_csv(&r)?,
             )
                 .into_response())
         }
