@@ -127,7 +127,7 @@ impl Value {
                 Ok(n) if c.fract().is_zero() => serde_json::json!(n),
                 _ => serde_json::Value::String(c.normalize().to_string()),
             },
-            Value::Date(d) => serde_json::Value::String(d.to_string()),
+            Value::Date(d) => serde_json::Value::String(iso_date(*d)),
             Value::Booleen(b) => serde_json::Value::Bool(*b),
             Value::Texte(t) => serde_json::Value::String(t.to_string()),
             Value::NonApplicable | Value::Absent => serde_json::Value::Null,
@@ -167,7 +167,13 @@ pub fn parse_euros(s: &str) -> Result<Decimal, String> {
 }
 
 fn group(int: &str) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(int.len() + int.len() / 3 * 3);
+    push_grouped(&mut out, int);
+    out
+}
+
+/// Appends ASCII digits grouped by three with narrow no-break spaces.
+fn push_grouped(out: &mut String, int: &str) {
     let n = int.len();
     for (i, ch) in int.chars().enumerate() {
         if i > 0 && (n - i).is_multiple_of(3) {
@@ -175,24 +181,71 @@ fn group(int: &str) -> String {
         }
         out.push(ch);
     }
-    out
 }
 
-/// A decimal in French: `15 000`, `0,5`, `65 911`.
-pub fn french_decimal(d: Decimal) -> String {
+/// Appends [`french_decimal`]'s text.
+fn push_french_decimal(out: &mut String, d: Decimal) {
+    use fmt::Write;
     let d = d.normalize();
-    let s = d.abs().to_string();
-    let (int, frac) = s.split_once('.').unwrap_or((s.as_str(), ""));
-    let mut out = if d.is_sign_negative() && !d.is_zero() {
-        "-".to_string()
-    } else {
-        String::new()
-    };
-    out.push_str(&group(int));
+    if d.is_sign_negative() && !d.is_zero() {
+        out.push('-');
+    }
+    // The digits on the stack: a decimal has at most 29 digits, a point and no sign here.
+    let mut digits = Digits::default();
+    if write!(digits, "{}", d.abs()).is_err() {
+        let s = d.abs().to_string();
+        let (int, frac) = s.split_once('.').unwrap_or((s.as_str(), ""));
+        push_grouped(out, int);
+        if !frac.is_empty() {
+            out.push(',');
+            out.push_str(frac);
+        }
+        return;
+    }
+    let s = digits.as_str();
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    push_grouped(out, int);
     if !frac.is_empty() {
         out.push(',');
         out.push_str(frac);
     }
+}
+
+/// A small text buffer on the stack; writing past its end fails.
+struct Digits {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Default for Digits {
+    fn default() -> Self {
+        Digits {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl Digits {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.buf.get(..self.len).unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for Digits {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let dest = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dest.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// A decimal in French: `15 000`, `0,5`, `65 911`.
+pub fn french_decimal(d: Decimal) -> String {
+    let mut out = String::with_capacity(16);
+    push_french_decimal(&mut out, d);
     out
 }
 
@@ -201,7 +254,10 @@ pub fn french_money(cents: Decimal) -> String {
     let euros = cents / Decimal::ONE_HUNDRED;
     let euros = euros.normalize();
     if euros.fract().is_zero() {
-        format!("{}\u{a0}€", french_decimal(euros))
+        let mut out = String::with_capacity(20);
+        push_french_decimal(&mut out, euros);
+        out.push_str("\u{a0}€");
+        out
     } else {
         let rounded = euros.round_dp(4);
         let s = format!("{:.2}", rounded);
@@ -215,11 +271,71 @@ pub fn french_money(cents: Decimal) -> String {
 
 /// A rate in French: `50 %`, `100 %`, `12,5 %`.
 pub fn french_rate(rate: Decimal) -> String {
-    format!("{}\u{a0}%", french_decimal(rate * Decimal::ONE_HUNDRED))
+    let mut out = String::with_capacity(12);
+    push_french_decimal(&mut out, rate * Decimal::ONE_HUNDRED);
+    out.push_str("\u{a0}%");
+    out
 }
 
+/// `2021-06-01`, as chrono writes it, without a format string to parse.
+fn iso_date(d: NaiveDate) -> String {
+    use chrono::Datelike;
+    let (day, month, year) = (d.day(), d.month(), d.year());
+    if !(0..=9999).contains(&year) {
+        return d.to_string();
+    }
+    let y = year.unsigned_abs();
+    let digits = [
+        y / 1000,
+        y / 100 % 10,
+        y / 10 % 10,
+        y % 10,
+        10,
+        month / 10,
+        month % 10,
+        10,
+        day / 10,
+        day % 10,
+    ];
+    digits
+        .iter()
+        .map(|&n| {
+            if n == 10 {
+                '-'
+            } else {
+                char::from(b'0' + n as u8)
+            }
+        })
+        .collect()
+}
+
+/// `01/06/2021`.
 pub fn french_date(d: NaiveDate) -> String {
-    d.format("%d/%m/%Y").to_string()
+    let mut out = String::with_capacity(10);
+    push_french_date(&mut out, d);
+    out
+}
+
+/// Appends [`french_date`]'s text: `%d/%m/%Y` without a format string to parse.
+pub fn push_french_date(out: &mut String, d: NaiveDate) {
+    use chrono::Datelike;
+    let (day, month, year) = (d.day(), d.month(), d.year());
+    if (0..=9999).contains(&year) {
+        fn two(out: &mut String, n: u32) {
+            out.push(char::from(b'0' + (n / 10 % 10) as u8));
+            out.push(char::from(b'0' + (n % 10) as u8));
+        }
+        let y = year.unsigned_abs();
+        two(out, day);
+        out.push('/');
+        two(out, month);
+        out.push('/');
+        two(out, y / 100);
+        two(out, y % 100);
+    } else {
+        use fmt::Write;
+        let _ = write!(out, "{}", d.format("%d/%m/%Y"));
+    }
 }
 
 impl fmt::Display for Value {
@@ -290,5 +406,58 @@ mod tests {
         );
         assert_eq!(french_rate(Decimal::new(5, 1)), "50\u{a0}%");
         assert_eq!(french_decimal(Decimal::from(65911)), "65\u{202f}911");
+    }
+
+    #[test]
+    fn dates_and_decimals_written_by_hand_are_what_format_strings_wrote() {
+        let days = [
+            (1, 1, 1),
+            (0, 1, 1),
+            (-1, 12, 31),
+            (9, 2, 3),
+            (99, 10, 10),
+            (999, 7, 4),
+            (2021, 6, 1),
+            (2022, 12, 31),
+            (9999, 12, 31),
+            (10_000, 1, 1),
+        ];
+        for (y, m, d) in days {
+            let Some(date) = NaiveDate::from_ymd_opt(y, m, d) else {
+                panic!("{y}-{m}-{d}");
+            };
+            assert_eq!(french_date(date), date.format("%d/%m/%Y").to_string());
+            assert_eq!(iso_date(date), date.to_string());
+        }
+        // The grouping and the decimal comma, as `french_decimal` wrote them from `to_string`.
+        let by_string = |d: Decimal| {
+            let d = d.normalize();
+            let s = d.abs().to_string();
+            let (int, frac) = s.split_once('.').unwrap_or((s.as_str(), ""));
+            let sign = if d.is_sign_negative() && !d.is_zero() {
+                "-"
+            } else {
+                ""
+            };
+            let frac = if frac.is_empty() {
+                String::new()
+            } else {
+                format!(",{frac}")
+            };
+            format!("{sign}{}{frac}", group(int))
+        };
+        for d in [
+            Decimal::ZERO,
+            Decimal::new(-0, 2),
+            Decimal::new(5, 1),
+            Decimal::new(-123_456_789, 3),
+            Decimal::from(65911),
+            Decimal::from(1_000_000),
+            Decimal::MAX,
+            Decimal::MIN,
+            Decimal::new(1, 28),
+        ] {
+            assert_eq!(french_decimal(d), by_string(d), "{d:?}");
+        }
     }
 }

@@ -75,7 +75,14 @@ impl<'a> Ev<'a> {
                 StepKind::Regle
             };
             let display = match (&v, def.ty) {
-                (Value::Nombre(d), _) if def.title.to_lowercase().starts_with("taux") => {
+                // `to_lowercase().starts_with("taux")` without the copy: no other letter
+                // lowers to these four.
+                (Value::Nombre(d), _)
+                    if def
+                        .title
+                        .get(..4)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("taux")) =>
+                {
                     french_rate(*d)
                 }
                 (Value::Booleen(b), _) if kind == StepKind::Condition => {
@@ -86,7 +93,14 @@ impl<'a> Ev<'a> {
             };
             // A condition's title is its message, whose `{nom}` show values.
             let title = if def.title.contains('{') {
-                self.interpolate(&def.title)?
+                match set.titles.get(i) {
+                    Some(pieces) if !pieces.is_empty() => {
+                        let mut out = String::with_capacity(def.title.len() + 16);
+                        self.read_pieces(pieces, Some(&mut out))?;
+                        out
+                    }
+                    _ => self.interpolate(&def.title)?,
+                }
             } else {
                 def.title.clone()
             };
@@ -95,7 +109,7 @@ impl<'a> Ev<'a> {
                 name: def.name.clone(),
                 title,
                 display,
-                raw: v.to_json(),
+                raw: v.clone(),
                 formula: Some(def.formula.clone()),
                 detail: if notes.is_empty() {
                     None
@@ -147,7 +161,7 @@ impl<'a> Ev<'a> {
                 name: def.name.clone(),
                 title: def.title.clone(),
                 display,
-                raw: v.to_json(),
+                raw: v.clone(),
                 formula: None,
                 detail: if found.is_none() {
                     Some(if versions.is_empty() {
@@ -218,7 +232,7 @@ impl<'a> Ev<'a> {
                     name: def.name.clone(),
                     title: def.title.clone(),
                     display: v.to_string(),
-                    raw: v.to_json(),
+                    raw: v.clone(),
                     formula: None,
                     detail: if assumed {
                         Some("valeur présumée, faute de réponse".into())

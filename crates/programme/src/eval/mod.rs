@@ -101,9 +101,11 @@ pub struct Step {
     /// The value in French (`50 %`, `16 000 €`, `oui`).
     #[serde(rename = "valeur")]
     pub display: String,
-    /// The value for machines (integer cents, decimal strings, booleans, dates).
-    #[serde(rename = "valeur_brute")]
-    pub raw: serde_json::Value,
+    /// The value for machines (integer cents, decimal strings, booleans, dates): serialised
+    /// by [`Value::to_json`], only when the explanation is sent (the simulator's page shows
+    /// the sentences alone).
+    #[serde(rename = "valeur_brute", serialize_with = "raw_json")]
+    pub raw: Value,
     #[serde(rename = "formule", skip_serializing_if = "Option::is_none")]
     pub formula: Option<String>,
     #[serde(rename = "detail", skip_serializing_if = "Option::is_none")]
@@ -115,25 +117,48 @@ pub struct Step {
     pub since: Option<NaiveDate>,
 }
 
+fn raw_json<S: serde::Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&v.to_json(), s)
+}
+
 impl Step {
     /// The line in plain French.
     pub fn sentence(&self) -> String {
-        let mut s = format!("{} : {}", self.title, self.display);
+        let mut s = String::new();
+        self.write_sentence(&mut s);
+        s
+    }
+
+    /// Appends [`Step::sentence`] to `out`, without a buffer of its own (the simulator writes
+    /// hundreds of them per page).
+    pub fn write_sentence(&self, out: &mut String) {
+        let extra = self.formula.as_ref().map_or(0, |f| f.len() + 13)
+            + self.detail.as_ref().map_or(0, |d| d.len() + 3)
+            + self.source.as_ref().map_or(0, |s| s.len() + 48);
+        out.reserve(self.title.len() + self.display.len() + 3 + extra);
+        out.push_str(&self.title);
+        out.push_str(" : ");
+        out.push_str(&self.display);
         if let Some(f) = &self.formula {
-            s.push_str(&format!(" (formule : {f})"));
+            out.push_str(" (formule : ");
+            out.push_str(f);
+            out.push(')');
         }
         if let Some(d) = &self.detail {
-            s.push_str(&format!(" ; {d}"));
+            out.push_str(" ; ");
+            out.push_str(d);
         }
-        match (&self.source, self.since) {
-            (Some(src), Some(since)) => s.push_str(&format!(
-                " — valeur en vigueur depuis le {}, source {src}",
-                since.format("%d/%m/%Y")
-            )),
-            (Some(src), None) => s.push_str(&format!(" — source {src}")),
-            _ => {}
+        if let Some(src) = &self.source {
+            if let Some(since) = self.since {
+                out.push_str(" — valeur en vigueur depuis le ");
+                crate::value::push_french_date(out, since);
+                out.push(',');
+            } else {
+                out.push_str(" —");
+            }
+            out.push_str(" source ");
+            out.push_str(src);
         }
-        s
     }
 }
 

@@ -223,6 +223,62 @@ mod evaluator_tests {
         out
     }
 
+    /// The sentence as it was written with `format!` and chrono's `strftime`.
+    fn sentence_by_format(s: &Step) -> String {
+        let mut out = format!("{} : {}", s.title, s.display);
+        if let Some(f) = &s.formula {
+            out.push_str(&format!(" (formule : {f})"));
+        }
+        if let Some(d) = &s.detail {
+            out.push_str(&format!(" ; {d}"));
+        }
+        match (&s.source, s.since) {
+            (Some(src), Some(since)) => out.push_str(&format!(
+                " — valeur en vigueur depuis le {}, source {src}",
+                since.format("%d/%m/%Y")
+            )),
+            (Some(src), None) => out.push_str(&format!(" — source {src}")),
+            _ => {}
+        }
+        out
+    }
+
+    #[test]
+    fn sentences_are_written_as_before() {
+        let p = crate::itn7().unwrap();
+        let rules = &p.rules;
+        let mut steps = 0;
+        for s in situations() {
+            let prepared = rules.prepare(&s).unwrap();
+            for i in 0..rules.national.measures.len() {
+                let Ok(ev) = rules.evaluate_index(i, &prepared, true) else {
+                    continue;
+                };
+                for step in &ev.trace {
+                    assert_eq!(step.sentence(), sentence_by_format(step));
+                    let mut appended = String::from("déjà là ; ");
+                    step.write_sentence(&mut appended);
+                    assert_eq!(appended, format!("déjà là ; {}", sentence_by_format(step)));
+                    steps += 1;
+                }
+            }
+        }
+        assert!(steps > 100, "{steps} steps");
+        // A parameter's date without its source is not shown, as before.
+        let bare = Step {
+            kind: StepKind::Parametre,
+            name: "p".into(),
+            title: "P".into(),
+            display: "1".into(),
+            raw: Value::Absent,
+            formula: None,
+            detail: None,
+            source: None,
+            since: NaiveDate::from_ymd_opt(2021, 1, 25),
+        };
+        assert_eq!(bare.sentence(), sentence_by_format(&bare));
+    }
+
     #[test]
     fn an_evaluator_answers_as_independent_evaluations() {
         let p = crate::itn7().unwrap();

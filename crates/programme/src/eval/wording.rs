@@ -18,15 +18,13 @@ pub(super) fn motif_message(regime: &[ExpenseRule], why: Option<Motif>) -> Optio
 
 /// Appends a value as `Display` writes it; a date without going through a format string.
 pub(super) fn push_value(out: &mut String, v: &Value) {
-    use chrono::Datelike;
     use std::fmt::Write;
-    // `french_date` writes `%d/%m/%Y`: for years 0 to 9999, these zero-padded numbers.
-    let _ = match v {
-        Value::Date(d) if (0..=9999).contains(&d.year()) => {
-            write!(out, "{:02}/{:02}/{:04}", d.day(), d.month(), d.year())
+    match v {
+        Value::Date(d) => crate::value::push_french_date(out, *d),
+        _ => {
+            let _ = write!(out, "{v}");
         }
-        _ => write!(out, "{v}"),
-    };
+    }
 }
 
 impl<'a> Ev<'a> {

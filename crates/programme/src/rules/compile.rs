@@ -918,6 +918,16 @@ pub(super) fn build_rule_set<'a>(
         .iter()
         .map(|c| message_pieces(&c.message, shared.params, &rules, shared.fact_index))
         .collect();
+    let titles = rules
+        .iter()
+        .map(|r| {
+            if r.title.contains('{') {
+                message_pieces(&r.title, shared.params, &rules, shared.fact_index)
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
     let dependence = dependence(&rules, shared.date_fact);
     let (fact_readers, expense_readers) = readers(&rules, shared.facts.len());
     // Rules written alike (the default amount `assiette * taux` of several measures, say) are
@@ -939,6 +949,7 @@ pub(super) fn build_rule_set<'a>(
         measures,
         params,
         messages,
+        titles,
         dependence,
         same_as,
         fact_readers,

@@ -361,6 +361,9 @@ pub struct RuleSet {
     pub params: Vec<Vec<ParamVersion>>,
     /// Each condition's message, its `{nom}` resolved once (by condition index).
     pub(crate) messages: Vec<Vec<Piece>>,
+    /// Each rule's title whose `{nom}` show values (a condition's title is its message),
+    /// resolved once, as [`RuleSet::messages`]; empty for a title without any (by rule index).
+    pub(crate) titles: Vec<Vec<Piece>>,
     /// What each rule's value depends on (see [`dependence`]), by rule index.
     pub(crate) dependence: Vec<Dependence>,
     /// For each rule, the first rule of the set with the same formula (itself if none): the

@@ -7,7 +7,7 @@
 //! CLI and the API use.
 
 use super::collectivites::hit_line;
-use super::{thousands, PageResult};
+use super::{push_escaped, thousands, PageResult};
 use crate::ctx::Ctx;
 use crate::error::extract::PageQuery;
 use crate::error::PageError;
@@ -22,7 +22,7 @@ use guichet_domain::text::fold;
 use guichet_programme::eval::{EXPENSES_FACT, MISSING_REASON};
 use guichet_programme::rules::Rules;
 use guichet_programme::value::french_rate;
-use guichet_programme::{Evaluation, Type};
+use guichet_programme::{Evaluation, Step, Type};
 use std::collections::BTreeMap;
 
 /// Any well-formed applicant: `parse` checks its syntax only, so a field can be checked alone.
@@ -380,7 +380,8 @@ pub struct ResultView {
     pub expenses: Vec<ExpenseView>,
     pub territory: String,
     pub version: String,
-    pub steps: Vec<String>,
+    /// The explanation's steps as `<li>` items, escaped here (see [`explanation_html`]).
+    pub explanation: String,
     /// Why the measure could not be evaluated.
     pub error: Option<String>,
 }
@@ -481,7 +482,7 @@ fn view(
         expenses: vec![],
         territory: String::new(),
         version: sim.programme_version.clone(),
-        steps: vec![],
+        explanation: String::new(),
         error: None,
     };
     let ev = match result {
@@ -546,8 +547,24 @@ fn view(
         ),
         None => ev.territory_name.clone(),
     };
-    v.steps = ev.trace.iter().map(|s| s.sentence()).collect();
+    v.explanation = explanation_html(&ev.trace);
     v
+}
+
+/// The explanation's steps as `<li>` items, each sentence written once into a scratch buffer
+/// and escaped as askama would: the page writes about 250 of them, and one `String` per
+/// sentence, then askama's escaping byte by byte, were a fifth of its cost (perf under wrk).
+fn explanation_html(steps: &[Step]) -> String {
+    let mut html = String::with_capacity(steps.len() * 180);
+    let mut sentence = String::with_capacity(256);
+    for step in steps {
+        sentence.clear();
+        step.write_sentence(&mut sentence);
+        html.push_str("<li>");
+        push_escaped(&mut html, &sentence);
+        html.push_str("</li>");
+    }
+    html
 }
 
 fn results(app: &App, sim: &Simulation) -> Results {
