@@ -53,6 +53,8 @@ pub struct Config {
     /// Requests an API token may make per minute (`GUICHET_API_REQUETES_MINUTE`), shared by
     /// every instance (counted in the database).
     pub api_requests_per_minute: i64,
+    /// How long a webhook delivery waits for the receiver's answer (10 s; tests shorten it).
+    pub webhook_timeout: std::time::Duration,
 }
 
 /// Default API token rate: 600 requests a minute.
@@ -278,6 +280,7 @@ impl Config {
                 mail_to: None,
             },
             brouillons_dir: None,
+            webhook_timeout: std::time::Duration::from_secs(10),
         }
     }
 

@@ -168,6 +168,7 @@ impl Registry {
         r.every(Duration::hours(1), PurgeSessions {});
         r.every(Duration::days(1), PurgeJobs {});
         crate::audit::register_jobs(&mut r, app);
+        crate::webhooks::register_jobs(&mut r);
         r
     }
 

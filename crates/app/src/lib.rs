@@ -22,6 +22,7 @@ pub mod programme;
 pub mod referentiel;
 pub mod request;
 pub mod simulation;
+pub mod webhooks;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -127,6 +128,10 @@ impl App {
     }
 
     /// The job queue's administration (`jobs`); enqueueing is [`App::enqueue`].
+    pub fn webhooks(&self) -> webhooks::Webhooks<'_> {
+        webhooks::Webhooks { app: self }
+    }
+
     pub fn jobs(&self) -> jobs::JobQueue<'_> {
         jobs::JobQueue { app: self }
     }

@@ -239,6 +239,31 @@ enum AdminCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Webhooks d'un service (POST JSON signé HMAC-SHA256) : création, liste, désactivation
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhookCommand {
+    /// Crée un webhook pour un service ; son secret est affiché une seule fois, en dernière ligne
+    Create {
+        /// Code du service (ex. pref-dep-95, pref-reg-11, DINUM)
+        #[arg(long, value_name = "CODE")]
+        service: String,
+        /// Adresse en https:// (http:// seulement vers 127.0.0.1 ou localhost, pour le développement)
+        #[arg(long, value_name = "URL")]
+        url: String,
+    },
+    /// Liste les webhooks (jamais leur secret)
+    List,
+    /// Désactive un webhook aussitôt (il ne reçoit plus rien)
+    Disable {
+        /// Numéro du webhook (voir « guichet admin webhook list »)
+        id: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -827,6 +852,45 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 TokenCommand::Revoke { id } => {
                     tokens.revoke(id, Actor::Cli).await?;
                     println!("jeton n° {id} révoqué.");
+                }
+            }
+        }
+        Command::Admin {
+            command: AdminCommand::Webhook { command },
+        } => {
+            let clock = clock_for(&config);
+            let app = App::start(config, clock).await?;
+            let hooks = app.webhooks();
+            match command {
+                WebhookCommand::Create { service, url } => {
+                    guichet_app::webhooks::check_url(&url)
+                        .map_err(|e| InputError(e.to_string()))?;
+                    let (id, secret) = hooks.create(&service, &url, Actor::Cli).await?;
+                    println!(
+                        "webhook n° {id} créé pour le service {}. Son secret (clé HMAC-SHA256, docs/webhooks.md) ne sera plus affiché : conservez-le maintenant.",
+                        service.trim()
+                    );
+                    println!("{secret}");
+                }
+                WebhookCommand::List => {
+                    let rows = hooks.list_all().await?;
+                    if rows.is_empty() {
+                        println!("aucun webhook");
+                    }
+                    for w in rows {
+                        let state = match &w.disabled_at {
+                            Some(at) => format!("désactivé le {at}"),
+                            None => "actif".to_string(),
+                        };
+                        println!(
+                            "n° {}\t{}\t{}\t{}\tcréé le {}",
+                            w.id, w.service_code, w.url, state, w.created_at
+                        );
+                    }
+                }
+                WebhookCommand::Disable { id } => {
+                    hooks.disable(id, Actor::Cli).await?;
+                    println!("webhook n° {id} désactivé.");
                 }
             }
         }

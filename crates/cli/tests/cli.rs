@@ -1120,3 +1120,76 @@ async fn an_api_token_is_printed_once_as_the_last_line_listed_without_its_secret
     let (out, _) = text(&guichet(&dir, &db, &["admin", "token", "list"]));
     assert!(out.contains("révoqué le"), "{out}");
 }
+
+#[tokio::test]
+async fn a_webhook_secret_is_printed_once_as_the_last_line_listed_without_it_and_disabled() {
+    let (dir, db) = fresh().await;
+    assert!(
+        guichet(&dir, &db, &["referentiel", "import", "--millesime", "2021"])
+            .status
+            .success()
+    );
+    let o = guichet(
+        &dir,
+        &db,
+        &[
+            "admin",
+            "create-user",
+            "--email",
+            "agent@val-doise.test",
+            "--role",
+            "instructeur",
+            "--territoire",
+            "95",
+        ],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let create = |url: &str| {
+        guichet(
+            &dir,
+            &db,
+            &[
+                "admin",
+                "webhook",
+                "create",
+                "--service",
+                "pref-95",
+                "--url",
+                url,
+            ],
+        )
+    };
+    let o = create("https://instruction.exemple.fr/guichet");
+    assert!(o.status.success(), "{:?}", text(&o));
+    let (out, _) = text(&o);
+    let secret = out.lines().last().unwrap_or_default().to_string();
+    assert_eq!(secret.len(), 64, "{out}");
+    assert!(secret.chars().all(|c| c.is_ascii_hexdigit()), "{out}");
+    // Plain http elsewhere than this machine: refused, input to correct.
+    let o = create("http://instruction.exemple.fr/guichet");
+    assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+    assert!(
+        text(&o)
+            .1
+            .contains("http:// n’est accepté que vers 127.0.0.1 ou localhost"),
+        "{:?}",
+        text(&o)
+    );
+    let (out, _) = text(&guichet(&dir, &db, &["admin", "webhook", "list"]));
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("pref-95") && out.contains("https://instruction.exemple.fr/guichet"));
+    assert!(out.contains("actif") && !out.contains(&secret), "{out}");
+    let id = out
+        .trim_start_matches("n° ")
+        .split('\t')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let o = guichet(&dir, &db, &["admin", "webhook", "disable", &id]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = guichet(&dir, &db, &["admin", "webhook", "disable", &id]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("déjà désactivé"), "{:?}", text(&o));
+    let (out, _) = text(&guichet(&dir, &db, &["admin", "webhook", "list"]));
+    assert!(out.contains("désactivé le"), "{out}");
+}

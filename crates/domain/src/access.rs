@@ -364,6 +364,8 @@ pub enum Action {
     ManageJobs,
     /// Create, list and revoke API tokens (`/admin/jetons`).
     ManageApiTokens,
+    /// Create, list and disable webhooks and read their delivery log (`/admin/webhooks`).
+    ManageWebhooks,
     /// Measure the impact of a draft programme (`/admin/impact`): nationally for
     /// administrators, over their région for coordinators.
     ReadImpact,
@@ -386,6 +388,7 @@ pub enum Area {
     AuditLog,
     Jobs,
     ApiTokens,
+    Webhooks,
     Impact,
 }
 
@@ -396,7 +399,8 @@ impl Scope {
             Action::ManageAccounts
             | Action::ReadAuditLog
             | Action::ManageJobs
-            | Action::ManageApiTokens => self.role == Role::Administrateur,
+            | Action::ManageApiTokens
+            | Action::ManageWebhooks => self.role == Role::Administrateur,
             Action::ReadImpact => {
                 matches!(self.role, Role::Administrateur | Role::Coordinateur)
             }
@@ -430,6 +434,9 @@ impl Scope {
         }
         if self.can(Action::ManageApiTokens) {
             areas.push(Area::ApiTokens);
+        }
+        if self.can(Action::ManageWebhooks) {
+            areas.push(Area::Webhooks);
         }
         if self.can(Action::ReadImpact) {
             areas.push(Area::Impact);
@@ -583,6 +590,7 @@ mod tests {
                 Area::AuditLog,
                 Area::Jobs,
                 Area::ApiTokens,
+                Area::Webhooks,
                 Area::Impact
             ]
         );

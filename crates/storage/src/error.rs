@@ -143,6 +143,16 @@ const CONSTRAINTS: &[(&str, &str, &str)] = &[
         "dossier_sequences.prefix, dossier_sequences.territory, dossier_sequences.year",
         "cette séquence de numéros existe déjà",
     ),
+    (
+        "webhooks_service_id_fkey",
+        "",
+        "le service indiqué n’existe pas, ou des webhooks y sont encore rattachés",
+    ),
+    (
+        "webhook_deliveries_webhook_id_fkey",
+        "",
+        "le webhook indiqué n’existe pas",
+    ),
 ];
 
 fn violation(db: &dyn sqlx::error::DatabaseError) -> Violation {

@@ -18,6 +18,7 @@ pub mod referentiel;
 pub mod scope;
 pub mod sql;
 mod time;
+pub mod webhooks;
 
 pub use db::{redact_url, Backend, Db, Tx};
 pub use error::StorageError;

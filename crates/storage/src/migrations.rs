@@ -86,6 +86,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "dossiers",
         statements: m0008_dossiers,
     },
+    Migration {
+        version: 9,
+        name: "webhooks",
+        statements: m0009_webhooks,
+    },
 ];
 
 fn a(name: &str) -> Alias {
@@ -643,6 +648,68 @@ fn m0008_dossiers() -> Vec<Ddl> {
                 .col(int("last"))
                 .primary_key(&mut pk(&["prefix", "territory", "year"]))
                 .to_owned(),
+        ),
+    ]
+}
+
+/// Webhooks (`storage::webhooks`): per service, with the HMAC key that signs their bodies, and
+/// the log of each delivery (one per event and webhook, retried by the job queue).
+fn m0009_webhooks() -> Vec<Ddl> {
+    vec![
+        Ddl::Table(
+            Table::create()
+                .table(a("webhooks"))
+                .col(id("id"))
+                .col(int("service_id"))
+                .col(text("url"))
+                .col(text("secret"))
+                .col(text("created_at"))
+                .col(text("created_by"))
+                .col(text_null("disabled_at"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("webhooks_service_id_fkey")
+                        .from(a("webhooks"), a("service_id"))
+                        .to(a("services"), a("id"))
+                        .on_delete(ForeignKeyAction::Restrict),
+                )
+                .to_owned(),
+        ),
+        index("webhooks_service", "webhooks", &["service_id"]),
+        Ddl::Table(
+            Table::create()
+                .table(a("webhook_deliveries"))
+                .col(id("id"))
+                .col(int("webhook_id"))
+                .col(text("event_id"))
+                .col(text("event_type"))
+                .col(text("payload"))
+                .col(text("state"))
+                .col(
+                    ColumnDef::new(a("attempts"))
+                        .big_integer()
+                        .not_null()
+                        .default(0),
+                )
+                .col(ColumnDef::new(a("last_status")).big_integer().null())
+                .col(text_null("last_error"))
+                .col(text("created_at"))
+                .col(text_null("first_attempt_at"))
+                .col(text_null("last_attempt_at"))
+                .col(text_null("delivered_at"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("webhook_deliveries_webhook_id_fkey")
+                        .from(a("webhook_deliveries"), a("webhook_id"))
+                        .to(a("webhooks"), a("id"))
+                        .on_delete(ForeignKeyAction::Restrict),
+                )
+                .to_owned(),
+        ),
+        index(
+            "webhook_deliveries_webhook",
+            "webhook_deliveries",
+            &["webhook_id", "id"],
         ),
     ]
 }

@@ -68,6 +68,7 @@ impl Layout {
                     Area::AuditLog => ("Journal d’audit", "/admin/journal".into()),
                     Area::Jobs => ("Travaux", "/admin/travaux".into()),
                     Area::ApiTokens => ("Jetons d’API", "/admin/jetons".into()),
+                    Area::Webhooks => ("Webhooks", "/admin/webhooks".into()),
                     Area::Impact => ("Impact", "/admin/impact".into()),
                 });
             }

@@ -120,6 +120,14 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
         )
         .route("/admin/jetons/{id}/revoquer", post(pages::jetons::revoke))
         .route(
+            "/admin/webhooks",
+            get(pages::webhooks::list).post(pages::webhooks::create),
+        )
+        .route(
+            "/admin/webhooks/{id}/desactiver",
+            post(pages::webhooks::disable),
+        )
+        .route(
             "/admin/travaux/{id}/relancer",
             post(pages::admin::retry_job),
         )

@@ -140,6 +140,7 @@ fn job_label(kind: &str) -> &'static str {
         "sessions.purge" => "Purge des sessions expirées",
         "travaux.purge" => "Purge des travaux terminés",
         "audit.ancrage" => "Ancre signée du journal d’audit",
+        "webhook.livraison" => "Livraison d’un webhook",
         _ => "Autre travail",
     }
 }

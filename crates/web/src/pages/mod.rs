@@ -13,6 +13,7 @@ pub mod legal;
 pub mod mesures;
 pub mod mot_de_passe;
 pub mod simulateur;
+pub mod webhooks;
 
 use crate::ctx::Ctx;
 use crate::error::PageError;

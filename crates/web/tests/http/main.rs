@@ -19,3 +19,4 @@ mod requetes;
 mod securite;
 mod simulation;
 mod travaux;
+mod webhooks;
