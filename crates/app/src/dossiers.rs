@@ -724,8 +724,8 @@ impl Dossiers<'_> {
         let version =
             sql::versioned_update(&mut *tx, "dossiers", id, seen_version, changes, WHAT).await?;
         let actor_text = AuditActor::User(p.user_id).to_string();
-        store::insert_history(
-            &mut *tx,
+        self.record_transition(
+            &mut tx,
             &NewHistory {
                 dossier_id: id,
                 from: Some(t.from),
@@ -813,8 +813,8 @@ impl Dossiers<'_> {
         .await?;
         let message = event_message(&event).map(|m| format!("{m} (vers : {})", service.name));
         let actor_text = AuditActor::User(p.user_id).to_string();
-        store::insert_history(
-            &mut *tx,
+        self.record_transition(
+            &mut tx,
             &NewHistory {
                 dossier_id: id,
                 from: Some(t.from),
@@ -844,6 +844,42 @@ impl Dossiers<'_> {
     }
 
     // -----------------------------------------------------------------------------------------
+
+    /// Writes a transition's history line and tells the instructing service's webhooks
+    /// (`dossier.etat`), both in the caller's transaction: a change that does not commit is
+    /// neither recorded nor announced.
+    async fn record_transition(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        h: &NewHistory<'_>,
+    ) -> AppResult<()> {
+        store::insert_history(&mut *tx, h).await?;
+        let Some(row) = store::find(&mut *tx, h.dossier_id).await? else {
+            return Ok(());
+        };
+        if let Some(service_id) = row.service_id {
+            self.app
+                .webhooks()
+                .publish(
+                    tx,
+                    service_id,
+                    "dossier.etat",
+                    &json!({
+                        "numero": row.number.as_ref().map(|n| n.to_string()),
+                        "mesure": row.measure,
+                        "etat_precedent": h.from.map(State::as_str),
+                        "etat": h.to.as_str(),
+                        "evenement": h.event,
+                        "montant_centimes": h.amount_cents,
+                        "taux_points_de_base": h.rate_bp,
+                        "message": h.message,
+                        "date": h.at,
+                    }),
+                )
+                .await?;
+        }
+        Ok(())
+    }
 
     async fn visible_row(&self, p: &Principal, id: i64) -> AppResult<DossierRow> {
         let row = store::find(&self.app.db, id)
@@ -1308,8 +1344,8 @@ impl Dossiers<'_> {
         });
         let frozen = store::insert_version(&mut *tx, id, &snapshot.to_string(), &now).await?;
         let actor_text = AuditActor::User(p.user_id).to_string();
-        store::insert_history(
-            &mut *tx,
+        self.record_transition(
+            &mut tx,
             &NewHistory {
                 dossier_id: id,
                 from: Some(t.from),
@@ -1445,7 +1481,7 @@ impl Dossiers<'_> {
             sql::versioned_update(&mut *tx, "dossiers", id, seen_version, changes, WHAT).await?;
         let message = event_message(&event);
         let system = AuditActor::System.to_string();
-        store::insert_history(
+        self.record_transition(
             &mut *tx,
             &NewHistory {
                 dossier_id: id,
@@ -1552,8 +1588,8 @@ impl Dossiers<'_> {
         });
         let frozen = store::insert_version(&mut *tx, id, &snapshot.to_string(), &now).await?;
         let actor_text = AuditActor::User(p.user_id).to_string();
-        store::insert_history(
-            &mut *tx,
+        self.record_transition(
+            &mut tx,
             &NewHistory {
                 dossier_id: id,
                 from: Some(t.from),

@@ -1005,3 +1005,57 @@ async fn instruction_queue_is_scoped_and_counted() {
         Err(Error::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn dossier_state_changes_are_announced_to_the_instructing_services_webhooks() {
+    let app = start().await;
+    let p = agent(&app, "agent@cergy.fr", "95127").await;
+    let i95 = instructor(&app, "i@val-doise.gouv.fr", "95").await;
+    instructor(&app, "i@yvelines.gouv.fr", "78").await;
+    let (hook95, _) = app
+        .webhooks()
+        .create("pref-95", "http://127.0.0.1:9/recepteur", AuditActor::Cli)
+        .await
+        .unwrap();
+    let (hook78, _) = app
+        .webhooks()
+        .create("pref-78", "http://127.0.0.1:9/recepteur", AuditActor::Cli)
+        .await
+        .unwrap();
+    let (id, v) = draft(&app, &p, "95127").await;
+    // A draft belongs to no service yet: nothing is announced.
+    assert!(app
+        .webhooks()
+        .deliveries_all(hook95)
+        .await
+        .unwrap()
+        .is_empty());
+    let s = app.dossiers().submit(&p, id, v).await.unwrap();
+    app.dossiers()
+        .apply(&i95, id, s.version, Event::TakeIntoInstruction)
+        .await
+        .unwrap();
+    let mut delivered = app.webhooks().deliveries_all(hook95).await.unwrap();
+    delivered.sort_by_key(|d| d.id);
+    let states: Vec<(String, serde_json::Value)> = delivered
+        .iter()
+        .map(|d| {
+            let v: serde_json::Value = serde_json::from_str(&d.payload).unwrap();
+            assert_eq!(v["type"], "dossier.etat");
+            (d.event_type.clone(), v["donnees"].clone())
+        })
+        .collect();
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert!(states.iter().all(|(t, _)| t == "dossier.etat"));
+    assert_eq!(states[0].1["etat"], "depose");
+    assert_eq!(states[0].1["numero"], "ITN7-95-2021-00001");
+    assert_eq!(states[1].1["etat_precedent"], "depose");
+    assert_eq!(states[1].1["etat"], "en_instruction");
+    // Another prefecture's webhook hears nothing of it.
+    assert!(app
+        .webhooks()
+        .deliveries_all(hook78)
+        .await
+        .unwrap()
+        .is_empty());
+}
