@@ -17,7 +17,7 @@ use chrono::{Datelike, NaiveDate};
 use guichet_domain::access::{Action, CollectiviteSet, ServiceSet, ServiceTarget};
 use guichet_domain::dossier::{
     transition, Actor, AutomaticAcceptance, Decision, Event, EventKind, Grant, NumberTerritory,
-    Parties, Proposal, ProposalBounds, Reason, RecordedProposal, Refusal, State,
+    Parties, Proposal, ProposalBounds, Reason, RecordedProposal, Refusal, State, Transition,
 };
 use guichet_domain::{Cents, CollectiviteRef, DepartementCode, DossierNumber, Principal, Role};
 use guichet_programme::eval::MISSING_REASON;
@@ -845,6 +845,37 @@ impl Dossiers<'_> {
 
     // -----------------------------------------------------------------------------------------
 
+    /// Freezes a submission (a new version: what the instructors judge) and records the
+    /// transition that submitted it, in the caller's transaction; answers the version's number.
+    async fn freeze_submission(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        p: &Principal,
+        id: i64,
+        t: &Transition,
+        snapshot: &serde_json::Value,
+        now: &str,
+    ) -> AppResult<i64> {
+        let frozen = store::insert_version(&mut *tx, id, &snapshot.to_string(), now).await?;
+        let actor_text = AuditActor::User(p.user_id).to_string();
+        self.record_transition(
+            tx,
+            &NewHistory {
+                dossier_id: id,
+                from: Some(t.from),
+                to: t.to,
+                event: t.event.as_str(),
+                actor: &actor_text,
+                message: None,
+                amount_cents: None,
+                rate_bp: None,
+                at: now,
+            },
+        )
+        .await?;
+        Ok(frozen)
+    }
+
     /// Writes a transition's history line and tells the instructing service's webhooks
     /// (`dossier.etat`), both in the caller's transaction: a change that does not commit is
     /// neither recorded nor announced.
@@ -1342,23 +1373,9 @@ impl Dossiers<'_> {
             "version_programme": programme.version,
             "depose_le": now,
         });
-        let frozen = store::insert_version(&mut *tx, id, &snapshot.to_string(), &now).await?;
-        let actor_text = AuditActor::User(p.user_id).to_string();
-        self.record_transition(
-            &mut tx,
-            &NewHistory {
-                dossier_id: id,
-                from: Some(t.from),
-                to: t.to,
-                event: t.event.as_str(),
-                actor: &actor_text,
-                message: None,
-                amount_cents: None,
-                rate_bp: None,
-                at: &now,
-            },
-        )
-        .await?;
+        let frozen = self
+            .freeze_submission(&mut tx, p, id, &t, &snapshot, &now)
+            .await?;
         audit::record(
             &mut tx,
             &self.app.clock,
@@ -1586,23 +1603,9 @@ impl Dossiers<'_> {
             "version_programme": row.programme_version,
             "depose_le": now,
         });
-        let frozen = store::insert_version(&mut *tx, id, &snapshot.to_string(), &now).await?;
-        let actor_text = AuditActor::User(p.user_id).to_string();
-        self.record_transition(
-            &mut tx,
-            &NewHistory {
-                dossier_id: id,
-                from: Some(t.from),
-                to: t.to,
-                event: t.event.as_str(),
-                actor: &actor_text,
-                message: None,
-                amount_cents: None,
-                rate_bp: None,
-                at: &now,
-            },
-        )
-        .await?;
+        let frozen = self
+            .freeze_submission(&mut tx, p, id, &t, &snapshot, &now)
+            .await?;
         audit::record(
             &mut tx,
             &self.app.clock,
