@@ -77,6 +77,18 @@ pub struct Accounts<'a> {
 }
 
 impl Accounts<'_> {
+    /// A service by its code (`pref-95`, `pref-reg-11`, `DINUM`), or a French "unknown service".
+    pub async fn service_by_code(&self, code: &str) -> AppResult<ServiceRow> {
+        let code = code.trim();
+        store::find_service_by_code(&self.app.db, code)
+            .await?
+            .ok_or_else(|| {
+                AppError::NotFound(format!(
+                    "service « {code} » inconnu (voir la liste des services : /espace/services)"
+                ))
+            })
+    }
+
     /// Finds or creates the service a target designates, named from the referential.
     pub async fn ensure_service(
         &self,

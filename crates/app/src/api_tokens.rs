@@ -92,14 +92,11 @@ impl ApiTokens<'_> {
                 Some(format_ts(at.with_timezone(&chrono::Utc)))
             }
         };
-        let code = new.service_code.trim();
-        let service = accounts_store::find_service_by_code(&self.app.db, code)
-            .await?
-            .ok_or_else(|| {
-                AppError::NotFound(format!(
-                    "service « {code} » inconnu (voir la liste des services : guichet admin services ou /espace/services)"
-                ))
-            })?;
+        let service = self
+            .app
+            .accounts()
+            .service_by_code(new.service_code)
+            .await?;
         let secret = format!("{TOKEN_PREFIX}{}", random_token());
         let now = self.app.now_ts();
         let actor_text = actor.to_string();

@@ -19,7 +19,6 @@ use crate::jobs::{Job, JobError, JobResult, Registry};
 use crate::App;
 use chrono::Duration;
 use guichet_domain::{Action, Principal};
-use guichet_storage::accounts as accounts_store;
 use guichet_storage::format_ts;
 use guichet_storage::webhooks::{self as store, DEAD, DELIVERED, PENDING};
 use rand::RngCore;
@@ -123,14 +122,7 @@ impl Webhooks<'_> {
         actor: Actor,
     ) -> AppResult<(i64, String)> {
         let url = check_url(url)?;
-        let code = service_code.trim();
-        let service = accounts_store::find_service_by_code(&self.app.db, code)
-            .await?
-            .ok_or_else(|| {
-                AppError::NotFound(format!(
-                    "service « {code} » inconnu (voir la liste des services : /espace/services)"
-                ))
-            })?;
+        let service = self.app.accounts().service_by_code(service_code).await?;
         let secret = new_secret();
         let now = self.app.now_ts();
         let actor_text = actor.to_string();
