@@ -34,10 +34,10 @@ for (const width of WIDTHS) {
     // No technical identifier in what the visitor reads.
     const text = await page.locator('main').innerText();
     assert.doesNotMatch(text, /axe3\.v1|\[00\d\]/);
-    // Filing is not open: the button says so and does nothing.
-    const depot = page.getByRole('button', { name: 'Déposer un dossier' });
-    assert.equal(await depot.isDisabled(), true);
-    assert.match(text, /Le dépôt en ligne ouvre prochainement/);
+    // Filing starts from here, with this measure chosen.
+    const depot = page.getByRole('link', { name: 'Déposer un dossier' });
+    assert.equal(await depot.getAttribute('href'), '/espace/dossiers/nouveau?mesure=axe3.v1.relation-usager');
+    assert.match(text, /Devis \(obligatoire\)/);
     // The territory chosen without JavaScript: Île-de-France's terms.
     await page.locator('select#territoire').selectOption({ label: 'Île-de-France' });
     await page.getByRole('button', { name: 'Afficher' }).click();

@@ -318,6 +318,14 @@ impl Accounts<'_> {
         })
     }
 
+    /// A service's name, by id (`None` when there is no such service). Names are public (the
+    /// service directory); no scope applies.
+    pub async fn service_name(&self, id: i64) -> AppResult<Option<String>> {
+        Ok(guichet_storage::accounts::find_service(&self.app.db, id)
+            .await?
+            .map(|s| s.name))
+    }
+
     /// The collectivités with their names in the vintage in force (the code when unknown), in
     /// one statement.
     pub async fn named_collectivites(

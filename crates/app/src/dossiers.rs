@@ -528,10 +528,7 @@ impl Dossiers<'_> {
         }
         let dossier = self.by_number(p, number).await?;
         let id = dossier.row.id;
-        let frozen = match store::versions(&self.app.db, id).await?.pop() {
-            Some(v) => Some(parse_json::<FrozenSubmission>(&v.snapshot, "snapshot")?.donnees),
-            None => None,
-        };
+        let frozen = self.frozen_of(id).await?;
         let mut history = Vec::new();
         for h in store::history(&self.app.db, id).await? {
             let actor = self.actor_name(&h.actor).await?;
@@ -576,6 +573,26 @@ impl Dossiers<'_> {
                 None => other.to_string(),
             },
         })
+    }
+
+    /// A listed row as a dossier (its JSON columns read).
+    pub fn of_row(&self, row: DossierRow) -> AppResult<Dossier> {
+        Dossier::of(row)
+    }
+
+    /// The last frozen submission's content (what the instructors judge), if it was filed.
+    pub async fn frozen(&self, p: &Principal, id: i64) -> AppResult<Option<DraftData>> {
+        self.visible_row(p, id).await?;
+        self.frozen_of(id).await
+    }
+
+    async fn frozen_of(&self, id: i64) -> AppResult<Option<DraftData>> {
+        match store::versions(&self.app.db, id).await?.pop() {
+            Some(v) => Ok(Some(
+                parse_json::<FrozenSubmission>(&v.snapshot, "snapshot")?.donnees,
+            )),
+            None => Ok(None),
+        }
     }
 
     /// A dossier's history, oldest first.

@@ -371,6 +371,8 @@ pub enum Action {
     ReadImpact,
     /// Work the instruction queue (`/instruction`): the dossiers of the services in scope.
     InstructDossiers,
+    /// File dossiers for the collectivités one acts for (`/espace/dossiers`).
+    FileDossiers,
 }
 
 /// The areas of "Mon espace" a principal is offered, in menu order.
@@ -384,6 +386,8 @@ pub enum Area {
     OwnService(i64),
     /// The instruction queue (instructors, coordinators, administrators).
     Instruction,
+    /// One's collectivités' dossiers (applicants).
+    Dossiers,
     Accounts,
     AuditLog,
     Jobs,
@@ -408,6 +412,10 @@ impl Scope {
                 self.role,
                 Role::Administrateur | Role::Coordinateur | Role::Instructeur
             ),
+            Action::FileDossiers => {
+                self.role == Role::Demandeur
+                    && matches!(&self.collectivites, CollectiviteSet::Listed(l) if !l.is_empty())
+            }
         }
     }
 
@@ -419,6 +427,9 @@ impl Scope {
             (ServiceSet::Region { .. }, _) => areas.push(Area::RegionServices),
             (ServiceSet::Own(id), _) => areas.push(Area::OwnService(*id)),
             (ServiceSet::Nothing, _) => {}
+        }
+        if self.can(Action::FileDossiers) {
+            areas.push(Area::Dossiers);
         }
         if self.can(Action::InstructDossiers) {
             areas.push(Area::Instruction);
@@ -601,8 +612,21 @@ mod tests {
             collectivites: vec![CollectiviteRef::new(CollectiviteKind::Commune, "95127").unwrap()],
         }
         .scope();
-        assert!(applicant.areas().is_empty());
+        assert_eq!(applicant.areas(), [Area::Dossiers]);
+        assert!(applicant.can(Action::FileDossiers));
         assert!(!applicant.can(Action::ListServices));
+        let unattached = Principal {
+            user_id: 4,
+            role: Role::Demandeur,
+            service: None,
+            collectivites: vec![],
+        }
+        .scope();
+        assert!(
+            unattached.areas().is_empty(),
+            "no collectivité, nothing to file"
+        );
+        assert!(!admin.can(Action::FileDossiers));
         let expert = Principal {
             user_id: 3,
             role: Role::Expert,

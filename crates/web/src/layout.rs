@@ -64,6 +64,7 @@ impl Layout {
                     Area::RegionServices => ("Services de la région", "/espace/services".into()),
                     Area::OwnService(id) => ("Mon service", format!("/espace/services/{id}")),
                     Area::Instruction => ("Instruction", "/instruction".into()),
+                    Area::Dossiers => ("Mes dossiers", "/espace/dossiers".into()),
                     Area::Accounts => ("Comptes", "/admin/utilisateurs".into()),
                     Area::AuditLog => ("Journal d’audit", "/admin/journal".into()),
                     Area::Jobs => ("Travaux", "/admin/travaux".into()),

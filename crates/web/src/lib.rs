@@ -105,6 +105,21 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
             get(pages::mot_de_passe::set_form).post(pages::mot_de_passe::set_submit),
         )
         .route("/espace", get(pages::espace::page))
+        // The applicant's dossiers: the list, a new draft, its steps, submission, receipt.
+        .route(
+            "/espace/dossiers",
+            get(pages::depot::list).post(pages::depot::create),
+        )
+        .route("/espace/dossiers/nouveau", get(pages::depot::new_form))
+        .route(
+            "/espace/dossiers/{id}",
+            get(pages::depot::dossier).post(pages::depot::save),
+        )
+        .route("/espace/dossiers/{id}/depot", post(pages::depot::submit))
+        .route(
+            "/espace/dossiers/{id}/recepisse",
+            get(pages::depot::receipt),
+        )
         .route("/espace/services", get(pages::espace::services))
         .route("/espace/services/{id}", get(pages::espace::service))
         .route(
@@ -137,6 +152,10 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
             "/instruction/dossiers/{numero}",
             get(pages::instruction::dossier),
         )
+        .route(
+            "/instruction/dossiers/{numero}/actions",
+            post(pages::decisions::act),
+        )
         .route("/admin/impact", get(pages::impact::page))
         .route("/admin/impact/export.csv", get(pages::impact::export))
         .route("/mesures", get(pages::mesures::list))
@@ -161,6 +180,8 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
             "/api/v1/collectivites/{kind}/{code}/agents",
             get(api::collectivites::agents),
         )
+        .route("/api/v1/dossiers", get(api::dossiers::list))
+        .route("/api/v1/dossiers/{numero}", get(api::dossiers::details))
         .route("/api/v1/mesures", get(api::mesures::list))
         .route("/api/v1/mesures/{mesure}", get(api::mesures::details))
         .route("/api/v1/simulations", post(api::simulations::simulate))

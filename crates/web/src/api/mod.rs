@@ -2,6 +2,7 @@
 //! handlers (`/api/v1/openapi.json`). Errors are `application/problem+json`.
 
 pub mod collectivites;
+pub mod dossiers;
 pub mod mesures;
 pub mod moi;
 pub mod patterns;
@@ -23,6 +24,8 @@ use utoipa::OpenApi;
         collectivites::search,
         collectivites::details,
         collectivites::agents,
+        dossiers::list,
+        dossiers::details,
         mesures::list,
         mesures::details,
         moi::moi,
@@ -38,6 +41,7 @@ use utoipa::OpenApi;
         (name = "referentiel", description = "Référentiel territorial : communes, EPCI, départements, régions"),
         (name = "comptes", description = "Compte connecté, services et habilitations"),
         (name = "programme", description = "Les mesures du programme : bénéficiaires, taux, plafonds et dates selon le territoire, sources"),
+        (name = "dossiers", description = "Dossiers déposés : la liste visible par l’appelant (un jeton voit ceux de son service), un dossier avec son contenu déposé, le calcul au dépôt et son historique"),
         (name = "simulation", description = "Simulateur : éligibilité et montant indicatif d’une mesure pour une collectivité, avec l’explication du calcul"),
         (name = "exploitation", description = "Sondes de santé")
     )

@@ -349,6 +349,10 @@ struct DossierTemplate {
     verdict: Option<Verdict>,
     granted: Option<String>,
     history: Vec<Step>,
+    actions: super::decisions::Actions,
+    version: i64,
+    done: Option<&'static str>,
+    error: Option<String>,
 }
 
 fn capitalised(s: &str) -> String {
@@ -382,16 +386,44 @@ fn event_label(slug: &str) -> String {
         .unwrap_or_else(|| slug.to_string())
 }
 
+/// What the dossier page says above everything: an action done, or refused.
+pub enum Notice {
+    Done(&'static str),
+    Error(String),
+}
+
+#[derive(Default, Deserialize)]
+pub struct DossierQuery {
+    fait: Option<String>,
+}
+
 pub async fn dossier(
     AxumState(app): AxumState<App>,
     ctx: Ctx,
     PagePath(numero): PagePath<String>,
+    PageQuery(q): PageQuery<DossierQuery>,
 ) -> PageResult {
     let path = format!("/instruction/dossiers/{numero}");
     let u = require_user(&ctx, &path)?;
+    let notice = q
+        .fait
+        .as_deref()
+        .map(|a| Notice::Done(super::decisions::done_message(a)));
+    dossier_page(&app, &ctx, u, &numero, notice).await
+}
+
+/// The dossier page, with a notice (the outcome of an action).
+pub async fn dossier_page(
+    app: &App,
+    ctx: &Ctx,
+    u: &guichet_app::accounts::UserView,
+    numero: &str,
+    notice: Option<Notice>,
+) -> PageResult {
+    let path = format!("/instruction/dossiers/{numero}");
     let file = app
         .dossiers()
-        .instruction_file(&u.principal, &numero)
+        .instruction_file(&u.principal, numero)
         .await?;
     let d = &file.dossier;
     let number = d
@@ -469,8 +501,8 @@ pub async fn dossier(
         .collect();
     render(&DossierTemplate {
         layout: Layout::new(
-            &ctx,
-            &app,
+            ctx,
+            app,
             &path,
             vec![
                 Crumb::link("Accueil", "/"),
@@ -480,7 +512,7 @@ pub async fn dossier(
         ),
         title: d.row.title.clone(),
         state: d.row.state.label(),
-        measure: measure_name(&app, &d.row.measure),
+        measure: measure_name(app, &d.row.measure),
         applicant: file.applicant_name.clone(),
         service: file.service_name.clone().unwrap_or_else(|| "—".into()),
         submitted: d
@@ -498,5 +530,15 @@ pub async fn dossier(
         verdict,
         granted: euros(d.row.granted_cents),
         history,
+        actions: super::decisions::actions(&u.principal, d),
+        version: d.row.version,
+        done: match &notice {
+            Some(Notice::Done(m)) => Some(*m),
+            _ => None,
+        },
+        error: match notice {
+            Some(Notice::Error(m)) => Some(m),
+            _ => None,
+        },
     })
 }

@@ -204,6 +204,9 @@ struct SheetTemplate {
     date_rows: Vec<CompareRow>,
     simulate_href: String,
     simulate_label: String,
+    file_href: String,
+    /// The documents asked for (label, required, description), in the visitor's région.
+    documents: Vec<(String, bool, String)>,
 }
 
 /// Rows of a comparison: every title met in any territory, in the order first met.
@@ -285,6 +288,25 @@ pub async fn sheet(
         None => ("/simulateur".to_string(), "Simuler".to_string()),
     };
     let path = format!("/mesures/{id}");
+    let form = &app.programme.form;
+    let documents = form
+        .documents_for(&id, visitor.code.as_deref())
+        .map(|r| {
+            let kind = form.document(&r.document);
+            (
+                kind.map(|k| k.label.clone())
+                    .unwrap_or_else(|| r.document.clone()),
+                r.required,
+                kind.and_then(|k| k.description.clone()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let file_href = format!(
+        "/espace/dossiers/nouveau?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("mesure", &id)
+            .finish()
+    );
     render(&SheetTemplate {
         layout: Layout::new(
             &ctx,
@@ -306,6 +328,8 @@ pub async fn sheet(
         date_rows,
         simulate_href,
         simulate_label,
+        file_href,
+        documents,
         sheet,
         visitor,
     })

@@ -4,6 +4,8 @@ pub mod accessibilite;
 pub mod admin;
 pub mod collectivites;
 pub mod connexion;
+pub mod decisions;
+pub mod depot;
 pub mod espace;
 pub mod home;
 pub mod impact;
@@ -30,6 +32,19 @@ pub fn render<T: Template>(t: &T) -> PageResult {
 /// The logged-in user, or a detour through the login page.
 pub fn require_user<'a>(ctx: &'a Ctx, path: &str) -> Result<&'a UserView, PageError> {
     ctx.user().ok_or_else(|| PageError::login(path))
+}
+
+/// Euros as a form shows them back for editing: `12000` or `12000,50` (no grouping, so that
+/// the value parses again as typed).
+pub fn euros_input(c: guichet_domain::Cents) -> String {
+    let n = c.get();
+    let sign = if n < 0 { "-" } else { "" };
+    let (euros, cents) = (n.unsigned_abs() / 100, n.unsigned_abs() % 100);
+    if cents == 0 {
+        format!("{sign}{euros}")
+    } else {
+        format!("{sign}{euros},{cents:02}")
+    }
 }
 
 /// French grouping of thousands: 65 911.

@@ -7,6 +7,7 @@ mod auth;
 mod common;
 mod comptes_attaques;
 mod courriel_smtp;
+mod depot;
 mod impact;
 mod instances;
 mod instruction;

@@ -61,6 +61,11 @@ const PERSONAS: [(&str, Role, Option<&str>, &[&str]); 11] = [
 /// a dossier is seen by the services that instruct it (`{dossier-cergy}`: a Cergy dossier filed
 /// to the Val-d'Oise prefecture), their région's coordinator and the administrators; the
 /// national directorate does not instruct it. An empty queue is still a 200.
+///
+/// Filing (`/espace/dossiers…`) is for applicants (`Action::FileDossiers`), each seeing their
+/// own collectivités' dossiers only: Cergy's dossier is Cergy's agent's, not the région's
+/// agent's (a région is no party to a commune's dossier). The API's list is everyone's (each
+/// sees what their scope holds, possibly nothing); one dossier there is seen as on the pages.
 #[rustfmt::skip]
 const ROWS: &[(&str, &str, &str, u16)] = &[
     ("service pref-95", "/espace/services/{pref-95}", "administrateur", 200),
@@ -505,7 +510,66 @@ const ROWS: &[(&str, &str, &str, u16)] = &[
     ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "demandeur commune:95127", 403),
     ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "demandeur commune:78646", 403),
     ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "demandeur région:11", 403),
-    ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "anonyme", 303),
+    ("dossier inconnu", "/instruction/dossiers/ITN7-95-2021-09999", "anonyme", 303),    ("mes dossiers", "/espace/dossiers", "administrateur", 403),
+    ("mes dossiers", "/espace/dossiers", "coordinateur région:11", 403),
+    ("mes dossiers", "/espace/dossiers", "coordinateur région:93", 403),
+    ("mes dossiers", "/espace/dossiers", "instructeur 95", 403),
+    ("mes dossiers", "/espace/dossiers", "instructeur 78", 403),
+    ("mes dossiers", "/espace/dossiers", "instructeur DINUM", 403),
+    ("mes dossiers", "/espace/dossiers", "expert 95", 403),
+    ("mes dossiers", "/espace/dossiers", "membre-comite 95", 403),
+    ("mes dossiers", "/espace/dossiers", "demandeur commune:95127", 200),
+    ("mes dossiers", "/espace/dossiers", "demandeur commune:78646", 200),
+    ("mes dossiers", "/espace/dossiers", "demandeur région:11", 200),
+    ("mes dossiers", "/espace/dossiers", "anonyme", 303),
+    ("dossier de Cergy, côté collectivité", "/espace/dossiers/{dossier-cergy-id}", "administrateur", 403),
+    ("dossier de Cergy, côté collectivité", "/espace/dossiers/{dossier-cergy-id}", "coordinateur région:11", 403),
+    ("dossier de Cergy, côté collectivité", "/espace/dossiers/{dossier-cergy-id}", "coordinateur région:93", 403),
+    ("dossier de Cergy, côté collectivité", "/espace/dossiers/{dossier-cergy-id}", "instructeur 95", 403),
+    ("dossier de Cergy, côté collectivité", "/espace/dossiers/{dossier-cergy-id}", "instructeur 78", 403),
+    ("dossier de Cergy, côté collectivité", "/espace/dossiers/{dossier-cergy-id}", "instructeur DINUM", 403),
+    ("dossier de Cergy, côté collectivité", "/espace/dossiers/{dossier-cergy-id}", "expert 95", 403),
+    ("dossier de Cergy, côté collectivité", "/espace/dossiers/{dossier-cergy-id}", "membre-comite 95", 403),
+    ("dossier de Cergy, côté collectivité", "/espace/dossiers/{dossier-cergy-id}", "demandeur commune:95127", 200),
+    ("dossier de Cergy, côté collectivité", "/espace/dossiers/{dossier-cergy-id}", "demandeur commune:78646", 403),
+    ("dossier de Cergy, côté collectivité", "/espace/dossiers/{dossier-cergy-id}", "demandeur région:11", 403),
+    ("dossier de Cergy, côté collectivité", "/espace/dossiers/{dossier-cergy-id}", "anonyme", 303),
+    ("récépissé du dossier de Cergy", "/espace/dossiers/{dossier-cergy-id}/recepisse", "administrateur", 403),
+    ("récépissé du dossier de Cergy", "/espace/dossiers/{dossier-cergy-id}/recepisse", "coordinateur région:11", 403),
+    ("récépissé du dossier de Cergy", "/espace/dossiers/{dossier-cergy-id}/recepisse", "coordinateur région:93", 403),
+    ("récépissé du dossier de Cergy", "/espace/dossiers/{dossier-cergy-id}/recepisse", "instructeur 95", 403),
+    ("récépissé du dossier de Cergy", "/espace/dossiers/{dossier-cergy-id}/recepisse", "instructeur 78", 403),
+    ("récépissé du dossier de Cergy", "/espace/dossiers/{dossier-cergy-id}/recepisse", "instructeur DINUM", 403),
+    ("récépissé du dossier de Cergy", "/espace/dossiers/{dossier-cergy-id}/recepisse", "expert 95", 403),
+    ("récépissé du dossier de Cergy", "/espace/dossiers/{dossier-cergy-id}/recepisse", "membre-comite 95", 403),
+    ("récépissé du dossier de Cergy", "/espace/dossiers/{dossier-cergy-id}/recepisse", "demandeur commune:95127", 200),
+    ("récépissé du dossier de Cergy", "/espace/dossiers/{dossier-cergy-id}/recepisse", "demandeur commune:78646", 403),
+    ("récépissé du dossier de Cergy", "/espace/dossiers/{dossier-cergy-id}/recepisse", "demandeur région:11", 403),
+    ("récépissé du dossier de Cergy", "/espace/dossiers/{dossier-cergy-id}/recepisse", "anonyme", 303),
+    ("dossiers visibles (API)", "/api/v1/dossiers", "administrateur", 200),
+    ("dossiers visibles (API)", "/api/v1/dossiers", "coordinateur région:11", 200),
+    ("dossiers visibles (API)", "/api/v1/dossiers", "coordinateur région:93", 200),
+    ("dossiers visibles (API)", "/api/v1/dossiers", "instructeur 95", 200),
+    ("dossiers visibles (API)", "/api/v1/dossiers", "instructeur 78", 200),
+    ("dossiers visibles (API)", "/api/v1/dossiers", "instructeur DINUM", 200),
+    ("dossiers visibles (API)", "/api/v1/dossiers", "expert 95", 200),
+    ("dossiers visibles (API)", "/api/v1/dossiers", "membre-comite 95", 200),
+    ("dossiers visibles (API)", "/api/v1/dossiers", "demandeur commune:95127", 200),
+    ("dossiers visibles (API)", "/api/v1/dossiers", "demandeur commune:78646", 200),
+    ("dossiers visibles (API)", "/api/v1/dossiers", "demandeur région:11", 200),
+    ("dossiers visibles (API)", "/api/v1/dossiers", "anonyme", 401),
+    ("dossier de Cergy (API)", "/api/v1/dossiers/{dossier-cergy}", "administrateur", 200),
+    ("dossier de Cergy (API)", "/api/v1/dossiers/{dossier-cergy}", "coordinateur région:11", 200),
+    ("dossier de Cergy (API)", "/api/v1/dossiers/{dossier-cergy}", "coordinateur région:93", 403),
+    ("dossier de Cergy (API)", "/api/v1/dossiers/{dossier-cergy}", "instructeur 95", 200),
+    ("dossier de Cergy (API)", "/api/v1/dossiers/{dossier-cergy}", "instructeur 78", 403),
+    ("dossier de Cergy (API)", "/api/v1/dossiers/{dossier-cergy}", "instructeur DINUM", 403),
+    ("dossier de Cergy (API)", "/api/v1/dossiers/{dossier-cergy}", "expert 95", 403),
+    ("dossier de Cergy (API)", "/api/v1/dossiers/{dossier-cergy}", "membre-comite 95", 403),
+    ("dossier de Cergy (API)", "/api/v1/dossiers/{dossier-cergy}", "demandeur commune:95127", 200),
+    ("dossier de Cergy (API)", "/api/v1/dossiers/{dossier-cergy}", "demandeur commune:78646", 403),
+    ("dossier de Cergy (API)", "/api/v1/dossiers/{dossier-cergy}", "demandeur région:11", 403),
+    ("dossier de Cergy (API)", "/api/v1/dossiers/{dossier-cergy}", "anonyme", 401),
 ];
 
 struct People {
@@ -596,6 +660,15 @@ async fn every_role_sees_its_territory_and_nothing_else() {
         "Portail citoyen de Cergy",
     )
     .await;
+    let cergy_id = t
+        .app
+        .dossiers()
+        .by_number(&admin(), &cergy_dossier)
+        .await
+        .unwrap()
+        .row
+        .id
+        .to_string();
     // Every persona has a row for every route: a new persona or route cannot be half-covered.
     let mut per_route: HashMap<&str, usize> = HashMap::new();
     for (_, r, _, _) in ROWS {
@@ -611,7 +684,12 @@ async fn every_role_sees_its_territory_and_nothing_else() {
     let mut failures = Vec::new();
     for (resource, template, persona, expected) in ROWS {
         let c = &people.clients[persona];
-        let path = route(&template.replace("{dossier-cergy}", &cergy_dossier), &ids);
+        let path = route(
+            &template
+                .replace("{dossier-cergy-id}", &cergy_id)
+                .replace("{dossier-cergy}", &cergy_dossier),
+            &ids,
+        );
         let got = t.get_with(c, &path).await.status().as_u16();
         if got != *expected {
             failures.push(format!(

@@ -80,14 +80,20 @@ async fn a_measure_page_says_what_it_funds_its_terms_dates_and_sources() {
         "Prochaine échéance : <strong>Date limite d’achèvement du projet (axe 3)</strong>, le 31/12/2022",
         // Sources by title.
         "Fiche nationale « Axe 3 : guichet départemental",
-        // The ways on: the simulator, and filing, which is not open.
+        // The ways on: the simulator, and filing a dossier for this measure.
         "href=\"/simulateur\"",
-        "Déposer un dossier</button>",
-        "Le dépôt en ligne ouvre prochainement",
+        "href=\"/espace/dossiers/nouveau?mesure=axe3.v1.relation-usager\"",
+        "Déposer un dossier</a>",
+        // The documents of the form, by name.
+        "<strong>Devis</strong> (obligatoire) : Le devis du ou des prestataires retenus.",
+        "<strong>Délibération ou décision de l’exécutif</strong> (facultative)",
     ] {
         assert!(html.contains(expected), "absent : {expected}");
     }
-    assert!(html.contains("disabled aria-describedby=\"depot-bientot\""));
+    assert!(
+        !html.contains("Annexe 1 de l’appel à projets"),
+        "pièce propre à PACA sans territoire"
+    );
     let text = visible(&html);
     assert!(!text.contains("axe3.v1"), "identifiant technique visible");
     assert!(!text.contains("[00"), "source numérotée visible");
@@ -149,7 +155,7 @@ async fn the_home_page_links_the_measures_and_promises_only_what_runs() {
     assert!(!text.contains("consulter les lauréats"), "{text}");
     assert!(!text.contains("de déposer leur dossier"), "{text}");
     assert!(!text.contains("axe3.v1"), "identifiant technique visible");
-    assert!(text.contains("Le dépôt des dossiers en ligne et leur suivi ouvriront prochainement"));
+    assert!(text.contains("déposent ensuite leurs dossiers et en suivent l’instruction"));
 }
 
 #[tokio::test]
