@@ -463,6 +463,26 @@ impl Dossiers<'_> {
         .await?)
     }
 
+    /// As [`Dossiers::list`], without the page limit: for exports, which read in batches.
+    pub(crate) async fn list_batch(
+        &self,
+        p: &Principal,
+        filter: &ListFilter<'_>,
+    ) -> AppResult<Vec<DossierRow>> {
+        let (services, collectivites) = visibility(p);
+        let mut conn = self.app.db.acquire().await?;
+        Ok(store::list_in(
+            &mut conn,
+            &Visibility {
+                services: &services,
+                collectivites: &collectivites,
+                vintage: i64::from(self.app.programme.vintage.year()),
+            },
+            filter,
+        )
+        .await?)
+    }
+
     /// How many dossiers the principal sees in each state, with `filter`'s measure and
     /// département (its states and pagination ignored): the counts of the queue's tabs.
     pub async fn count_by_state(

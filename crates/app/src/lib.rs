@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod dossiers;
 pub mod error;
+pub mod exports;
 pub mod impact;
 pub mod jobs;
 pub mod mail;
@@ -144,6 +145,10 @@ impl App {
     /// Dossiers (`dossiers`).
     pub fn dossiers(&self) -> dossiers::Dossiers<'_> {
         dossiers::Dossiers { app: self }
+    }
+
+    pub fn exports(&self) -> exports::Exports<'_> {
+        exports::Exports { app: self }
     }
 
     /// Demo data (`demo`).

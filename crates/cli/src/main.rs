@@ -83,6 +83,11 @@ enum Command {
     /// Simule l'aide d'une mesure pour une collectivité (référentiel importé requis)
     #[command(after_help = SIMULATE_HELP)]
     Simulate(SimulateArgs),
+    /// Exporte des données en CSV ou XLSX
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Vérifie ou teste un dossier de programme (sans base de données)
     Programme {
         #[command(subcommand)]
@@ -111,6 +116,31 @@ programme.yaml, parametres.yaml, regles.yaml, variantes.yaml, criteres.yaml et t
 Codes de sortie : check : 0 programme valide, 1 erreurs (une ligne fichier:ligne:colonne : message
 par erreur, sur la sortie d'erreur) ; test : 0 tous les cas passent, 1 au moins un échec,
 2 programme invalide.";
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Les dossiers déposés (tous, ou ceux d'un service), une ligne par dossier
+    Dossiers(ExportDossiersArgs),
+}
+
+#[derive(Args)]
+struct ExportDossiersArgs {
+    /// Code du service instructeur (pref-95, pref-reg-11, DINUM…) ; défaut : tous les dossiers
+    #[arg(long, value_name = "CODE")]
+    service: Option<String>,
+    /// csv (UTF-8, séparateur « ; ») ou xlsx
+    #[arg(long, value_name = "FORMAT", default_value = "csv")]
+    format: String,
+    /// Seulement les dossiers à cet état (depose, en_instruction, accepte…)
+    #[arg(long, value_name = "ETAT")]
+    etat: Option<String>,
+    /// Seulement les dossiers de cette mesure
+    #[arg(long, value_name = "ID")]
+    mesure: Option<String>,
+    /// Fichier à écrire
+    #[arg(long, value_name = "FICHIER")]
+    sortie: PathBuf,
+}
 
 #[derive(Args)]
 struct SimulateArgs {
@@ -538,6 +568,80 @@ fn programme_test(dir: &Path) -> ExitCode {
     }
 }
 
+/// `guichet export dossiers`: every dossier (or a service's) to a CSV or XLSX file.
+async fn export_dossiers(config: Config, args: ExportDossiersArgs) -> anyhow::Result<()> {
+    use guichet_app::dossiers::ListFilter;
+    use guichet_domain::dossier::{State, FILED};
+    let format = guichet_app::exports::Format::parse(&args.format).map_err(simulation_error)?;
+    let state = match args.etat.as_deref() {
+        Some(s) => match State::parse(s) {
+            Ok(st) if FILED.contains(&st) => Some(st),
+            _ => {
+                return Err(InputError(format!(
+                    "état inconnu ou non exportable : « {s} » (depose, en_instruction, en_correction, instruit, accepte, refuse, sans_suite)"
+                ))
+                .into())
+            }
+        },
+        None => None,
+    };
+    let clock = clock_for(&config);
+    let app = App::start(config, clock).await?;
+    if let Some(m) = args.mesure.as_deref() {
+        if app.programme.measure(m).is_none() {
+            return Err(InputError(format!("mesure inconnue : « {m} »")).into());
+        }
+    }
+    let principal = match args.service.as_deref() {
+        Some(code) => {
+            let service = app
+                .accounts()
+                .service_by_code(code)
+                .await
+                .map_err(simulation_error)?;
+            guichet_domain::Principal {
+                user_id: 0,
+                role: guichet_domain::Role::Instructeur,
+                service: Some(guichet_app::accounts::service_scope(&service)?),
+                collectivites: vec![],
+            }
+        }
+        None => guichet_domain::Principal {
+            user_id: 0,
+            role: guichet_domain::Role::Administrateur,
+            service: None,
+            collectivites: vec![],
+        },
+    };
+    let started = std::time::Instant::now();
+    let n = app
+        .exports()
+        .dossiers(
+            &principal,
+            &ListFilter {
+                state,
+                // Filed dossiers only: drafts are their collectivités' business.
+                states: if state.is_some() { &[] } else { FILED },
+                measure: args.mesure.as_deref(),
+                departement: None,
+                after_id: None,
+                limit: 0,
+            },
+            format,
+            &args.sortie,
+        )
+        .await
+        .map_err(simulation_error)?;
+    println!(
+        "{n} dossier{} exporté{} dans {} ({} ms)",
+        plural(n as usize),
+        plural(n as usize),
+        args.sortie.display(),
+        started.elapsed().as_millis()
+    );
+    Ok(())
+}
+
 /// `guichet simulate`: one measure for one applicant, explained or as JSON.
 async fn simulate(config: Config, args: SimulateArgs) -> anyhow::Result<()> {
     let depenses = args
@@ -662,6 +766,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => programme_impact(config, args).await?,
         Command::Programme { .. } => {}
         Command::Simulate(args) => simulate(config, args).await?,
+        Command::Export {
+            command: ExportCommand::Dossiers(args),
+        } => export_dossiers(config, args).await?,
         Command::Serve(args) => {
             if let Some(bind) = args.bind {
                 if std::env::var("GUICHET_BASE_URL").is_err() {

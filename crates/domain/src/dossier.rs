@@ -408,6 +408,18 @@ pub enum Event {
     ReferToInstruction(Reason),
 }
 
+/// Every state but the draft: the filed dossiers (instruction's « Tous », exports). An
+/// administrator's scope reaches drafts, which are their collectivités' business.
+pub const FILED: &[State] = &[
+    State::Depose,
+    State::EnInstruction,
+    State::EnCorrection,
+    State::Instruit,
+    State::Accepte,
+    State::Refuse,
+    State::SansSuite,
+];
+
 /// An event's kind without its content: for history lines, audit actions, tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventKind {

@@ -11,7 +11,7 @@ use askama::Template;
 use axum::extract::State as AxumState;
 use guichet_app::dossiers::{Dossier, ListFilter};
 use guichet_app::{App, Error as AppError};
-use guichet_domain::dossier::{EventKind, State};
+use guichet_domain::dossier::{EventKind, State, FILED};
 use guichet_domain::{Cents, DepartementCode};
 use guichet_programme::FieldKind;
 use serde::Deserialize;
@@ -25,18 +25,6 @@ struct TabDef {
     label: &'static str,
     states: &'static [State],
 }
-
-/// Every state but the draft: what "Tous" holds (an administrator's scope reaches drafts,
-/// which are not instruction's business).
-const FILED: &[State] = &[
-    State::Depose,
-    State::EnInstruction,
-    State::EnCorrection,
-    State::Instruit,
-    State::Accepte,
-    State::Refuse,
-    State::SansSuite,
-];
 
 const TABS: [TabDef; 5] = [
     TabDef {
