@@ -1,6 +1,6 @@
 // The issue's scenario in a real browser: Cergy's agent (Val-d'Oise) files a relation-usager
-// dossier from the measure page, step by step; the draft saves as she types; she submits and
-// gets her receipt. The Val-d'Oise instructor takes it, asks for a correction; the agent
+// dossier from the measure page, step by step, with its quote attached; the draft saves as she
+// types; she submits and gets her receipt. The instructor downloads the quote. The Val-d'Oise instructor takes it, asks for a correction; the agent
 // corrects and files again; the instructor proposes the exceptional rate (refused without a
 // justification, then justified) and accepts. The Yvelines instructor never sees it.
 // axe-core finds no serious or critical violation on the pages on the way.
@@ -77,7 +77,18 @@ test('une commune dépose un dossier, le corrige, et la préfecture décide', as
   await next(agent);
   await agent.getByLabel(/^Prestations intellectuelles/).fill('40 000');
   await next(agent);
+  // The quote, as a file chosen in the upload field; then on to the summary.
   await agent.getByText('Pièces demandées pour cette mesure').waitFor();
+  await agent.locator('#piece-type').selectOption({ label: 'Devis' });
+  await agent.locator('#piece-fichier').setInputFiles({
+    name: 'devis-prestataire.pdf',
+    mimeType: 'application/pdf',
+    buffer: Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n'),
+  });
+  await agent.getByRole('button', { name: 'Joindre la pièce' }).click();
+  await agent.waitForURL(/etape=pieces&enregistre=1/);
+  await agent.getByRole('link', { name: 'devis-prestataire.pdf' }).waitFor();
+  await audit(agent, 'pièces');
   await next(agent);
 
   // The summary: eligible, the indicative amount; submitting gives the number and receipt.
@@ -101,6 +112,10 @@ test('une commune dépose un dossier, le corrige, et la préfecture décide', as
   await login(instructor, base, 'instruction.95@demo.guichet.test');
   await instructor.goto(`${base}/instruction`);
   await instructor.getByRole('link', { name: number }).click();
+  // The quote is there for the instructor, served as an attachment.
+  const download = instructor.waitForEvent('download');
+  await instructor.getByRole('link', { name: 'devis-prestataire.pdf' }).click();
+  assert.equal((await download).suggestedFilename(), 'devis-prestataire.pdf');
   await instructor.getByRole('button', { name: 'Prendre en instruction' }).click();
   await instructor.getByText('Le dossier est pris en instruction.').waitFor();
   await audit(instructor, 'dossier en instruction');

@@ -42,8 +42,14 @@ pub struct Config {
     /// How many reverse proxies stand in front and append to `X-Forwarded-For` (0: none, the
     /// header is ignored). The client is the address that many hops from the right.
     pub trusted_proxy_hops: u32,
-    /// Largest body of an upload route (multipart), in bytes.
+    /// Largest body of an upload route (multipart), in bytes: also the largest attached
+    /// document.
     pub upload_max_bytes: usize,
+    /// Where attached documents are stored (`GUICHET_PIECES`): a folder (default
+    /// `<data_dir>/pieces`), or `s3://bucket[/prefix]` for an S3-compatible store whose
+    /// endpoint and credentials come from the `AWS_*` variables (`AWS_ENDPOINT`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`).
+    pub pieces: Option<String>,
     /// Job queue workers run by `guichet serve` (0: this instance only serves pages).
     pub workers: usize,
     /// The audit chain's anchoring: key file, checkpoint folder, period, optional mail copy.
@@ -85,6 +91,7 @@ impl std::fmt::Debug for Config {
             .field("db_max_connections", &self.db_max_connections)
             .field("trusted_proxy_hops", &self.trusted_proxy_hops)
             .field("upload_max_bytes", &self.upload_max_bytes)
+            .field("pieces", &self.pieces)
             .field("workers", &self.workers)
             .field("audit_anchor", &self.audit_anchor)
             .field("brouillons_dir", &self.brouillons_dir)
@@ -215,6 +222,7 @@ struct FileConfig {
     db_max_connections: Option<u32>,
     trust_proxy: Option<FileProxy>,
     upload_max_octets: Option<FileBytes>,
+    pieces: Option<String>,
     brouillons_dir: Option<PathBuf>,
     smtp: Option<FileSmtp>,
     workers: Option<usize>,
@@ -271,6 +279,7 @@ impl Config {
             db_max_connections: 8,
             trusted_proxy_hops: 0,
             upload_max_bytes: DEFAULT_UPLOAD_MAX_BYTES,
+            pieces: None,
             workers: 2,
             api_requests_per_minute: DEFAULT_API_REQUESTS_PER_MINUTE,
             audit_anchor: AnchorConfig {
@@ -365,6 +374,7 @@ impl Config {
             (None, Some(FileBytes::Count(n))) => parse_bytes("upload_max_octets", &n.to_string())?,
             (None, None) => DEFAULT_UPLOAD_MAX_BYTES,
         };
+        c.pieces = env("GUICHET_PIECES").or(file.pieces);
         if let Some(v) = env("GUICHET_WORKERS") {
             c.workers = v.trim().parse().map_err(|_| ConfigError::Invalid {
                 name: "GUICHET_WORKERS",

@@ -173,9 +173,12 @@ pub struct MissingField {
 pub struct Check {
     /// Required fields of the common blocks and the measure's blocks left empty.
     pub missing_fields: Vec<MissingField>,
-    /// Required documents, by name. Attachments come in a later step: they are listed for the
-    /// applicant and do not block submission yet.
+    /// Required documents, by name.
     pub documents: Vec<String>,
+    /// Required documents not attached yet, by name: submission waits for them.
+    pub missing_documents: Vec<String>,
+    /// The documents attached now.
+    pub pieces: Vec<crate::pieces::PieceRow>,
     /// The engine's evaluation with the dossier's own facts and expenses, at today's date
     /// (an error when the measure cannot be evaluated for this applicant).
     pub evaluation: Result<Evaluation, String>,
@@ -188,6 +191,7 @@ impl Check {
     /// Whether nothing the engine or the form asks for is missing.
     pub fn is_complete(&self) -> bool {
         self.missing_fields.is_empty()
+            && self.missing_documents.is_empty()
             && self
                 .evaluation
                 .as_ref()
@@ -655,7 +659,7 @@ impl Dossiers<'_> {
         let check = self.check_dossier(&d).await?;
         let ev = ready_to_submit(&check)?;
         if event == Event::Resubmit {
-            return self.resubmit(p, &d, seen_version).await;
+            return self.resubmit(p, &d, seen_version, &check).await;
         }
         self.first_submission(p, &d, seen_version, &check, ev).await
     }
@@ -977,6 +981,11 @@ impl Dossiers<'_> {
         }
     }
 
+    /// Refuses anyone but an agent of the dossier's collectivité (for `pieces`).
+    pub(crate) fn require_applicant_of(&self, p: &Principal, row: &DossierRow) -> AppResult<()> {
+        self.require_applicant(p, row)
+    }
+
     fn require_applicant(&self, p: &Principal, row: &DossierRow) -> AppResult<()> {
         let actor = Actor::of(
             p,
@@ -1237,18 +1246,24 @@ impl Dossiers<'_> {
             );
             own_records.insert(fact.to_string(), n);
         }
-        let documents = programme
+        let pieces = guichet_storage::pieces::current(&self.app.db, d.row.id).await?;
+        let mut documents = Vec::new();
+        let mut missing_documents = Vec::new();
+        for r in programme
             .form
             .documents_for(measure, applicant.region.as_deref())
             .filter(|r| r.required)
-            .map(|r| {
-                programme
-                    .form
-                    .document(&r.document)
-                    .map(|k| k.label.clone())
-                    .unwrap_or_else(|| r.document.clone())
-            })
-            .collect();
+        {
+            let label = programme
+                .form
+                .document(&r.document)
+                .map(|k| k.label.clone())
+                .unwrap_or_else(|| r.document.clone());
+            if !pieces.iter().any(|p| p.kind == r.document) {
+                missing_documents.push(label.clone());
+            }
+            documents.push(label);
+        }
         let situation = Situation {
             date: Some(self.app.today()),
             facts,
@@ -1270,6 +1285,8 @@ impl Dossiers<'_> {
         Ok(Check {
             missing_fields,
             documents,
+            missing_documents,
+            pieces,
             evaluation,
             applicant,
             own_records,
@@ -1406,6 +1423,7 @@ impl Dossiers<'_> {
             "titre": row.title,
             "demandeur": row.applicant.to_string(),
             "donnees": d.data,
+            "pieces": frozen_pieces(&check.pieces),
             "verdict": verdict,
             "version_programme": programme.version,
             "depose_le": now,
@@ -1604,6 +1622,7 @@ impl Dossiers<'_> {
         p: &Principal,
         d: &Dossier,
         seen_version: i64,
+        check: &Check,
     ) -> AppResult<Submitted> {
         let row = &d.row;
         let id = row.id;
@@ -1636,6 +1655,7 @@ impl Dossiers<'_> {
             "titre": row.title,
             "demandeur": row.applicant.to_string(),
             "donnees": d.data,
+            "pieces": frozen_pieces(&check.pieces),
             "verdict": d.verdict,
             "version_programme": row.programme_version,
             "depose_le": now,
@@ -1686,6 +1706,26 @@ fn parse_title(title: &str) -> AppResult<String> {
 }
 
 /// The evaluation of a dossier that may be submitted, or why it may not.
+/// The documents a frozen submission holds: what the instructors judge (their content stays in
+/// the blob store under the digest).
+fn frozen_pieces(pieces: &[crate::pieces::PieceRow]) -> serde_json::Value {
+    serde_json::Value::Array(
+        pieces
+            .iter()
+            .map(|p| {
+                json!({
+                    "id": p.id,
+                    "type": p.kind,
+                    "nom": p.filename,
+                    "type_media": p.media_type,
+                    "taille": p.size,
+                    "sha256": p.sha256,
+                })
+            })
+            .collect(),
+    )
+}
+
 fn ready_to_submit(check: &Check) -> AppResult<&Evaluation> {
     let ev = check
         .evaluation
@@ -1709,6 +1749,9 @@ fn ready_to_submit(check: &Check) -> AppResult<&Evaluation> {
         if !missing.contains(&label) {
             missing.push(label);
         }
+    }
+    for doc in &check.missing_documents {
+        missing.push(format!("la pièce « {doc} »"));
     }
     if !missing.is_empty() {
         return Err(AppError::Invalid(format!(

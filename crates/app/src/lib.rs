@@ -19,6 +19,7 @@ pub mod impact;
 pub mod jobs;
 pub mod mail;
 pub mod mesures;
+pub mod pieces;
 pub mod programme;
 pub mod referentiel;
 pub mod request;
@@ -52,6 +53,8 @@ pub struct App {
     pub wakeup: jobs::Wakeup,
     /// The key signing the audit chain's checkpoints, when configured (`GUICHET_AUDIT_CLE`).
     pub audit_key: Option<Arc<audit::AnchorKey>>,
+    /// Where attached documents' content lives (`GUICHET_PIECES`).
+    pub blobs: pieces::Blobs,
 }
 
 /// Import phases reported to a progress display: (rows written so far, rows in all).
@@ -68,6 +71,7 @@ impl App {
         db.migrate().await?;
         let programme = programme::configured(config.programme_file.as_deref())?;
         let mailer = Mailer::from_config(&config)?;
+        let blobs = pieces::Blobs::from_config(&config)?;
         let audit_key = match &config.audit_anchor.key_file {
             Some(path) => Some(Arc::new(audit::AnchorKey::read(path)?)),
             None => None,
@@ -81,6 +85,7 @@ impl App {
             search: SearchIndex::new(),
             wakeup: jobs::Wakeup::default(),
             audit_key,
+            blobs,
         })
     }
 
@@ -145,6 +150,11 @@ impl App {
     /// Dossiers (`dossiers`).
     pub fn dossiers(&self) -> dossiers::Dossiers<'_> {
         dossiers::Dossiers { app: self }
+    }
+
+    /// Attached documents (`pieces`).
+    pub fn pieces(&self) -> pieces::Pieces<'_> {
+        pieces::Pieces { app: self }
     }
 
     pub fn exports(&self) -> exports::Exports<'_> {

@@ -127,6 +127,25 @@ fn franceconnect() -> DraftData {
     data
 }
 
+/// A small PDF: what an agent attaches as the measure's required document.
+const PDF: &[u8] =
+    b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+
+async fn attach(app: &App, p: &Principal, id: i64, kind: &str) {
+    app.pieces()
+        .attach(
+            p,
+            id,
+            guichet_app::pieces::Upload {
+                kind,
+                filename: "piece.pdf",
+                bytes: bytes::Bytes::from_static(PDF),
+            },
+        )
+        .await
+        .expect("pièce jointe");
+}
+
 async fn draft(app: &App, p: &Principal, code: &str) -> (i64, i64) {
     let d = app
         .dossiers()
@@ -138,6 +157,7 @@ async fn draft(app: &App, p: &Principal, code: &str) -> (i64, i64) {
         .update_draft(p, d.row.id, d.row.version, complete())
         .await
         .expect("mise à jour");
+    attach(app, p, d.row.id, "devis").await;
     (d.row.id, v)
 }
 
@@ -241,6 +261,16 @@ async fn dossier_draft_update_check_submit_gets_its_number() {
         matches!(&e, Error::Conflict(m) if m.contains("modifié entre-temps")),
         "{e:?}"
     );
+    // The quote is still missing: it is required, and submission waits for it.
+    let check = app.dossiers().check(&p, d.row.id).await.unwrap();
+    assert_eq!(check.missing_documents, ["Devis"]);
+    assert!(!check.is_complete());
+    let e = app.dossiers().submit(&p, d.row.id, v).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Invalid(m) if m.contains("la pièce « Devis »")),
+        "{e:?}"
+    );
+    attach(&app, &p, d.row.id, "devis").await;
     let check = app.dossiers().check(&p, d.row.id).await.unwrap();
     assert!(
         check.is_complete(),
@@ -503,6 +533,7 @@ async fn dossier_franceconnect_desk_accepts_a_complete_dossier() {
         .update_draft(&p, d.row.id, d.row.version, franceconnect())
         .await
         .unwrap();
+    attach(&app, &p, d.row.id, "cahier_des_charges").await;
     let check = app.dossiers().check(&p, d.row.id).await.unwrap();
     assert!(
         check.is_complete() && check.is_eligible(),
@@ -542,6 +573,7 @@ async fn dossier_franceconnect_desk_accepts_a_complete_dossier() {
         .update_draft(&p, d2.row.id, d2.row.version, franceconnect())
         .await
         .unwrap();
+    attach(&app, &p, d2.row.id, "cahier_des_charges").await;
     let check = app.dossiers().check(&p, d2.row.id).await.unwrap();
     assert_eq!(
         check.own_records.get("financements_franceconnect"),
@@ -577,6 +609,7 @@ async fn dossier_of_an_epci_on_two_departements_says_where_the_project_is() {
         .update_draft(&p, d.row.id, d.row.version, complete())
         .await
         .unwrap();
+    attach(&app, &p, d.row.id, "devis").await;
     let e = app.dossiers().submit(&p, d.row.id, v).await.unwrap_err();
     assert!(
         matches!(&e, Error::Invalid(m) if m.contains("plusieurs départements (78, 95)") && m.contains("indiquez celui où il se réalise")),
@@ -856,6 +889,7 @@ async fn dossier_franceconnect_desk_refers_to_instruction_when_the_envelope_is_s
         .update_draft(&p, d.row.id, d.row.version, franceconnect())
         .await
         .unwrap();
+    attach(&app, &p, d.row.id, "cahier_des_charges").await;
     let s = app.dossiers().submit(&p, d.row.id, v).await.unwrap();
     assert_eq!(s.state, State::EnInstruction, "{s:?}");
     let history = app.dossiers().history(&p, d.row.id).await.unwrap();

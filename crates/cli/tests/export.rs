@@ -100,6 +100,18 @@ async fn with_dossiers(filings: &[(&str, &str)]) -> (PathBuf, String) {
             .update_draft(&p, d.row.id, d.row.version, complete(title))
             .await
             .unwrap();
+        app.pieces()
+            .attach(
+                &p,
+                d.row.id,
+                guichet_app::pieces::Upload {
+                    kind: "devis",
+                    filename: "devis.pdf",
+                    bytes: bytes::Bytes::from_static(b"%PDF-1.4\n%%EOF\n"),
+                },
+            )
+            .await
+            .unwrap();
         app.dossiers().submit(&p, d.row.id, v).await.unwrap();
     }
     (dir, db)

@@ -14,6 +14,7 @@ pub mod dossiers;
 mod error;
 pub mod jobs;
 mod migrations;
+pub mod pieces;
 pub mod referentiel;
 pub mod scope;
 pub mod sql;

@@ -91,6 +91,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         statements: m0009_webhooks,
     },
+    Migration {
+        version: 10,
+        name: "pieces",
+        statements: m0010_pieces,
+    },
 ];
 
 fn a(name: &str) -> Alias {
@@ -710,6 +715,41 @@ fn m0009_webhooks() -> Vec<Ddl> {
             "webhook_deliveries_webhook",
             "webhook_deliveries",
             &["webhook_id", "id"],
+        ),
+    ]
+}
+
+/// A dossier's attached documents: each names its content by SHA-256 (the blob store's key),
+/// keeps the sanitised name, the type read from the content and the size. Removing one while
+/// the dossier is editable marks it (`removed_at`); a frozen submission lists the ids it held.
+fn m0010_pieces() -> Vec<Ddl> {
+    vec![
+        Ddl::Table(
+            Table::create()
+                .table(a("dossier_pieces"))
+                .col(id("id"))
+                .col(int("dossier_id"))
+                .col(text("kind"))
+                .col(text("filename"))
+                .col(text("media_type"))
+                .col(int("size"))
+                .col(text("sha256"))
+                .col(int("uploaded_by"))
+                .col(text("uploaded_at"))
+                .col(text_null("removed_at"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("dossier_pieces_dossier_id_fkey")
+                        .from(a("dossier_pieces"), a("dossier_id"))
+                        .to(a("dossiers"), a("id"))
+                        .on_delete(ForeignKeyAction::Restrict),
+                )
+                .to_owned(),
+        ),
+        index(
+            "dossier_pieces_dossier",
+            "dossier_pieces",
+            &["dossier_id", "id"],
         ),
     ]
 }

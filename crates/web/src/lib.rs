@@ -66,12 +66,19 @@ pub fn router(app: App) -> Router {
     router_with_uploads(app, Vec::new())
 }
 
+/// The routes that take files (the CSRF guard reads their first part, the upload limit
+/// applies): attaching a document to a dossier.
+fn own_uploads() -> Vec<UploadRoute> {
+    vec![("/espace/dossiers/{id}/pieces", post(pages::pieces::upload))]
+}
+
 /// A route that takes files: a `multipart/form-data` body whose first part is the `csrf` field,
 /// up to `GUICHET_UPLOAD_MAX_OCTETS` (see `security::csrf_guard`).
 pub type UploadRoute = (&'static str, axum::routing::MethodRouter<App>);
 
 /// The application with its upload routes (none yet besides those given; tests add one).
-pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
+pub fn router_with_uploads(app: App, mut uploads: Vec<UploadRoute>) -> Router {
+    uploads.extend(own_uploads());
     let guard = security::Guard {
         app: app.clone(),
         uploads: uploads.iter().map(|(p, _)| p.to_string()).collect(),
@@ -119,6 +126,14 @@ pub fn router_with_uploads(app: App, uploads: Vec<UploadRoute>) -> Router {
         .route(
             "/espace/dossiers/{id}/recepisse",
             get(pages::depot::receipt),
+        )
+        .route(
+            "/espace/dossiers/{id}/pieces/{piece}/retirer",
+            post(pages::pieces::remove),
+        )
+        .route(
+            "/dossiers/{id}/pieces/{piece}",
+            get(pages::pieces::download),
         )
         .route("/espace/services", get(pages::espace::services))
         .route("/espace/services/{id}", get(pages::espace::service))

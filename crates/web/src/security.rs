@@ -29,7 +29,10 @@ connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; fram
 pub async fn headers(State(app): State<App>, req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let h = response.headers_mut();
-    h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    // A response with its own, stricter policy keeps it (an attached document: `sandbox`).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    }
     h.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),

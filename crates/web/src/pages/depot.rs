@@ -41,11 +41,11 @@ fn measure_name(app: &App, id: &str) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
-fn dossier_href(id: i64) -> String {
+pub(crate) fn dossier_href(id: i64) -> String {
     format!("/espace/dossiers/{id}")
 }
 
-fn require_filer<'a>(ctx: &'a Ctx, path: &str) -> Result<&'a UserView, PageError> {
+pub(crate) fn require_filer<'a>(ctx: &'a Ctx, path: &str) -> Result<&'a UserView, PageError> {
     let u = require_user(ctx, path)?;
     if u.scope.can(Action::FileDossiers) {
         Ok(u)
@@ -422,6 +422,49 @@ pub struct DocumentLine {
     pub label: String,
     pub description: String,
     pub required: bool,
+    /// Whether a document of this kind is attached.
+    pub attached: bool,
+}
+
+/// An attached document as the pages list it.
+pub struct PieceView {
+    pub id: i64,
+    pub kind: String,
+    pub name: String,
+    pub size: String,
+    pub href: String,
+}
+
+/// A piece's size in words: « 245 Ko », « 3,2 Mo ».
+fn size_words(bytes: i64) -> String {
+    if bytes < 1024 * 1024 {
+        format!("{} Ko", (bytes + 1023) / 1024)
+    } else {
+        let tenths = (bytes * 10 + 512 * 1024) / (1024 * 1024);
+        format!("{},{} Mo", tenths / 10, tenths % 10)
+    }
+}
+
+pub(crate) fn piece_views(
+    app: &App,
+    dossier_id: i64,
+    pieces: &[guichet_app::pieces::PieceRow],
+) -> Vec<PieceView> {
+    pieces
+        .iter()
+        .map(|p| PieceView {
+            id: p.id,
+            kind: app
+                .programme
+                .form
+                .document(&p.kind)
+                .map(|k| k.label.clone())
+                .unwrap_or_else(|| p.kind.clone()),
+            name: p.filename.clone(),
+            size: size_words(p.size),
+            href: format!("/dossiers/{dossier_id}/pieces/{}", p.id),
+        })
+        .collect()
 }
 
 pub struct HistoryLine {
@@ -468,6 +511,10 @@ struct DossierTemplate {
     error: Option<String>,
     saved: bool,
     history: Vec<HistoryLine>,
+    pieces: Vec<PieceView>,
+    piece_kinds: Vec<Option_>,
+    accepted: String,
+    max_mb: usize,
 }
 
 #[derive(Default, Deserialize)]
@@ -624,6 +671,12 @@ fn panel(app: &App, d: &Dossier, check: &Check) -> Panel {
                 .collect();
         }
     }
+    for doc in &check.missing_documents {
+        missing.push(MissingLink {
+            text: format!("Pièce à joindre : {doc}"),
+            href: Some(format!("{}?etape=pieces", dossier_href(id))),
+        });
+    }
     p.missing = missing;
     p
 }
@@ -776,21 +829,40 @@ async fn dossier_page(
             amount: String::new(),
         });
     }
-    let documents = app
-        .programme
-        .form
+    let form = &app.programme.form;
+    let documents = form
         .documents_for(measure, check.applicant.region.as_deref())
         .map(|r| {
-            let kind = app.programme.form.document(&r.document);
+            let kind = form.document(&r.document);
             DocumentLine {
                 label: kind
                     .map(|k| k.label.clone())
                     .unwrap_or_else(|| r.document.clone()),
                 description: kind.and_then(|k| k.description.clone()).unwrap_or_default(),
                 required: r.required,
+                attached: check.pieces.iter().any(|p| p.kind == r.document),
             }
         })
         .collect();
+    // What may be attached: the measure's documents in the applicant's région, then « autre ».
+    let mut piece_kinds: Vec<Option_> = form
+        .documents_for(measure, check.applicant.region.as_deref())
+        .filter_map(|r| form.document(&r.document))
+        .map(|k| Option_ {
+            value: k.id.clone(),
+            label: k.label.clone(),
+            selected: false,
+        })
+        .collect();
+    if let Some(other) = form.document("autre") {
+        if !piece_kinds.iter().any(|o| o.value == other.id) {
+            piece_kinds.push(Option_ {
+                value: other.id.clone(),
+                label: other.label.clone(),
+                selected: false,
+            });
+        }
+    }
     let summary = app
         .programme
         .form
@@ -899,7 +971,34 @@ async fn dossier_page(
         error,
         saved,
         history,
+        pieces: piece_views(app, id, &check.pieces),
+        piece_kinds,
+        accepted: guichet_app::pieces::accepted_labels(),
+        max_mb: app.config.upload_max_bytes / (1024 * 1024),
     })
+}
+
+/// A step of the dossier shown with an error (an upload or a removal refused).
+pub(crate) async fn show_step(
+    app: &App,
+    ctx: &Ctx,
+    u: &UserView,
+    id: i64,
+    step: &str,
+    error: String,
+) -> PageResult {
+    let d = app.dossiers().get(&u.principal, id).await?;
+    dossier_page(
+        app,
+        ctx,
+        u,
+        &d,
+        &d.data,
+        Some(step),
+        Some(capitalise(&error)),
+        false,
+    )
+    .await
 }
 
 pub async fn dossier(
@@ -1249,6 +1348,7 @@ pub async fn receipt(
                     .unwrap_or_else(|| r.document.clone()),
                 description: String::new(),
                 required: r.required,
+                attached: check.pieces.iter().any(|p| p.kind == r.document),
             }
         })
         .collect();

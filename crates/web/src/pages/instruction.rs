@@ -338,6 +338,7 @@ struct DossierTemplate {
     granted: Option<String>,
     history: Vec<Step>,
     actions: super::decisions::Actions,
+    pieces: Vec<super::depot::PieceView>,
     version: i64,
     done: Option<&'static str>,
     error: Option<String>,
@@ -519,6 +520,11 @@ pub async fn dossier_page(
         granted: euros(d.row.granted_cents),
         history,
         actions: super::decisions::actions(&u.principal, d),
+        pieces: super::depot::piece_views(
+            app,
+            d.row.id,
+            &app.pieces().list(&u.principal, d.row.id).await?,
+        ),
         version: d.row.version,
         done: match &notice {
             Some(Notice::Done(m)) => Some(*m),

@@ -14,6 +14,7 @@ pub mod jetons;
 pub mod legal;
 pub mod mesures;
 pub mod mot_de_passe;
+pub mod pieces;
 pub mod simulateur;
 pub mod webhooks;
 

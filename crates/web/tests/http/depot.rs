@@ -66,6 +66,43 @@ async fn new_draft(t: &TestApp, c: &reqwest::Client, title: &str) -> String {
     location(&r)
 }
 
+const BOUNDARY: &str = "----guichet-essai-7c1f";
+
+/// Attaches a document through the step's upload form (multipart, the token first).
+async fn upload(
+    t: &TestApp,
+    c: &reqwest::Client,
+    path: &str,
+    kind: &str,
+    filename: &str,
+    content: &[u8],
+) -> reqwest::Response {
+    let (_, html) = page(t, c, &format!("{path}?etape=pieces")).await;
+    let csrf = crate::common::csrf_in(&html).expect("jeton");
+    let mut body = Vec::new();
+    for (name, value) in [("csrf", csrf.as_str()), ("piece", kind)] {
+        body.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"fichier\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+            .as_bytes(),
+    );
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    c.post(t.url(&format!("{path}/pieces")))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("POST")
+}
+
 /// A step's slug, the next step, and the fields typed.
 type StepInput = (
     &'static str,
@@ -155,6 +192,16 @@ async fn fill(t: &TestApp, c: &reqwest::Client, path: &str) {
             "étape {step}"
         );
     }
+    let r = upload(
+        t,
+        c,
+        path,
+        "devis",
+        "Devis prestataire.pdf",
+        crate::instruction::PDF,
+    )
+    .await;
+    assert_eq!(r.status(), 303, "devis : {}", r.text().await.unwrap());
 }
 
 #[tokio::test]
@@ -708,4 +755,110 @@ async fn a_services_token_reads_its_dossiers_through_the_api() {
     }
     let (status, _) = get(format!("/api/v1/dossiers/{}", "ITN7-95-2021-09999"), t95).await;
     assert_eq!(status, 404);
+}
+
+/// Attached documents: the type is read from the content, names are sanitised, the content
+/// is stored once under its digest, and only those who may see the dossier download it.
+#[tokio::test]
+async fn documents_are_checked_stored_and_served_only_to_the_dossiers_readers() {
+    let t = spawn_app().await;
+    let agent = t.applicant().await;
+    let c = t.login_as(&agent).await;
+    let path = new_draft(&t, &c, "Prise de rendez-vous en ligne").await;
+    let id: i64 = path.rsplit('/').next().unwrap().parse().unwrap();
+
+    // Before: the quote is « à joindre ».
+    let (_, html) = page(&t, &c, &format!("{path}?etape=pieces")).await;
+    assert!(html.contains("à joindre"), "{html}");
+    assert!(html.contains("enctype=\"multipart/form-data\""));
+
+    // HTML named .pdf: refused for its content, whatever its name.
+    let html_file = b"<html><script>alert(1)</script></html>";
+    let r = upload(&t, &c, &path, "devis", "devis.pdf", html_file).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("n’est pas d’un type accepté"), "{html}");
+    // An empty file, an unknown kind.
+    let r = upload(&t, &c, &path, "devis", "vide.pdf", b"").await;
+    assert!(r.text().await.unwrap().contains("Le fichier est vide"));
+    let pdf = crate::instruction::PDF;
+    let r = upload(&t, &c, &path, "passeport", "x.pdf", pdf).await;
+    assert!(r.text().await.unwrap().contains("Type de pièce inconnu"));
+
+    // A PDF with a hostile name: kept under a safe one, served back as an attachment.
+    let r = upload(&t, &c, &path, "devis", "..\\..\\<Devis> n°1.exe", pdf).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let (_, html) = page(&t, &c, &format!("{path}?etape=pieces")).await;
+    assert!(html.contains("jointe"), "{html}");
+    assert!(html.contains("Devis_ n_1.pdf"), "{html}");
+    let marker = format!("href=\"/dossiers/{id}/pieces/");
+    let start = html.find(&marker).expect("lien de téléchargement") + 6;
+    let href = html[start..start + html[start..].find('"').unwrap()].to_string();
+    let r = t.get_with(&c, &href).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    let disposition = r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(disposition.starts_with("attachment;"), "{disposition}");
+    assert!(
+        disposition.contains("filename*=UTF-8''Devis_%20n_1.pdf"),
+        "{disposition}"
+    );
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("sandbox"));
+    assert_eq!(r.bytes().await.unwrap().as_ref(), pdf);
+    // Stored once, under its SHA-256.
+    let stored = walk(&t.data_dir.join("pieces"));
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let name = stored[0].file_name().unwrap().to_str().unwrap().to_string();
+    assert_eq!(name.len(), 64, "{name}");
+
+    // Another commune's agent: refused; a visitor: to the login page.
+    let other = t
+        .user(
+            "agent@versailles.test",
+            Role::Demandeur,
+            None,
+            &["commune:78646"],
+        )
+        .await;
+    let other = t.login_as(&other).await;
+    assert_eq!(t.get_with(&other, &href).await.status(), 403);
+    assert_eq!(t.get_with(&client(), &href).await.status(), 303);
+
+    // Removed: gone from the list, and a second removal is a clear error.
+    let (_, html) = page(&t, &c, &format!("{path}?etape=pieces")).await;
+    let csrf = crate::common::csrf_in(&html).unwrap();
+    let piece = href.rsplit('/').next().unwrap().to_string();
+    let remove = format!("{path}/pieces/{piece}/retirer");
+    let r = t.post_form(&c, &remove, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 303);
+    let (_, html) = page(&t, &c, &format!("{path}?etape=pieces")).await;
+    assert!(
+        html.contains("Aucune pièce jointe pour l’instant"),
+        "{html}"
+    );
+    let r = t.post_form(&c, &remove, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("introuvable"));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }

@@ -7,6 +7,10 @@ use guichet_domain::{Cents, CollectiviteRef, Principal, Role};
 
 const MEASURE: &str = "axe3.v1.relation-usager";
 
+/// A small PDF: the quote a relation-usager dossier requires.
+pub const PDF: &[u8] =
+    b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+
 /// Everything the relation-usager form and the engine ask for.
 fn complete(title: &str) -> DraftData {
     let mut d = DraftData::default();
@@ -49,6 +53,19 @@ pub async fn filed_dossier(t: &TestApp, agent: &Principal, code: &str, title: &s
         .update_draft(agent, d.row.id, d.row.version, complete(title))
         .await
         .expect("mise à jour");
+    t.app
+        .pieces()
+        .attach(
+            agent,
+            d.row.id,
+            guichet_app::pieces::Upload {
+                kind: "devis",
+                filename: "devis.pdf",
+                bytes: bytes::Bytes::from_static(PDF),
+            },
+        )
+        .await
+        .expect("devis");
     t.app
         .dossiers()
         .submit(agent, d.row.id, v)
