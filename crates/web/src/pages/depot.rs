@@ -152,19 +152,72 @@ pub struct MeasureGroup {
     pub options: Vec<Option_>,
 }
 
-#[derive(Default, Deserialize)]
-pub struct NewQuery {
-    mesure: Option<String>,
+/// The new-draft form: the measure, the collectivité, the title, and what a simulation
+/// carried (`cout`, `date_fin`, `depense_*`, `fait_*`, kept as hidden fields).
+#[derive(Default)]
+pub struct NewForm {
+    mesure: String,
+    collectivite: String,
+    titre: String,
+    carried: Vec<(String, String)>,
 }
 
-#[derive(Default, Deserialize)]
-pub struct NewForm {
-    #[serde(default)]
-    mesure: String,
-    #[serde(default)]
-    collectivite: String,
-    #[serde(default)]
-    titre: String,
+impl NewForm {
+    fn of(pairs: Vec<(String, String)>) -> NewForm {
+        let mut f = NewForm::default();
+        for (k, v) in pairs {
+            match k.as_str() {
+                "mesure" => f.mesure = v,
+                "collectivite" | "demandeur" => f.collectivite = v,
+                "titre" => f.titre = v,
+                "cout" | "date_fin" => f.carried.push((k, v)),
+                _ if k.starts_with("depense_") || k.starts_with("fait_") => f.carried.push((k, v)),
+                _ => {}
+            }
+        }
+        // A simulation's values only (a page cannot carry more than its form had).
+        f.carried.truncate(100);
+        f
+    }
+}
+
+/// A draft's content from what a simulation carried: expenses (or the cost as one
+/// `prestation` line, as the simulator counts it), the end date, and each fact into the
+/// form's field that feeds it. Values that do not parse are left out (the agent types them).
+fn prefill(app: &App, measure: &str, carried: &[(String, String)]) -> DraftData {
+    let mut d = DraftData::default();
+    let rules = &app.programme.rules;
+    let fields: Vec<&guichet_programme::Field> = app
+        .programme
+        .form
+        .blocks_for(measure)
+        .flat_map(|b| b.fields.iter())
+        .collect();
+    let mut cost = None;
+    for (k, v) in carried {
+        let v = v.trim();
+        if v.is_empty() {
+            continue;
+        }
+        if let Some(cat) = k.strip_prefix("depense_") {
+            if let (Some(_), Ok(amount)) = (rules.category(cat), Cents::parse_euros(v)) {
+                d.depenses.insert(cat.to_string(), amount);
+            }
+        } else if k == "cout" {
+            cost = Cents::parse_euros(v).ok();
+        } else {
+            let fact = k.strip_prefix("fait_").unwrap_or(k);
+            for f in fields.iter().filter(|f| f.fact.as_deref() == Some(fact)) {
+                d.champs.insert(f.id.clone(), v.to_string());
+            }
+        }
+    }
+    if let (true, Some(c)) = (d.depenses.is_empty(), cost) {
+        if rules.category("prestation").is_some() {
+            d.depenses.insert("prestation".into(), c);
+        }
+    }
+    d
 }
 
 #[derive(Template)]
@@ -174,6 +227,7 @@ struct NewTemplate {
     groups: Vec<MeasureGroup>,
     collectivites: Vec<Option_>,
     title: String,
+    carried: Vec<(String, String)>,
     error: Option<String>,
 }
 
@@ -234,6 +288,7 @@ async fn new_page(
         groups,
         collectivites,
         title: form.titre.clone(),
+        carried: form.carried.clone(),
         error,
     })
 }
@@ -241,30 +296,28 @@ async fn new_page(
 pub async fn new_form(
     AxumState(app): AxumState<App>,
     ctx: Ctx,
-    PageQuery(q): PageQuery<NewQuery>,
+    PageQuery(pairs): PageQuery<Vec<(String, String)>>,
 ) -> PageResult {
-    let path = match &q.mesure {
-        Some(m) => format!(
-            "/espace/dossiers/nouveau?{}",
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("mesure", m)
-                .finish()
-        ),
-        None => "/espace/dossiers/nouveau".into(),
+    // Back here after logging in, with the same query.
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter())
+        .finish();
+    let path = if query.is_empty() {
+        "/espace/dossiers/nouveau".to_string()
+    } else {
+        format!("/espace/dossiers/nouveau?{query}")
     };
     let u = require_filer(&ctx, &path)?;
-    let form = NewForm {
-        mesure: q.mesure.unwrap_or_default(),
-        ..NewForm::default()
-    };
+    let form = NewForm::of(pairs);
     new_page(&app, &ctx, u, &form, None).await
 }
 
 pub async fn create(
     AxumState(app): AxumState<App>,
     ctx: Ctx,
-    PageForm(form): PageForm<NewForm>,
+    PageForm(pairs): PageForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
+    let form = NewForm::of(pairs);
     let u = require_filer(&ctx, "/espace/dossiers/nouveau")?;
     let collectivite = if form.collectivite.trim().is_empty() {
         match u.principal.collectivites.as_slice() {
@@ -290,7 +343,22 @@ pub async fn create(
         (Err(e), _) => Err(e),
     };
     match result {
-        Ok(d) => Ok(Redirect::to(&dossier_href(d.row.id)).into_response()),
+        Ok(d) => {
+            // What the simulation carried: saved at once, or left for the agent to type.
+            let mut data = prefill(&app, &d.row.measure, &form.carried);
+            if data != DraftData::default() {
+                data.champs.insert("titre".into(), d.row.title.clone());
+                match app
+                    .dossiers()
+                    .update_draft(&u.principal, d.row.id, d.row.version, data)
+                    .await
+                {
+                    Ok(_) | Err(AppError::Invalid(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(Redirect::to(&dossier_href(d.row.id)).into_response())
+        }
         Err(e @ (AppError::Invalid(_) | AppError::NotFound(_))) => {
             Ok(
                 new_page(&app, &ctx, u, &form, Some(capitalise(&e.to_string())))

@@ -367,7 +367,6 @@ pub struct ResultView {
     pub status_class: &'static str,
     /// Amounts mean something: eligible, or eligible once the missing facts are given.
     pub show_amounts: bool,
-    pub measure: String,
     pub name: String,
     pub summary: String,
     pub amount: Option<String>,
@@ -384,6 +383,8 @@ pub struct ResultView {
     pub explanation: String,
     /// Why the measure could not be evaluated.
     pub error: Option<String>,
+    /// "Déposer ce projet": a new draft of this measure with what was entered.
+    pub file_href: Option<String>,
 }
 
 pub struct ApplicantView {
@@ -469,7 +470,6 @@ fn view(
         status_class,
         show_amounts: matches!(group, Group::Eligible | Group::ToSpecify),
         id: format!("mesure-{}", measure.replace('.', "-")),
-        measure: measure.to_string(),
         name: m.map(|m| m.name.clone()).unwrap_or_default(),
         summary: m.map(|m| m.summary.clone()).unwrap_or_default(),
         amount: None,
@@ -484,6 +484,7 @@ fn view(
         version: sim.programme_version.clone(),
         explanation: String::new(),
         error: None,
+        file_href: None,
     };
     let ev = match result {
         Ok(ev) => ev,
@@ -567,7 +568,31 @@ fn explanation_html(steps: &[Step]) -> String {
     html
 }
 
-fn results(app: &App, sim: &Simulation) -> Results {
+/// The query that carries a simulation into a new draft (`/espace/dossiers/nouveau`): the
+/// applicant, the cost or expenses, the end date and the facts, as the simulator named them.
+fn filing_query(sim: &Simulation, sent: Option<&Sent>) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("demandeur", &sim.applicant.reference);
+    if let Some(s) = sent {
+        let non_blank = |v: &str| !v.trim().is_empty();
+        if non_blank(&s.cout) {
+            q.append_pair("cout", s.cout.trim());
+        }
+        if non_blank(&s.date_fin) {
+            q.append_pair("date_fin", s.date_fin.trim());
+        }
+        for (k, v) in s.depenses.iter().filter(|(_, v)| non_blank(v)) {
+            q.append_pair(&format!("depense_{k}"), v.trim());
+        }
+        for (k, v) in s.faits.iter().filter(|(_, v)| non_blank(v)) {
+            q.append_pair(&format!("fait_{k}"), v.trim());
+        }
+    }
+    q.finish()
+}
+
+fn results(app: &App, sim: &Simulation, sent: Option<&Sent>) -> Results {
+    let filing = filing_query(sim, sent);
     let a = &sim.applicant;
     let mut r = Results {
         applicant: ApplicantView {
@@ -584,7 +609,13 @@ fn results(app: &App, sim: &Simulation) -> Results {
         not_evaluable: vec![],
     };
     for o in &sim.outcomes {
-        let v = view(app, sim, &o.measure, &o.result);
+        let mut v = view(app, sim, &o.measure, &o.result);
+        if matches!(Group::of(&o.result), Group::Eligible | Group::ToSpecify) {
+            v.file_href = Some(format!(
+                "/espace/dossiers/nouveau?mesure={}&{filing}",
+                url::form_urlencoded::byte_serialize(o.measure.as_bytes()).collect::<String>()
+            ));
+        }
         match Group::of(&o.result) {
             Group::Eligible => r.eligible.push(v),
             Group::ToSpecify => r.to_specify.push(v),
@@ -749,7 +780,7 @@ pub async fn page(
             })
         })
         .collect();
-    let results = sim.as_ref().map(|s| results(&app, s));
+    let results = sim.as_ref().map(|s| results(&app, s, sent.as_ref()));
     let title = match (&results, errors_list.is_empty()) {
         (_, false) => "Erreur dans le formulaire – Simulateur".to_string(),
         (Some(r), _) => format!("Résultats pour {} – Simulateur", r.applicant.name),

@@ -862,3 +862,63 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// From a simulation to a draft: "Déposer ce projet" carries the applicant, the cost and the
+/// answers into the new draft, which starts with them.
+#[tokio::test]
+async fn a_simulation_becomes_a_draft_with_what_was_entered() {
+    let t = spawn_app().await;
+    let agent = t.applicant().await;
+    let c = t.login_as(&agent).await;
+    let (status, html) = page(
+        &t,
+        &c,
+        "/simulateur?collectivite=Cergy&demandeur=commune%3A95127&cout=40+000&date_fin=2022-06-30&fait_deja_commence=non",
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        !html.contains("fr-tag--sm\">axe3"),
+        "identifiant technique visible"
+    );
+    let marker = "href=\"/espace/dossiers/nouveau?mesure=axe3.v1.relation-usager&#38;";
+    let start = html.find(marker).unwrap_or_else(|| panic!("Déposer ce projet : {}", &html[html.find("<main").unwrap_or(0)..])) + 6;
+    let href = html[start..start + html[start..].find('"').unwrap()].replace("&#38;", "&");
+    assert!(href.contains("demandeur=commune%3A95127"), "{href}");
+    assert!(href.contains("cout=40+000"), "{href}");
+    let (status, form) = page(&t, &c, &href).await;
+    assert_eq!(status, 200, "{form}");
+    assert!(form.contains("sera repris dans le brouillon"), "{form}");
+    assert!(form.contains("<option value=\"axe3.v1.relation-usager\" selected>"));
+    // Submit the form as the page has it: its hidden fields, a title.
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let mut rest = form.as_str();
+    while let Some(i) = rest.find("<input type=\"hidden\" name=\"") {
+        rest = &rest[i + 27..];
+        let name = rest[..rest.find('"').unwrap()].to_string();
+        let v = rest.find("value=\"").unwrap() + 7;
+        let value = rest[v..v + rest[v..].find('"').unwrap()].to_string();
+        fields.push((name, value.replace("&#32;", " ")));
+    }
+    fields.push(("mesure".into(), "axe3.v1.relation-usager".into()));
+    fields.push(("titre".into(), "Projet simulé".into()));
+    let r = c
+        .post(t.url("/espace/dossiers"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{fields:?}");
+    let path = location(&r);
+    let (_, budget) = page(&t, &c, &format!("{path}?etape=budget")).await;
+    assert!(
+        budget.contains("value=\"40000\""),
+        "le coût devient la prestation : {budget}"
+    );
+    let (_, calendar) = page(&t, &c, &format!("{path}?etape=calendrier")).await;
+    assert!(calendar.contains("value=\"2022-06-30\""), "{calendar}");
+    assert!(
+        calendar.contains("value=\"non\" checked"),
+        "la réponse « déjà commencé » reprise : {calendar}"
+    );
+}
