@@ -86,7 +86,7 @@ pub struct FiledVerdict {
 }
 
 impl FiledVerdict {
-    fn of(ev: &Evaluation) -> FiledVerdict {
+    pub(crate) fn of(ev: &Evaluation) -> FiledVerdict {
         FiledVerdict {
             eligible: ev.eligible,
             motifs: ev.reasons.iter().map(|r| r.code.clone()).collect(),
@@ -586,6 +586,7 @@ impl Dossiers<'_> {
         Ok(match actor {
             "system" => "Guichet (décision automatique)".into(),
             "cli" => "Administration (ligne de commande)".into(),
+            "demo" => "Données de démonstration".into(),
             other => match other
                 .strip_prefix("user:")
                 .and_then(|n| n.parse::<i64>().ok())

@@ -1093,3 +1093,47 @@ async fn dossier_state_changes_are_announced_to_the_instructing_services_webhook
         .unwrap()
         .is_empty());
 }
+
+/// After the demo seed, a real draft gets a fresh id (PostgreSQL's sequence moved past the
+/// seeded ids) and its submission the next number (the seed recorded its last one).
+#[tokio::test]
+async fn dossier_filed_after_the_demo_seed_follows_its_ids_and_numbers() {
+    let app = start().await;
+    let report = app.demo().seed(60, 3).await.unwrap();
+    assert_eq!(report.dossiers, 60);
+    assert_eq!(report.by_state.iter().map(|(_, n)| n).sum::<usize>(), 60);
+    let p = agent(&app, "agent@cergy.fr", "95127").await;
+    let admin = Principal {
+        user_id: 0,
+        role: Role::Administrateur,
+        service: None,
+        collectivites: vec![],
+    };
+    let before = app
+        .dossiers()
+        .list(
+            &admin,
+            &ListFilter {
+                limit: 200,
+                ..ListFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(before.len(), 60);
+    let seeded_95 = before
+        .iter()
+        .filter(|r| {
+            r.number
+                .as_ref()
+                .is_some_and(|n| n.to_string().starts_with("ITN7-95-"))
+        })
+        .count();
+    let (id, v) = draft(&app, &p, "95127").await;
+    assert!(before.iter().all(|r| r.id != id));
+    let s = app.dossiers().submit(&p, id, v).await.unwrap();
+    assert_eq!(
+        s.number.to_string(),
+        format!("ITN7-95-2021-{:05}", seeded_95 + 1)
+    );
+}

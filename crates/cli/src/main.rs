@@ -83,6 +83,11 @@ enum Command {
     /// Simule l'aide d'une mesure pour une collectivité (référentiel importé requis)
     #[command(after_help = SIMULATE_HELP)]
     Simulate(SimulateArgs),
+    /// Données de démonstration
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
     /// Exporte des données en CSV ou XLSX
     Export {
         #[command(subcommand)]
@@ -116,6 +121,19 @@ programme.yaml, parametres.yaml, regles.yaml, variantes.yaml, criteres.yaml et t
 Codes de sortie : check : 0 programme valide, 1 erreurs (une ligne fichier:ligne:colonne : message
 par erreur, sur la sortie d'erreur) ; test : 0 tous les cas passent, 1 au moins un échec,
 2 programme invalide.";
+
+#[derive(Subcommand)]
+enum DemoCommand {
+    /// Charge les comptes de démonstration puis dépose N dossiers fictifs (axe 3 volet 1), répartis entre les états
+    Seed {
+        /// Nombre de dossiers à créer
+        #[arg(long, value_name = "N")]
+        dossiers: usize,
+        /// Graine du tirage : la même graine donne les mêmes dossiers
+        #[arg(long, value_name = "S", default_value_t = 1)]
+        graine: u64,
+    },
+}
 
 #[derive(Subcommand)]
 enum ExportCommand {
@@ -769,6 +787,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export {
             command: ExportCommand::Dossiers(args),
         } => export_dossiers(config, args).await?,
+        Command::Demo {
+            command: DemoCommand::Seed { dossiers, graine },
+        } => {
+            if dossiers == 0 || dossiers > 1_000_000 {
+                return Err(InputError(format!(
+                    "--dossiers : de 1 à 1 000 000 dossiers, pas {dossiers}"
+                ))
+                .into());
+            }
+            let clock = clock_for(&config);
+            let app = App::start(config, clock).await?;
+            let started = std::time::Instant::now();
+            let report = app.demo().seed(dossiers, graine).await?;
+            let states: Vec<String> = report
+                .by_state
+                .iter()
+                .map(|(s, n)| format!("{} {n}", s.label().to_lowercase()))
+                .collect();
+            println!(
+                "{} dossiers de démonstration déposés en {:.1} s ({})",
+                report.dossiers,
+                started.elapsed().as_secs_f64(),
+                states.join(", ")
+            );
+        }
         Command::Serve(args) => {
             if let Some(bind) = args.bind {
                 if std::env::var("GUICHET_BASE_URL").is_err() {

@@ -218,3 +218,71 @@ async fn dossiers_export_as_csv_and_xlsx_for_all_or_one_service() {
         assert!(!none.exists(), "{all:?} a écrit un fichier");
     }
 }
+
+/// `guichet demo seed`: N filed dossiers spread over the states, numbered without gap or
+/// duplicate after those already there; the same seed draws the same dossiers.
+#[tokio::test]
+async fn demo_seed_files_numbered_dossiers_that_the_export_reads() {
+    let dir = guichet_testkit::temp_dir();
+    let db = guichet_testkit::fresh_database_url(&dir).await;
+    let o = guichet(
+        &dir,
+        &db,
+        &["demo", "seed", "--dossiers", "300", "--graine", "7"],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.contains("300 dossiers de démonstration déposés"),
+        "{out}"
+    );
+    assert!(out.contains("déposé "), "{out}");
+    // Again: the numbers follow.
+    let o = guichet(
+        &dir,
+        &db,
+        &["demo", "seed", "--dossiers", "20", "--graine", "8"],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let csv = dir.join("tout.csv");
+    let o = guichet(
+        &dir,
+        &db,
+        &["export", "dossiers", "--sortie", csv.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("320 dossiers exportés"),
+        "{o:?}"
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut per_territory: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for line in text.lines().skip(1) {
+        let number = line
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches('\u{feff}');
+        let mut parts = number.split('-');
+        let (_, territory, _, seq) = (
+            parts.next().unwrap(),
+            parts.next().unwrap().to_string(),
+            parts.next().unwrap(),
+            parts.next().unwrap().parse::<u64>().unwrap(),
+        );
+        per_territory.entry(territory).or_default().push(seq);
+    }
+    assert!(!per_territory.is_empty());
+    for (territory, mut seqs) in per_territory {
+        seqs.sort();
+        let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+        assert_eq!(
+            seqs, expected,
+            "numéros de {territory} : sans trou ni doublon"
+        );
+    }
+    // Bad input: exit code 2.
+    let o = guichet(&dir, &db, &["demo", "seed", "--dossiers", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("de 1 à 1 000 000"));
+}

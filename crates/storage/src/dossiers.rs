@@ -507,3 +507,248 @@ pub async fn accepted_count<'c>(
     .await?;
     Ok(n)
 }
+
+/// A history line after the filing: (from, to, event, message, amount, rate).
+pub type SeededStep = (
+    State,
+    State,
+    &'static str,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// A dossier written whole by the demo seed (`guichet demo seed`): a filed dossier with its
+/// footprint, its frozen submission and its history, as the use cases would have left it.
+#[derive(Debug, Clone)]
+pub struct SeededDossier {
+    pub measure: String,
+    pub state: State,
+    pub applicant: CollectiviteRef,
+    pub created_by: i64,
+    pub title: String,
+    pub data: String,
+    pub number: String,
+    pub submitted_at: String,
+    pub updated_at: String,
+    pub service_id: i64,
+    pub verdict: String,
+    pub programme_version: String,
+    pub proposal: Option<String>,
+    pub granted_cents: Option<i64>,
+    pub granted_rate_bp: Option<i64>,
+    pub departements: Vec<String>,
+    pub regions: Vec<String>,
+    pub snapshot: String,
+    /// History lines after the filing: (from, to, event, message, amount, rate).
+    pub history: Vec<SeededStep>,
+}
+
+/// Rows per multi-row `INSERT` (19 parameters a dossier: well under both engines' limits).
+const SEED_BATCH: usize = 400;
+
+/// Writes seeded dossiers in the caller's write transaction, with explicit ids following the
+/// greatest one (the transaction holds the write lock: SQLite's single writer, PostgreSQL's
+/// advisory lock taken here), then moves PostgreSQL's id sequence past them.
+pub async fn insert_seeded(
+    conn: &mut AnyConnection,
+    backend: crate::Backend,
+    dossiers: &[SeededDossier],
+) -> Result<(), StorageError> {
+    if backend == crate::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(7205001)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    let max: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM dossiers")
+        .fetch_one(&mut *conn)
+        .await?;
+    let first = max.unwrap_or(0) + 1;
+    for (b, chunk) in dossiers.chunks(SEED_BATCH).enumerate() {
+        let base = first + (b * SEED_BATCH) as i64;
+        let mut sql = String::from(
+            "INSERT INTO dossiers (id, measure, state, version, applicant_kind, applicant_code, created_by, title, data, created_at, updated_at, number, submitted_at, service_id, verdict, programme_version, proposal, granted_cents, granted_rate_bp) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let p = i * 18;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, 2, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7, p + 8, p + 9, p + 10, p + 11,
+                p + 12, p + 13, p + 14, p + 15, p + 16, p + 17, p + 18
+            ));
+        }
+        let mut q = sqlx::query(&sql);
+        for (i, d) in chunk.iter().enumerate() {
+            q = q
+                .bind(base + i as i64)
+                .bind(d.measure.as_str())
+                .bind(d.state.as_str())
+                .bind(d.applicant.kind.slug())
+                .bind(d.applicant.code.as_str())
+                .bind(d.created_by)
+                .bind(d.title.as_str())
+                .bind(d.data.as_str())
+                .bind(d.submitted_at.as_str())
+                .bind(d.updated_at.as_str())
+                .bind(d.number.as_str())
+                .bind(d.submitted_at.as_str())
+                .bind(d.service_id)
+                .bind(d.verdict.as_str())
+                .bind(d.programme_version.as_str())
+                .bind(d.proposal.as_deref())
+                .bind(d.granted_cents)
+                .bind(d.granted_rate_bp);
+        }
+        q.execute(&mut *conn).await?;
+        // Footprints, frozen submissions, history: one statement each per batch.
+        let mut terr =
+            String::from("INSERT INTO dossier_territories (dossier_id, kind, code) VALUES ");
+        let mut binds: Vec<(i64, &str, &str)> = Vec::new();
+        for (i, d) in chunk.iter().enumerate() {
+            for dep in &d.departements {
+                binds.push((base + i as i64, "departement", dep.as_str()));
+            }
+            for reg in &d.regions {
+                binds.push((base + i as i64, "region", reg.as_str()));
+            }
+        }
+        if !binds.is_empty() {
+            for i in 0..binds.len() {
+                if i > 0 {
+                    terr.push(',');
+                }
+                terr.push_str(&format!("(${}, ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3));
+            }
+            let mut q = sqlx::query(&terr);
+            for (id, kind, code) in &binds {
+                q = q.bind(*id).bind(*kind).bind(*code);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        let mut ver = String::from(
+            "INSERT INTO dossier_versions (dossier_id, version, snapshot, submitted_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                ver.push(',');
+            }
+            ver.push_str(&format!(
+                "(${}, 1, ${}, ${})",
+                i * 3 + 1,
+                i * 3 + 2,
+                i * 3 + 3
+            ));
+        }
+        let mut q = sqlx::query(&ver);
+        for (i, d) in chunk.iter().enumerate() {
+            q = q
+                .bind(base + i as i64)
+                .bind(d.snapshot.as_str())
+                .bind(d.submitted_at.as_str());
+        }
+        q.execute(&mut *conn).await?;
+        let mut hist = String::from(
+            "INSERT INTO dossier_history (dossier_id, from_state, to_state, event, actor, message, amount_cents, rate_bp, at) VALUES ",
+        );
+        let mut n = 0;
+        for d in chunk {
+            for _ in 0..=d.history.len() {
+                if n > 0 {
+                    hist.push(',');
+                }
+                let p = n * 9;
+                hist.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7,
+                    p + 8,
+                    p + 9
+                ));
+                n += 1;
+            }
+        }
+        let mut q = sqlx::query(&hist);
+        for (i, d) in chunk.iter().enumerate() {
+            let id = base + i as i64;
+            q = q
+                .bind(id)
+                .bind(State::Brouillon.as_str())
+                .bind(State::Depose.as_str())
+                .bind("depot")
+                .bind("demo")
+                .bind(None::<String>)
+                .bind(None::<i64>)
+                .bind(None::<i64>)
+                .bind(d.submitted_at.as_str());
+            for (from, to, event, message, amount, rate) in &d.history {
+                q = q
+                    .bind(id)
+                    .bind(from.as_str())
+                    .bind(to.as_str())
+                    .bind(*event)
+                    .bind("demo")
+                    .bind(message.clone())
+                    .bind(*amount)
+                    .bind(*rate)
+                    .bind(d.updated_at.as_str());
+            }
+        }
+        q.execute(&mut *conn).await?;
+    }
+    if backend == crate::Backend::Postgres {
+        sqlx::query(
+            "SELECT setval(pg_get_serial_sequence('dossiers', 'id'), (SELECT MAX(id) FROM dossiers))",
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Moves a numbering sequence to `last` (the seed hands out numbers in memory, then records
+/// the last one so that the next real submission follows it).
+pub async fn set_sequence(
+    conn: &mut AnyConnection,
+    prefix: &str,
+    territory: &str,
+    year: i64,
+    last: i64,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO dossier_sequences (prefix, territory, year, last) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (prefix, territory, year) DO UPDATE SET last = $4",
+    )
+    .bind(prefix)
+    .bind(territory)
+    .bind(year)
+    .bind(last)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The last number handed out for (prefix, territory, year), 0 when none.
+pub async fn sequence_last(
+    conn: &mut AnyConnection,
+    prefix: &str,
+    territory: &str,
+    year: i64,
+) -> Result<i64, StorageError> {
+    let last: Option<i64> = sqlx::query_scalar(
+        "SELECT last FROM dossier_sequences WHERE prefix = $1 AND territory = $2 AND year = $3",
+    )
+    .bind(prefix)
+    .bind(territory)
+    .bind(year)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(last.unwrap_or(0))
+}

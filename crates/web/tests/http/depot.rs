@@ -882,7 +882,12 @@ async fn a_simulation_becomes_a_draft_with_what_was_entered() {
         "identifiant technique visible"
     );
     let marker = "href=\"/espace/dossiers/nouveau?mesure=axe3.v1.relation-usager&#38;";
-    let start = html.find(marker).unwrap_or_else(|| panic!("Déposer ce projet : {}", &html[html.find("<main").unwrap_or(0)..])) + 6;
+    let start = html.find(marker).unwrap_or_else(|| {
+        panic!(
+            "Déposer ce projet : {}",
+            &html[html.find("<main").unwrap_or(0)..]
+        )
+    }) + 6;
     let href = html[start..start + html[start..].find('"').unwrap()].replace("&#38;", "&");
     assert!(href.contains("demandeur=commune%3A95127"), "{href}");
     assert!(href.contains("cout=40+000"), "{href}");
