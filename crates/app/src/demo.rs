@@ -600,6 +600,7 @@ impl Demo<'_> {
             tx.commit().await?;
             written += n;
         }
+        dstore::analyze_after_bulk(&app.db).await?;
         let mut tx = app.db.begin_write().await?;
         crate::audit::record(
             &mut tx,

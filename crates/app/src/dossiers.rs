@@ -765,6 +765,37 @@ impl Dossiers<'_> {
         let mut tx = self.app.db.begin_write().await?;
         let version =
             sql::versioned_update(&mut *tx, "dossiers", id, seen_version, changes, WHAT).await?;
+        // A correction request is written to the applicant in the thread, and by email.
+        if let (Event::RequestCorrection(_), Some(text), Some(number)) =
+            (&event, message.as_deref(), row.number.as_ref())
+        {
+            self.app
+                .messages()
+                .system_entry(
+                    &mut tx,
+                    id,
+                    Some(p.user_id),
+                    crate::messages::Side::Instruction,
+                    &format!("Demande de correction — {text}"),
+                    &now,
+                )
+                .await?;
+            let base = self.app.config.base_url.trim_end_matches('/').to_string();
+            for to in self.app.messages().agents(&mut tx, &row.applicant).await? {
+                self.app
+                    .enqueue(
+                        &mut tx,
+                        &crate::messages::MessageMail {
+                            to,
+                            numero: number.to_string(),
+                            titre: row.title.clone(),
+                            de: "Le service instructeur".into(),
+                            lien: format!("{base}/espace/dossiers/{id}"),
+                        },
+                    )
+                    .await?;
+            }
+        }
         let actor_text = AuditActor::User(p.user_id).to_string();
         self.record_transition(
             &mut tx,
@@ -899,6 +930,21 @@ impl Dossiers<'_> {
         now: &str,
     ) -> AppResult<i64> {
         let frozen = store::insert_version(&mut *tx, id, &snapshot.to_string(), now).await?;
+        // The acknowledgement's entry in the dossier's thread.
+        let number = snapshot["numero"].as_str().unwrap_or_default();
+        let entry = if t.event == EventKind::Resubmit {
+            format!(
+                "Dossier {number} corrigé et déposé à nouveau (version déposée n° {frozen}). Le service instructeur reprend son examen."
+            )
+        } else {
+            format!(
+                "Dossier déposé : numéro {number}. Le service instructeur l’examine et vous écrira ici s’il lui manque une information. Le récépissé de dépôt est sur la page du dossier."
+            )
+        };
+        self.app
+            .messages()
+            .system_entry(tx, id, None, crate::messages::Side::Guichet, &entry, now)
+            .await?;
         let actor_text = AuditActor::User(p.user_id).to_string();
         self.record_transition(
             tx,

@@ -153,6 +153,7 @@ impl Registry {
         let mut r = Registry::empty();
         crate::mail::register_jobs(&mut r);
         crate::dossiers::register_jobs(&mut r);
+        crate::messages::register_jobs(&mut r);
         r.register(|app: App, _: PurgeSessions| async move {
             let n = app.sessions().purge_expired_sessions().await?;
             tracing::info!(sessions = n, "sessions expirées supprimées");

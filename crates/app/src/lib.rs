@@ -18,6 +18,7 @@ pub mod exports;
 pub mod impact;
 pub mod jobs;
 pub mod mail;
+pub mod messages;
 pub mod mesures;
 pub mod pieces;
 pub mod programme;
@@ -150,6 +151,11 @@ impl App {
     /// Dossiers (`dossiers`).
     pub fn dossiers(&self) -> dossiers::Dossiers<'_> {
         dossiers::Dossiers { app: self }
+    }
+
+    /// A dossier's thread (`messages`).
+    pub fn messages(&self) -> messages::Messages<'_> {
+        messages::Messages { app: self }
     }
 
     /// Attached documents (`pieces`).

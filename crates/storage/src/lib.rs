@@ -13,6 +13,7 @@ mod db;
 pub mod dossiers;
 mod error;
 pub mod jobs;
+pub mod messages;
 mod migrations;
 pub mod pieces;
 pub mod referentiel;

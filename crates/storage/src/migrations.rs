@@ -96,6 +96,16 @@ const MIGRATIONS: &[Migration] = &[
         name: "pieces",
         statements: m0010_pieces,
     },
+    Migration {
+        version: 11,
+        name: "messagerie",
+        statements: m0011_messages,
+    },
+    Migration {
+        version: 12,
+        name: "dossiers-par-etat",
+        statements: m0012_dossiers_by_state,
+    },
 ];
 
 fn a(name: &str) -> Alias {
@@ -752,6 +762,58 @@ fn m0010_pieces() -> Vec<Ddl> {
             &["dossier_id", "id"],
         ),
     ]
+}
+
+/// A dossier's thread between its collectivité and its instructing service: messages (the
+/// author's side says who wrote: `demandeur`, `instruction`, or `guichet` for the platform's
+/// own entries), and per reader the last message read (unread markers).
+fn m0011_messages() -> Vec<Ddl> {
+    vec![
+        Ddl::Table(
+            Table::create()
+                .table(a("dossier_messages"))
+                .col(id("id"))
+                .col(int("dossier_id"))
+                .col(int_null("author_id"))
+                .col(text("side"))
+                .col(text("body"))
+                .col(int_null("piece_id"))
+                .col(text("created_at"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("dossier_messages_dossier_id_fkey")
+                        .from(a("dossier_messages"), a("dossier_id"))
+                        .to(a("dossiers"), a("id"))
+                        .on_delete(ForeignKeyAction::Restrict),
+                )
+                .to_owned(),
+        ),
+        index(
+            "dossier_messages_dossier",
+            "dossier_messages",
+            &["dossier_id", "id"],
+        ),
+        Ddl::Table(
+            Table::create()
+                .table(a("dossier_message_reads"))
+                .col(int("dossier_id"))
+                .col(int("user_id"))
+                .col(int("last_read"))
+                .primary_key(&mut pk(&["dossier_id", "user_id"]))
+                .to_owned(),
+        ),
+    ]
+}
+
+/// The queue's counts per state over every dossier (a national administrator's view): grouped
+/// along this index instead of sorting the (service, state) one (100,000 dossiers on SQLite:
+/// 6 ms instead of 30).
+fn m0012_dossiers_by_state() -> Vec<Ddl> {
+    vec![index(
+        "dossiers_state",
+        "dossiers",
+        &["state", "service_id"],
+    )]
 }
 
 fn render(backend: Backend, ddl: &Ddl) -> String {

@@ -60,6 +60,26 @@ impl Filter {
         }
     }
 
+    /// The condition that keeps only rows whose `column` (a service id) names a service of `set`,
+    /// on the column itself so that an index on it serves (a dossier's `service_id`): the same
+    /// rule as [`Filter::services`]. A row without a service (NULL) is never kept.
+    pub fn service_ids(&mut self, set: &ServiceSet, column: &str) -> String {
+        match set {
+            ServiceSet::All => format!("{column} IS NOT NULL"),
+            ServiceSet::Nothing => "1 = 0".into(),
+            ServiceSet::Own(id) => format!("{column} = {}", self.param(Arg::Int(*id))),
+            ServiceSet::Region { own, region } => {
+                let own = self.param(Arg::Int(*own));
+                let kind = self.text(ServiceKind::PrefectureDepartementale.slug());
+                let region = self.text(region);
+                format!(
+                    "({column} = {own} OR {column} IN (SELECT x.id FROM services x \
+                     WHERE x.kind = {kind} AND x.region_code = {region}))"
+                )
+            }
+        }
+    }
+
     /// The condition that keeps only the collectivités of `set`, the collectivité being named by
     /// the columns `kind` (slug) and `code`, and placed with the referential of `vintage`.
     pub fn collectivites(

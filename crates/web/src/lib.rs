@@ -135,6 +135,14 @@ pub fn router_with_uploads(app: App, mut uploads: Vec<UploadRoute>) -> Router {
             "/dossiers/{id}/pieces/{piece}",
             get(pages::pieces::download),
         )
+        .route(
+            "/espace/dossiers/{id}/messages",
+            post(pages::messages::post_applicant),
+        )
+        .route(
+            "/instruction/dossiers/{numero}/messages",
+            post(pages::messages::post_instruction),
+        )
         .route("/espace/services", get(pages::espace::services))
         .route("/espace/services/{id}", get(pages::espace::service))
         .route(

@@ -67,6 +67,21 @@ fn rate_input(r: Rate) -> String {
     }
 }
 
+/// Whether `p` writes in the dossier's thread as its service (an instructor of the instructing
+/// service, or an administrator).
+pub fn writes_as_service(p: &Principal, d: &Dossier) -> bool {
+    matches!(
+        Actor::of(
+            p,
+            Parties {
+                applicants: std::slice::from_ref(&d.row.applicant),
+                instructing_service: d.row.service_id,
+            },
+        ),
+        Actor::Instructor | Actor::Administrator
+    )
+}
+
 /// The actions `p` may take on `d`, by the domain's rules.
 pub fn actions(p: &Principal, d: &Dossier) -> Actions {
     let actor = Actor::of(
@@ -219,6 +234,7 @@ fn done(action: &str) -> &'static str {
         "sans_suite" => "Le dossier est classé sans suite.",
         "rouvrir" => "La décision est rouverte : le dossier est de nouveau en instruction.",
         "transmettre" => "Le dossier est transmis au service choisi.",
+        "message" => "Le message est envoyé ; la collectivité est prévenue par courriel.",
         _ => "C’est fait.",
     }
 }

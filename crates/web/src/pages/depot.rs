@@ -580,6 +580,8 @@ struct DossierTemplate {
     saved: bool,
     history: Vec<HistoryLine>,
     pieces: Vec<PieceView>,
+    thread: Vec<super::messages::ThreadLine>,
+    thread_action: String,
     piece_kinds: Vec<Option_>,
     accepted: String,
     max_mb: usize,
@@ -1040,6 +1042,12 @@ async fn dossier_page(
         saved,
         history,
         pieces: piece_views(app, id, &check.pieces),
+        thread: super::messages::lines(app, u, id).await?,
+        thread_action: if d.row.number.is_some() {
+            format!("/espace/dossiers/{id}/messages")
+        } else {
+            String::new()
+        },
         piece_kinds,
         accepted: guichet_app::pieces::accepted_labels(),
         max_mb: app.config.upload_max_bytes / (1024 * 1024),

@@ -339,6 +339,8 @@ struct DossierTemplate {
     history: Vec<Step>,
     actions: super::decisions::Actions,
     pieces: Vec<super::depot::PieceView>,
+    thread: Vec<super::messages::ThreadLine>,
+    thread_action: String,
     version: i64,
     done: Option<&'static str>,
     error: Option<String>,
@@ -520,6 +522,12 @@ pub async fn dossier_page(
         granted: euros(d.row.granted_cents),
         history,
         actions: super::decisions::actions(&u.principal, d),
+        thread: super::messages::lines(app, u, d.row.id).await?,
+        thread_action: if super::decisions::writes_as_service(&u.principal, d) {
+            format!("/instruction/dossiers/{numero}/messages")
+        } else {
+            String::new()
+        },
         pieces: super::depot::piece_views(
             app,
             d.row.id,

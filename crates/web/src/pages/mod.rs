@@ -12,6 +12,7 @@ pub mod impact;
 pub mod instruction;
 pub mod jetons;
 pub mod legal;
+pub mod messages;
 pub mod mesures;
 pub mod mot_de_passe;
 pub mod pieces;

@@ -927,3 +927,111 @@ async fn a_simulation_becomes_a_draft_with_what_was_entered() {
         "la réponse « déjà commencé » reprise : {calendar}"
     );
 }
+
+/// The thread: Guichet's acknowledgement is its first entry; the collectivité and the service
+/// write to each other, each told by email with a link; unread messages are marked; an empty
+/// message is refused; a service that does not instruct the dossier cannot write.
+#[tokio::test]
+async fn the_collectivite_and_the_service_write_to_each_other_on_the_dossier() {
+    let t = spawn_app().await;
+    let agent_email = t.applicant().await;
+    let c = t.login_as(&agent_email).await;
+    let i95_email = t
+        .user("i@pref95.test", Role::Instructeur, Some("95"), &[])
+        .await;
+    let i95 = t.login_as(&i95_email).await;
+    let path = new_draft(&t, &c, "Prise de rendez-vous en ligne").await;
+    fill(&t, &c, &path).await;
+    let (_, html) = page(&t, &c, &format!("{path}?etape=depot")).await;
+    let csrf = crate::common::csrf_in(&html).unwrap();
+    let r = t
+        .post_form(
+            &c,
+            &format!("{path}/depot"),
+            &[("csrf", &csrf), ("version", &version_in(&html))],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let number = "ITN7-95-2021-00001";
+    let dossier = format!("/instruction/dossiers/{number}");
+
+    // The acknowledgement, in the thread.
+    let (_, html) = page(&t, &c, &path).await;
+    assert!(html.contains("id=\"messagerie\""), "{html}");
+    assert!(
+        html.contains(&format!("Dossier déposé : numéro {number}")),
+        "{html}"
+    );
+
+    // The collectivité writes; an empty message is refused.
+    let r = t
+        .post_form(
+            &c,
+            &format!("{path}/messages"),
+            &[("csrf", &csrf), ("message", "  ")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Le message est vide"));
+    let r = t
+        .post_form(
+            &c,
+            &format!("{path}/messages"),
+            &[
+                ("csrf", &csrf),
+                ("message", "Le devis définitif arrive lundi."),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    t.settle().await;
+    let base = t.url("");
+    assert!(
+        t.emails().iter().any(|m| {
+            let m = m
+                .replace("=\r\n", "")
+                .replace("=\n", "")
+                .replace("=3D", "=");
+            m.contains("i@pref95.test")
+                && m.contains(&format!("{base}/instruction/dossiers/{number}"))
+        }),
+        "courriel au service"
+    );
+
+    // The service reads it, marked new once, and answers.
+    let (_, html) = page(&t, &i95, &dossier).await;
+    assert!(html.contains("Le devis définitif arrive lundi."), "{html}");
+    assert!(html.contains("Nouveau</span>"), "{html}");
+    let (_, html) = page(&t, &i95, &dossier).await;
+    assert!(!html.contains("Nouveau</span>"), "lu : {html}");
+    let csrf95 = crate::common::csrf_in(&html).unwrap();
+    let r = t
+        .post_form(
+            &i95,
+            &format!("{dossier}/messages"),
+            &[("csrf", &csrf95), ("message", "Bien reçu, merci.")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), format!("{dossier}?fait=message#messagerie"));
+    let (_, html) = page(&t, &c, &path).await;
+    assert!(html.contains("Bien reçu, merci."), "{html}");
+    assert!(html.contains("(service instructeur)"), "{html}");
+
+    // Another prefecture can neither read nor write.
+    let i78 = t
+        .user("i@pref78.test", Role::Instructeur, Some("78"), &[])
+        .await;
+    let i78 = t.login_as(&i78).await;
+    let csrf78 = t.csrf(&i78, "/instruction").await;
+    let r = t
+        .post_form(
+            &i78,
+            &format!("{dossier}/messages"),
+            &[("csrf", &csrf78), ("message", "Intrusion")],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let (_, html) = page(&t, &c, &path).await;
+    assert!(!html.contains("Intrusion"));
+}
