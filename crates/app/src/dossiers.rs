@@ -600,6 +600,99 @@ impl Dossiers<'_> {
         })
     }
 
+    /// Follows or stops following a dossier (those who instruct and see it): its « Suivis »
+    /// tab.
+    pub async fn follow(&self, p: &Principal, id: i64, follow: bool) -> AppResult<()> {
+        if !p.scope().can(Action::InstructDossiers) {
+            return Err(AppError::Forbidden);
+        }
+        self.visible_row(p, id).await?;
+        let now = self.app.now_ts();
+        let mut tx = self.app.db.begin_write().await?;
+        store::set_follow(&mut tx, id, p.user_id, follow, &now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether the principal follows the dossier.
+    pub async fn follows(&self, p: &Principal, id: i64) -> AppResult<bool> {
+        Ok(store::follows(&self.app.db, id, p.user_id).await?)
+    }
+
+    /// The instructors a dossier may be assigned to: the active instructors of its service.
+    pub async fn assignable(&self, p: &Principal, id: i64) -> AppResult<Vec<(i64, String)>> {
+        let row = self.visible_row(p, id).await?;
+        let Some(service_id) = row.service_id else {
+            return Ok(Vec::new());
+        };
+        let mut conn = self.app.db.acquire().await?;
+        Ok(accounts_store::users_of_service_in(
+            &mut conn,
+            service_id,
+            &guichet_domain::access::ServiceSet::All,
+        )
+        .await?
+        .into_iter()
+        .filter(|u| u.role == Role::Instructeur && u.disabled_at.is_none())
+        .map(|u| (u.id, u.display_name))
+        .collect())
+    }
+
+    /// Who the dossier is assigned to (id and name).
+    pub async fn assignee(&self, p: &Principal, id: i64) -> AppResult<Option<(i64, String)>> {
+        self.visible_row(p, id).await?;
+        match store::assignee(&self.app.db, id).await? {
+            Some(uid) => Ok(Some((
+                uid,
+                accounts_store::find_user(&self.app.db, uid)
+                    .await?
+                    .map(|u| u.display_name)
+                    .unwrap_or_else(|| format!("compte n° {uid}")),
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Assigns the dossier to one of its service's instructors (`None`: to no one), by an
+    /// instructor of that service or an administrator; audited.
+    pub async fn assign(&self, p: &Principal, id: i64, to: Option<i64>) -> AppResult<()> {
+        let row = self.visible_row(p, id).await?;
+        let actor = Actor::of(
+            p,
+            Parties {
+                applicants: std::slice::from_ref(&row.applicant),
+                instructing_service: row.service_id,
+            },
+        );
+        if !matches!(actor, Actor::Instructor | Actor::Administrator) {
+            return Err(AppError::Forbidden);
+        }
+        if let Some(uid) = to {
+            if !self.assignable(p, id).await?.iter().any(|(u, _)| *u == uid) {
+                return Err(AppError::Invalid(
+                    "un dossier s’attribue à un instructeur de son service".into(),
+                ));
+            }
+        }
+        let before = store::assignee(&self.app.db, id).await?;
+        let now = self.app.now_ts();
+        let mut tx = self.app.db.begin_write().await?;
+        store::set_assignee(&mut tx, id, to, p.user_id, &now).await?;
+        audit::record(
+            &mut tx,
+            &self.app.clock,
+            AuditActor::User(p.user_id),
+            "dossier.attribution",
+            "dossier",
+            &id.to_string(),
+            Some(&json!({"instructeur": before})),
+            Some(&json!({"instructeur": to})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// A listed row as a dossier (its JSON columns read).
     pub fn of_row(&self, row: DossierRow) -> AppResult<Dossier> {
         Dossier::of(row)

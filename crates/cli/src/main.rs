@@ -644,6 +644,8 @@ async fn export_dossiers(config: Config, args: ExportDossiersArgs) -> anyhow::Re
                 departement: None,
                 after_id: None,
                 limit: 0,
+                followed_by: None,
+                assigned_to: None,
             },
             format,
             &args.sortie,

@@ -211,6 +211,30 @@ pub struct ListFilter<'a> {
     /// Pagination: dossiers with a greater id only.
     pub after_id: Option<i64>,
     pub limit: i64,
+    /// Only the dossiers this account follows (the « Suivis » tab).
+    pub followed_by: Option<i64>,
+    /// Only the dossiers assigned to this account.
+    pub assigned_to: Option<i64>,
+}
+
+impl ListFilter<'_> {
+    /// The follow and assignment conditions, with their parameters from `f`.
+    fn personal(&self, f: &mut Filter) -> String {
+        let mut out = String::new();
+        if let Some(u) = self.followed_by {
+            let p = f.int(u);
+            out.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM dossier_follows w WHERE w.dossier_id = d.id AND w.user_id = {p})"
+            ));
+        }
+        if let Some(u) = self.assigned_to {
+            let p = f.int(u);
+            out.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM dossier_assignments x WHERE x.dossier_id = d.id AND x.user_id = {p})"
+            ));
+        }
+        out
+    }
 }
 
 /// The visible dossiers matching `filter`, by id, at most `filter.limit`.
@@ -229,6 +253,7 @@ pub async fn list_in(
     // (or the service's index) stops after the page.
     let states = f.text_in("(d.state || '')", &slugs);
     let cond = visibility_condition(&mut f, v);
+    let personal = filter.personal(&mut f);
     let sql = format!(
         concat!(
             "SELECT ",
@@ -237,9 +262,9 @@ pub async fn list_in(
              WHERE ($1 IS NULL OR d.state = $1) AND ($2 IS NULL OR d.measure = $2) \
              AND ($3 IS NULL OR EXISTS (SELECT 1 FROM dossier_territories t \
                   WHERE t.dossier_id = d.id AND t.kind = 'departement' AND t.code = $3)) \
-             AND d.id > COALESCE($4, 0) AND {} AND {} ORDER BY d.id LIMIT $5"
+             AND d.id > COALESCE($4, 0) AND {} AND {}{} ORDER BY d.id LIMIT $5"
         ),
-        states, cond
+        states, cond, personal
     );
     let q = sqlx::query(&sql)
         .bind(filter.state.map(State::as_str))
@@ -261,12 +286,13 @@ pub async fn count_by_state(
     // $1 measure, $2 département (NULL meaning "any").
     let mut f = Filter::starting_at(3);
     let cond = visibility_condition(&mut f, v);
+    let personal = filter.personal(&mut f);
     let sql = format!(
         "SELECT d.state, COUNT(*) AS n FROM dossiers d \
          WHERE ($1 IS NULL OR d.measure = $1) \
          AND ($2 IS NULL OR EXISTS (SELECT 1 FROM dossier_territories t \
               WHERE t.dossier_id = d.id AND t.kind = 'departement' AND t.code = $2)) \
-         AND {cond} GROUP BY d.state"
+         AND {cond}{personal} GROUP BY d.state"
     );
     let q = sqlx::query(&sql)
         .bind(filter.measure)
@@ -785,4 +811,85 @@ pub async fn analyze_after_bulk(db: &crate::Db) -> Result<(), StorageError> {
         sqlx::query(s).execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Follows (or stops following) a dossier.
+pub async fn set_follow(
+    conn: &mut AnyConnection,
+    dossier_id: i64,
+    user_id: i64,
+    follow: bool,
+    at: &str,
+) -> Result<(), StorageError> {
+    if follow {
+        sqlx::query(
+            "INSERT INTO dossier_follows (dossier_id, user_id, since) VALUES ($1, $2, $3) \
+             ON CONFLICT (dossier_id, user_id) DO NOTHING",
+        )
+        .bind(dossier_id)
+        .bind(user_id)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    } else {
+        sqlx::query("DELETE FROM dossier_follows WHERE dossier_id = $1 AND user_id = $2")
+            .bind(dossier_id)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn follows<'c>(
+    e: impl Executor<'c, Database = Any>,
+    dossier_id: i64,
+    user_id: i64,
+) -> Result<bool, StorageError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM dossier_follows WHERE dossier_id = $1 AND user_id = $2",
+    )
+    .bind(dossier_id)
+    .bind(user_id)
+    .fetch_one(e)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Assigns a dossier to an instructor (`None`: to no one).
+pub async fn set_assignee(
+    conn: &mut AnyConnection,
+    dossier_id: i64,
+    user_id: Option<i64>,
+    by: i64,
+    at: &str,
+) -> Result<(), StorageError> {
+    sqlx::query("DELETE FROM dossier_assignments WHERE dossier_id = $1")
+        .bind(dossier_id)
+        .execute(&mut *conn)
+        .await?;
+    if let Some(u) = user_id {
+        sqlx::query(
+            "INSERT INTO dossier_assignments (dossier_id, user_id, assigned_by, assigned_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(dossier_id)
+        .bind(u)
+        .bind(by)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn assignee<'c>(
+    e: impl Executor<'c, Database = Any>,
+    dossier_id: i64,
+) -> Result<Option<i64>, StorageError> {
+    Ok(
+        sqlx::query_scalar("SELECT user_id FROM dossier_assignments WHERE dossier_id = $1")
+            .bind(dossier_id)
+            .fetch_optional(e)
+            .await?,
+    )
 }

@@ -106,6 +106,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "dossiers-par-etat",
         statements: m0012_dossiers_by_state,
     },
+    Migration {
+        version: 13,
+        name: "suivi-attribution",
+        statements: m0013_follows_assignments,
+    },
 ];
 
 fn a(name: &str) -> Alias {
@@ -814,6 +819,63 @@ fn m0012_dossiers_by_state() -> Vec<Ddl> {
         "dossiers",
         &["state", "service_id"],
     )]
+}
+
+/// Who follows which dossier (the queue's « Suivis » tab), and which instructor a dossier is
+/// assigned to (one at most): apart from `dossiers`, so that neither bumps the dossier's
+/// version nor races its transitions.
+fn m0013_follows_assignments() -> Vec<Ddl> {
+    let fk = |table: &str, name: &str| {
+        ForeignKey::create()
+            .name(name)
+            .from(a(table), a("dossier_id"))
+            .to(a("dossiers"), a("id"))
+            .on_delete(ForeignKeyAction::Cascade)
+            .to_owned()
+    };
+    vec![
+        Ddl::Table(
+            Table::create()
+                .table(a("dossier_follows"))
+                .col(int("dossier_id"))
+                .col(int("user_id"))
+                .col(text("since"))
+                .primary_key(&mut pk(&["dossier_id", "user_id"]))
+                .foreign_key(&mut fk(
+                    "dossier_follows",
+                    "dossier_follows_dossier_id_fkey",
+                ))
+                .to_owned(),
+        ),
+        index(
+            "dossier_follows_user",
+            "dossier_follows",
+            &["user_id", "dossier_id"],
+        ),
+        Ddl::Table(
+            Table::create()
+                .table(a("dossier_assignments"))
+                .col(
+                    ColumnDef::new(a("dossier_id"))
+                        .big_integer()
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(int("user_id"))
+                .col(int("assigned_by"))
+                .col(text("assigned_at"))
+                .foreign_key(&mut fk(
+                    "dossier_assignments",
+                    "dossier_assignments_dossier_id_fkey",
+                ))
+                .to_owned(),
+        ),
+        index(
+            "dossier_assignments_user",
+            "dossier_assignments",
+            &["user_id", "dossier_id"],
+        ),
+    ]
 }
 
 fn render(backend: Backend, ddl: &Ddl) -> String {

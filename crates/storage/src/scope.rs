@@ -39,6 +39,11 @@ impl Filter {
         format!("${n}")
     }
 
+    /// An integer parameter for a caller's own condition.
+    pub fn int(&mut self, value: i64) -> String {
+        self.param(Arg::Int(value))
+    }
+
     fn text(&mut self, value: &str) -> String {
         self.param(Arg::Text(value.to_string()))
     }

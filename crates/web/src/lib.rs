@@ -143,6 +143,14 @@ pub fn router_with_uploads(app: App, mut uploads: Vec<UploadRoute>) -> Router {
             "/instruction/dossiers/{numero}/messages",
             post(pages::messages::post_instruction),
         )
+        .route(
+            "/instruction/dossiers/{numero}/suivre",
+            post(pages::instruction::follow),
+        )
+        .route(
+            "/instruction/dossiers/{numero}/attribuer",
+            post(pages::instruction::assign),
+        )
         .route("/espace/services", get(pages::espace::services))
         .route("/espace/services/{id}", get(pages::espace::service))
         .route(

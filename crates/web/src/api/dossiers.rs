@@ -219,6 +219,8 @@ pub async fn list(
                 departement: departement.as_deref(),
                 after_id: after,
                 limit: limit + 1,
+                followed_by: None,
+                assigned_to: None,
             },
         )
         .await?;

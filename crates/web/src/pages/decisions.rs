@@ -235,6 +235,9 @@ fn done(action: &str) -> &'static str {
         "rouvrir" => "La décision est rouverte : le dossier est de nouveau en instruction.",
         "transmettre" => "Le dossier est transmis au service choisi.",
         "message" => "Le message est envoyé ; la collectivité est prévenue par courriel.",
+        "suivre" => "Vous suivez ce dossier : il figure dans l’onglet « Suivis ».",
+        "ne_plus_suivre" => "Vous ne suivez plus ce dossier.",
+        "attribuer" => "L’attribution du dossier est enregistrée.",
         _ => "C’est fait.",
     }
 }

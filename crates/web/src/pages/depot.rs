@@ -99,6 +99,8 @@ pub async fn list(AxumState(app): AxumState<App>, ctx: Ctx) -> PageResult {
                 departement: None,
                 after_id: None,
                 limit: guichet_app::dossiers::MAX_PAGE,
+                followed_by: None,
+                assigned_to: None,
             },
         )
         .await?;

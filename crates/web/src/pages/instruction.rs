@@ -24,34 +24,47 @@ struct TabDef {
     slug: &'static str,
     label: &'static str,
     states: &'static [State],
+    /// Only the dossiers the reader follows.
+    followed: bool,
 }
 
-const TABS: [TabDef; 5] = [
+const TABS: [TabDef; 6] = [
     TabDef {
         slug: "a-instruire",
         label: "À instruire",
         // Waiting for the instructor's work: received, or taken into instruction.
         states: &[State::Depose, State::EnInstruction],
+        followed: false,
+    },
+    TabDef {
+        slug: "suivis",
+        label: "Suivis",
+        states: FILED,
+        followed: true,
     },
     TabDef {
         slug: "en-correction",
         label: "En correction",
         states: &[State::EnCorrection],
+        followed: false,
     },
     TabDef {
         slug: "instruits",
         label: "Instruits",
         states: &[State::Instruit],
+        followed: false,
     },
     TabDef {
         slug: "traites",
         label: "Traités",
         states: &[State::Accepte, State::Refuse, State::SansSuite],
+        followed: false,
     },
     TabDef {
         slug: "tous",
         label: "Tous",
         states: FILED,
+        followed: false,
     },
 ];
 
@@ -61,6 +74,8 @@ pub struct QueueQuery {
     etat: Option<String>,
     mesure: Option<String>,
     departement: Option<String>,
+    /// `moi`: the dossiers assigned to the reader.
+    assigne: Option<String>,
     apres: Option<i64>,
 }
 
@@ -103,16 +118,29 @@ struct QueueTemplate {
     measures: Vec<Choice>,
     departement: String,
     filtered: bool,
+    /// The « assigned to me » filter is on.
+    mine: bool,
     lines: Vec<Line>,
     first_page: Option<String>,
     next_page: Option<String>,
 }
 
 /// The queue's URL for a tab and filters.
-fn queue_href(tab: &str, etat: Option<&str>, mesure: Option<&str>, dep: Option<&str>) -> String {
+fn queue_href(
+    tab: &str,
+    etat: Option<&str>,
+    mesure: Option<&str>,
+    dep: Option<&str>,
+    assigne: Option<&str>,
+) -> String {
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     q.append_pair("onglet", tab);
-    for (k, v) in [("etat", etat), ("mesure", mesure), ("departement", dep)] {
+    for (k, v) in [
+        ("etat", etat),
+        ("mesure", mesure),
+        ("departement", dep),
+        ("assigne", assigne),
+    ] {
         if let Some(v) = v {
             q.append_pair(k, v);
         }
@@ -188,6 +216,17 @@ pub async fn queue(
                 .to_string(),
         ),
     };
+    let assigne = match given(&q.assigne) {
+        None => None,
+        Some("moi") => Some("moi"),
+        Some(other) => {
+            return Err(AppError::Invalid(format!(
+                "filtre d’attribution inconnu : « {} » (moi)",
+                other.chars().take(20).collect::<String>()
+            ))
+            .into())
+        }
+    };
     let filter = ListFilter {
         state,
         states: tab.states,
@@ -195,11 +234,41 @@ pub async fn queue(
         departement: departement.as_deref(),
         after_id: q.apres,
         limit: PAGE + 1,
+        followed_by: tab.followed.then_some(u.user.id),
+        assigned_to: assigne.map(|_| u.user.id),
     };
     let queue = app.dossiers().queue(&u.principal, &filter).await?;
+    // The « Suivis » tab's count: the reader's followed dossiers, whichever tab is open.
+    let followed_count: i64 = app
+        .dossiers()
+        .count_by_state(
+            &u.principal,
+            &ListFilter {
+                followed_by: Some(u.user.id),
+                ..filter.clone()
+            },
+        )
+        .await?
+        .iter()
+        .filter(|(s, _)| FILED.contains(s) && state.is_none_or(|f| f == *s))
+        .map(|(_, n)| n)
+        .sum();
+    // Counts of the other tabs: without the « Suivis » condition when that tab is open.
+    let counts = if tab.followed {
+        app.dossiers()
+            .count_by_state(
+                &u.principal,
+                &ListFilter {
+                    followed_by: None,
+                    ..filter.clone()
+                },
+            )
+            .await?
+    } else {
+        queue.counts.clone()
+    };
     let count_of = |states: &[State]| -> i64 {
-        queue
-            .counts
+        counts
             .iter()
             .filter(|(s, _)| states.contains(s))
             .filter(|(s, _)| state.is_none_or(|f| f == *s))
@@ -211,8 +280,12 @@ pub async fn queue(
         .iter()
         .map(|t| Tab {
             label: t.label,
-            href: queue_href(t.slug, etat, mesure, departement.as_deref()),
-            count: count_of(t.states),
+            href: queue_href(t.slug, etat, mesure, departement.as_deref(), assigne),
+            count: if t.followed {
+                followed_count
+            } else {
+                count_of(t.states)
+            },
             current: t.slug == tab.slug,
         })
         .collect();
@@ -241,7 +314,7 @@ pub async fn queue(
                 .unwrap_or_else(|| "—".into()),
         });
     }
-    let here = queue_href(tab.slug, etat, mesure, departement.as_deref());
+    let here = queue_href(tab.slug, etat, mesure, departement.as_deref(), assigne);
     let next_page = match last_id {
         Some(id) if queue.lines.len() > PAGE as usize => Some(format!("{here}&apres={id}")),
         _ => None,
@@ -277,7 +350,11 @@ pub async fn queue(
         states,
         measures,
         departement: departement.unwrap_or_default(),
-        filtered: state.is_some() || mesure.is_some() || given(&q.departement).is_some(),
+        filtered: state.is_some()
+            || mesure.is_some()
+            || given(&q.departement).is_some()
+            || assigne.is_some(),
+        mine: assigne.is_some(),
         lines,
         first_page,
         next_page,
@@ -341,6 +418,10 @@ struct DossierTemplate {
     pieces: Vec<super::depot::PieceView>,
     thread: Vec<super::messages::ThreadLine>,
     thread_action: String,
+    following: bool,
+    assignee: Option<String>,
+    /// The instructors it may be assigned to (empty: the reader may not assign).
+    assignable: Vec<(i64, String, bool)>,
     version: i64,
     done: Option<&'static str>,
     error: Option<String>,
@@ -523,6 +604,23 @@ pub async fn dossier_page(
         history,
         actions: super::decisions::actions(&u.principal, d),
         thread: super::messages::lines(app, u, d.row.id).await?,
+        following: app.dossiers().follows(&u.principal, d.row.id).await?,
+        assignee: app
+            .dossiers()
+            .assignee(&u.principal, d.row.id)
+            .await?
+            .map(|(_, n)| n),
+        assignable: if super::decisions::writes_as_service(&u.principal, d) {
+            let current = app.dossiers().assignee(&u.principal, d.row.id).await?;
+            app.dossiers()
+                .assignable(&u.principal, d.row.id)
+                .await?
+                .into_iter()
+                .map(|(id, name)| (id, name, current.as_ref().is_some_and(|(c, _)| *c == id)))
+                .collect()
+        } else {
+            Vec::new()
+        },
         thread_action: if super::decisions::writes_as_service(&u.principal, d) {
             format!("/instruction/dossiers/{numero}/messages")
         } else {
@@ -543,4 +641,85 @@ pub async fn dossier_page(
             _ => None,
         },
     })
+}
+
+#[derive(Default, Deserialize)]
+pub struct FollowForm {
+    #[serde(default)]
+    suivre: String,
+}
+
+/// `POST /instruction/dossiers/{numero}/suivre`: follow (`suivre=oui`) or stop (`non`).
+pub async fn follow(
+    AxumState(app): AxumState<App>,
+    ctx: Ctx,
+    PagePath(numero): PagePath<String>,
+    crate::error::extract::PageForm(form): crate::error::extract::PageForm<FollowForm>,
+) -> Result<axum::response::Response, crate::error::PageError> {
+    use axum::response::IntoResponse;
+    let path = format!("/instruction/dossiers/{numero}");
+    let u = require_user(&ctx, &path)?;
+    let file = app
+        .dossiers()
+        .instruction_file(&u.principal, &numero)
+        .await?;
+    let on = match form.suivre.as_str() {
+        "oui" => true,
+        "non" => false,
+        _ => return Err(AppError::Invalid("suivre : oui ou non".into()).into()),
+    };
+    app.dossiers()
+        .follow(&u.principal, file.dossier.row.id, on)
+        .await?;
+    let done = if on { "suivre" } else { "ne_plus_suivre" };
+    Ok(axum::response::Redirect::to(&format!("{path}?fait={done}")).into_response())
+}
+
+#[derive(Default, Deserialize)]
+pub struct AssignForm {
+    #[serde(default)]
+    instructeur: String,
+}
+
+/// `POST /instruction/dossiers/{numero}/attribuer`: to an instructor of the service (their
+/// id), or to no one (empty).
+pub async fn assign(
+    AxumState(app): AxumState<App>,
+    ctx: Ctx,
+    PagePath(numero): PagePath<String>,
+    crate::error::extract::PageForm(form): crate::error::extract::PageForm<AssignForm>,
+) -> Result<axum::response::Response, crate::error::PageError> {
+    use axum::response::IntoResponse;
+    let path = format!("/instruction/dossiers/{numero}");
+    let u = require_user(&ctx, &path)?;
+    let file = app
+        .dossiers()
+        .instruction_file(&u.principal, &numero)
+        .await?;
+    let to = match form.instructeur.trim() {
+        "" => None,
+        id => Some(
+            id.parse::<i64>()
+                .map_err(|_| AppError::Invalid("choisissez l’instructeur dans la liste".into()))?,
+        ),
+    };
+    match app
+        .dossiers()
+        .assign(&u.principal, file.dossier.row.id, to)
+        .await
+    {
+        Ok(()) => {
+            Ok(axum::response::Redirect::to(&format!("{path}?fait=attribuer")).into_response())
+        }
+        Err(e @ AppError::Invalid(_)) => Ok(dossier_page(
+            &app,
+            &ctx,
+            u,
+            &numero,
+            Some(Notice::Error(crate::security::capitalise(&e.to_string()))),
+        )
+        .await?
+        .into_response()),
+        Err(e) => Err(e.into()),
+    }
 }

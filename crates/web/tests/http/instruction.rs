@@ -282,3 +282,112 @@ async fn instruction_queue_pages_by_keyset() {
     assert!(html.contains("Première page"));
     assert!(!html.contains("Page suivante"));
 }
+
+/// Following and assignment from the dossier page: the « Suivis » tab holds what one follows
+/// (counted), a dossier is assigned to an instructor of its service only (the « attribués à
+/// moi » filter finds it), and neither an applicant nor another prefecture can do either.
+#[tokio::test]
+async fn instructors_follow_and_assign_dossiers_of_their_service() {
+    let t = spawn_app().await;
+    let cergy = t.applicant().await;
+    let cergy_p = principal(&t, &cergy).await;
+    let number = filed_dossier(&t, &cergy_p, "95127", "Portail citoyen de Cergy").await;
+    let dossier = format!("/instruction/dossiers/{number}");
+    let a = t
+        .user("a@pref95.test", Role::Instructeur, Some("95"), &[])
+        .await;
+    let b = t
+        .user("b@pref95.test", Role::Instructeur, Some("95"), &[])
+        .await;
+    let other = t
+        .user("c@pref78.test", Role::Instructeur, Some("78"), &[])
+        .await;
+    let a = t.login_as(&a).await;
+    let b = t.login_as(&b).await;
+    let other_p = principal(&t, "c@pref78.test").await;
+    let other = t.login_as(&other).await;
+
+    // Nothing followed yet.
+    let (_, html) = body(&t, &a, "/instruction?onglet=suivis").await;
+    assert!(html.contains("Suivis (0<"), "{html}");
+    let csrf = t.csrf(&a, &dossier).await;
+    let r = t
+        .post_form(
+            &a,
+            &format!("{dossier}/suivre"),
+            &[("csrf", &csrf), ("suivre", "oui")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let (_, html) = body(&t, &a, "/instruction?onglet=suivis").await;
+    assert!(html.contains("Suivis (1<"), "{html}");
+    assert!(html.contains(&number), "{html}");
+    // B's tab stays empty: following is personal.
+    let (_, html) = body(&t, &b, "/instruction?onglet=suivis").await;
+    assert!(html.contains("Suivis (0<"), "{html}");
+    assert!(!html.contains(&number));
+    let (_, html) = body(&t, &a, &dossier).await;
+    assert!(html.contains("Ne plus suivre"), "{html}");
+
+    // A assigns it to B; B finds it with « attribués à moi », A does not.
+    let b_id = principal(&t, "b@pref95.test").await.user_id;
+    let r = t
+        .post_form(
+            &a,
+            &format!("{dossier}/attribuer"),
+            &[("csrf", &csrf), ("instructeur", &b_id.to_string())],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let (_, html) = body(&t, &b, "/instruction?onglet=a-instruire&assigne=moi").await;
+    assert!(html.contains(&number), "{html}");
+    let (_, html) = body(&t, &a, "/instruction?onglet=a-instruire&assigne=moi").await;
+    assert!(!html.contains(&number), "{html}");
+    let (_, html) = body(&t, &a, &dossier).await;
+    assert!(
+        html.contains("Attribué à <strong>Personne b@pref95.test</strong>"),
+        "{html}"
+    );
+
+    // Not to an instructor of another service; not by another service, nor by the applicant.
+    let r = t
+        .post_form(
+            &a,
+            &format!("{dossier}/attribuer"),
+            &[
+                ("csrf", &csrf),
+                ("instructeur", &other_p.user_id.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Un dossier s’attribue à un instructeur de son service"));
+    let csrf78 = t.csrf(&other, "/instruction").await;
+    for (path, field, value) in [
+        (format!("{dossier}/suivre"), "suivre", "oui".to_string()),
+        (format!("{dossier}/attribuer"), "instructeur", String::new()),
+    ] {
+        let r = t
+            .post_form(&other, &path, &[("csrf", &csrf78), (field, &value)])
+            .await;
+        assert_eq!(r.status(), 403, "{path}");
+    }
+    let c = t.login_as(&cergy).await;
+    let csrf_c = t.csrf(&c, "/espace").await;
+    let r = t
+        .post_form(
+            &c,
+            &format!("{dossier}/suivre"),
+            &[("csrf", &csrf_c), ("suivre", "oui")],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    // An unknown filter value is a clear error.
+    let (status, html) = body(&t, &a, "/instruction?assigne=tout-le-monde").await;
+    assert_eq!(status, 400, "{html}");
+    assert!(html.contains("Filtre d’attribution inconnu"), "{html}");
+}
