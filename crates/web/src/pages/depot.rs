@@ -58,6 +58,8 @@ pub(crate) fn require_filer<'a>(ctx: &'a Ctx, path: &str) -> Result<&'a UserView
 // The list
 
 pub struct DossierLine {
+    /// Messages of the service not read yet.
+    pub unread: usize,
     pub href: String,
     pub number: String,
     pub title: String,
@@ -73,6 +75,8 @@ pub struct DossierLine {
 struct ListTemplate {
     layout: Layout,
     lines: Vec<DossierLine>,
+    /// What the services ask now: the dossiers sent back for a correction (title, link).
+    asked: Vec<(String, String)>,
 }
 
 /// A DSFR badge modifier for a state, as applicants read it.
@@ -110,6 +114,7 @@ pub async fn list(AxumState(app): AxumState<App>, ctx: Ctx) -> PageResult {
         .iter()
         .zip(names)
         .map(|(r, (_, name))| DossierLine {
+            unread: 0,
             href: dossier_href(r.id),
             number: r
                 .number
@@ -124,6 +129,22 @@ pub async fn list(AxumState(app): AxumState<App>, ctx: Ctx) -> PageResult {
             updated: paris_datetime(r.updated_at.instant()),
         })
         .collect();
+    for (line, r) in lines.iter_mut().zip(&rows) {
+        if r.number.is_some() {
+            line.unread = app.messages().unread(&u.principal, r.id).await?;
+        }
+    }
+    let asked = rows
+        .iter()
+        .filter(|r| r.state == State::EnCorrection)
+        .map(|r| {
+            (
+                r.title.clone(),
+                format!("{}?etape=depot", dossier_href(r.id)),
+            )
+        })
+        .rev()
+        .collect();
     lines.reverse();
     render(&ListTemplate {
         layout: Layout::new(
@@ -137,6 +158,7 @@ pub async fn list(AxumState(app): AxumState<App>, ctx: Ctx) -> PageResult {
             ],
         ),
         lines,
+        asked,
     })
 }
 

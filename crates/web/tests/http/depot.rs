@@ -570,6 +570,11 @@ async fn an_instructor_instructs_and_decides_from_the_dossier_page() {
     ])
     .await;
     assert_eq!(r.status(), 303);
+    let (_, list) = page(&t, &c, "/espace/dossiers").await;
+    assert!(
+        list.contains("Le service instructeur attend une correction"),
+        "{list}"
+    );
     let (_, html) = page(&t, &c, &path).await;
     assert!(
         html.contains("Le service instructeur vous demande une correction"),
@@ -1014,6 +1019,9 @@ async fn the_collectivite_and_the_service_write_to_each_other_on_the_dossier() {
         .await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), format!("{dossier}?fait=message#messagerie"));
+    // The collectivité's list says so before the dossier is opened.
+    let (_, list) = page(&t, &c, "/espace/dossiers").await;
+    assert!(list.contains("1 message non lu"), "{list}");
     let (_, html) = page(&t, &c, &path).await;
     assert!(html.contains("Bien reçu, merci."), "{html}");
     assert!(html.contains("(service instructeur)"), "{html}");
