@@ -693,6 +693,72 @@ impl Dossiers<'_> {
         Ok(())
     }
 
+    /// The dossier's private annotations (those who instruct and see it): author's name,
+    /// text and when, oldest first. Never shown to the collectivité.
+    pub async fn annotations(
+        &self,
+        p: &Principal,
+        id: i64,
+    ) -> AppResult<Vec<(String, String, guichet_storage::Timestamp)>> {
+        if !p.scope().can(Action::InstructDossiers) {
+            return Err(AppError::Forbidden);
+        }
+        self.visible_row(p, id).await?;
+        let mut out = Vec::new();
+        for (_, author, body, at) in store::annotations(&self.app.db, id).await? {
+            let name = accounts_store::find_user(&self.app.db, author)
+                .await?
+                .map(|u| u.display_name)
+                .unwrap_or_else(|| format!("compte n° {author}"));
+            out.push((name, body, at));
+        }
+        Ok(out)
+    }
+
+    /// Adds a private annotation, by an instructor of the dossier's service or an
+    /// administrator; audited (its length, not its text).
+    pub async fn annotate(&self, p: &Principal, id: i64, body: &str) -> AppResult<i64> {
+        let row = self.visible_row(p, id).await?;
+        let actor = Actor::of(
+            p,
+            Parties {
+                applicants: std::slice::from_ref(&row.applicant),
+                instructing_service: row.service_id,
+            },
+        );
+        if !matches!(actor, Actor::Instructor | Actor::Administrator) {
+            return Err(AppError::Forbidden);
+        }
+        let body = body.trim();
+        if body.is_empty() {
+            return Err(AppError::Invalid(
+                "l’annotation est vide : écrivez-la avant de l’enregistrer".into(),
+            ));
+        }
+        let n = body.chars().count();
+        if n > MAX_FIELD_CHARS {
+            return Err(AppError::Invalid(format!(
+                "l’annotation est trop longue ({n} caractères ; {MAX_FIELD_CHARS} au plus)"
+            )));
+        }
+        let now = self.app.now_ts();
+        let mut tx = self.app.db.begin_write().await?;
+        let a = store::insert_annotation(&mut *tx, id, p.user_id, body, &now).await?;
+        audit::record(
+            &mut tx,
+            &self.app.clock,
+            AuditActor::User(p.user_id),
+            "dossier.annotation",
+            "dossier",
+            &id.to_string(),
+            None,
+            Some(&json!({"annotation": a, "caracteres": n})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(a)
+    }
+
     /// A listed row as a dossier (its JSON columns read).
     pub fn of_row(&self, row: DossierRow) -> AppResult<Dossier> {
         Dossier::of(row)

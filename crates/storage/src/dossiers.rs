@@ -893,3 +893,48 @@ pub async fn assignee<'c>(
             .await?,
     )
 }
+
+/// A private annotation: (id, author id, text, when).
+pub type AnnotationRow = (i64, i64, String, Timestamp);
+
+pub async fn insert_annotation<'c>(
+    e: impl Executor<'c, Database = Any>,
+    dossier_id: i64,
+    author_id: i64,
+    body: &str,
+    at: &str,
+) -> Result<i64, StorageError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO dossier_annotations (dossier_id, author_id, body, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(dossier_id)
+    .bind(author_id)
+    .bind(body)
+    .bind(at)
+    .fetch_one(e)
+    .await?)
+}
+
+/// A dossier's annotations, oldest first.
+pub async fn annotations<'c>(
+    e: impl Executor<'c, Database = Any>,
+    dossier_id: i64,
+) -> Result<Vec<AnnotationRow>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT id, author_id, body, created_at FROM dossier_annotations WHERE dossier_id = $1 ORDER BY id",
+    )
+    .bind(dossier_id)
+    .fetch_all(e)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id")?,
+                r.try_get("author_id")?,
+                r.try_get("body")?,
+                r.try_get("created_at")?,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Into::into)
+}

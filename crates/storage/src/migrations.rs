@@ -111,6 +111,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "suivi-attribution",
         statements: m0013_follows_assignments,
     },
+    Migration {
+        version: 14,
+        name: "annotations",
+        statements: m0014_annotations,
+    },
 ];
 
 fn a(name: &str) -> Alias {
@@ -874,6 +879,35 @@ fn m0013_follows_assignments() -> Vec<Ddl> {
             "dossier_assignments_user",
             "dossier_assignments",
             &["user_id", "dossier_id"],
+        ),
+    ]
+}
+
+/// Private annotations on a dossier: written and read by those who instruct it, never shown
+/// to its collectivité nor published.
+fn m0014_annotations() -> Vec<Ddl> {
+    vec![
+        Ddl::Table(
+            Table::create()
+                .table(a("dossier_annotations"))
+                .col(id("id"))
+                .col(int("dossier_id"))
+                .col(int("author_id"))
+                .col(text("body"))
+                .col(text("created_at"))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("dossier_annotations_dossier_id_fkey")
+                        .from(a("dossier_annotations"), a("dossier_id"))
+                        .to(a("dossiers"), a("id"))
+                        .on_delete(ForeignKeyAction::Restrict),
+                )
+                .to_owned(),
+        ),
+        index(
+            "dossier_annotations_dossier",
+            "dossier_annotations",
+            &["dossier_id", "id"],
         ),
     ]
 }

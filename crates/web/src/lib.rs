@@ -151,6 +151,10 @@ pub fn router_with_uploads(app: App, mut uploads: Vec<UploadRoute>) -> Router {
             "/instruction/dossiers/{numero}/attribuer",
             post(pages::instruction::assign),
         )
+        .route(
+            "/instruction/dossiers/{numero}/annotations",
+            post(pages::instruction::annotate),
+        )
         .route("/espace/services", get(pages::espace::services))
         .route("/espace/services/{id}", get(pages::espace::service))
         .route(

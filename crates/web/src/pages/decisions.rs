@@ -238,6 +238,9 @@ fn done(action: &str) -> &'static str {
         "suivre" => "Vous suivez ce dossier : il figure dans l’onglet « Suivis ».",
         "ne_plus_suivre" => "Vous ne suivez plus ce dossier.",
         "attribuer" => "L’attribution du dossier est enregistrée.",
+        "annoter" => {
+            "L’annotation est enregistrée ; seuls ceux qui instruisent le dossier la lisent."
+        }
         _ => "C’est fait.",
     }
 }

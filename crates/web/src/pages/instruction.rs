@@ -419,6 +419,8 @@ struct DossierTemplate {
     thread: Vec<super::messages::ThreadLine>,
     thread_action: String,
     following: bool,
+    /// Private annotations: (author, when, text).
+    annotations: Vec<(String, String, String)>,
     assignee: Option<String>,
     /// The instructors it may be assigned to (empty: the reader may not assign).
     assignable: Vec<(i64, String, bool)>,
@@ -605,6 +607,13 @@ pub async fn dossier_page(
         actions: super::decisions::actions(&u.principal, d),
         thread: super::messages::lines(app, u, d.row.id).await?,
         following: app.dossiers().follows(&u.principal, d.row.id).await?,
+        annotations: app
+            .dossiers()
+            .annotations(&u.principal, d.row.id)
+            .await?
+            .into_iter()
+            .map(|(who, body, at)| (who, paris_datetime(at.instant()), body))
+            .collect(),
         assignee: app
             .dossiers()
             .assignee(&u.principal, d.row.id)
@@ -711,6 +720,48 @@ pub async fn assign(
         Ok(()) => {
             Ok(axum::response::Redirect::to(&format!("{path}?fait=attribuer")).into_response())
         }
+        Err(e @ AppError::Invalid(_)) => Ok(dossier_page(
+            &app,
+            &ctx,
+            u,
+            &numero,
+            Some(Notice::Error(crate::security::capitalise(&e.to_string()))),
+        )
+        .await?
+        .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Default, Deserialize)]
+pub struct AnnotationForm {
+    #[serde(default)]
+    annotation: String,
+}
+
+/// `POST /instruction/dossiers/{numero}/annotations`: a private note of the service.
+pub async fn annotate(
+    AxumState(app): AxumState<App>,
+    ctx: Ctx,
+    PagePath(numero): PagePath<String>,
+    crate::error::extract::PageForm(form): crate::error::extract::PageForm<AnnotationForm>,
+) -> Result<axum::response::Response, crate::error::PageError> {
+    use axum::response::IntoResponse;
+    let path = format!("/instruction/dossiers/{numero}");
+    let u = require_user(&ctx, &path)?;
+    let file = app
+        .dossiers()
+        .instruction_file(&u.principal, &numero)
+        .await?;
+    match app
+        .dossiers()
+        .annotate(&u.principal, file.dossier.row.id, &form.annotation)
+        .await
+    {
+        Ok(_) => Ok(
+            axum::response::Redirect::to(&format!("{path}?fait=annoter#annotations"))
+                .into_response(),
+        ),
         Err(e @ AppError::Invalid(_)) => Ok(dossier_page(
             &app,
             &ctx,

@@ -391,3 +391,80 @@ async fn instructors_follow_and_assign_dossiers_of_their_service() {
     assert_eq!(status, 400, "{html}");
     assert!(html.contains("Filtre d’attribution inconnu"), "{html}");
 }
+
+/// Private annotations: written by the service, read by those who instruct the dossier, never
+/// by its collectivité (neither its page nor the API), refused to another prefecture.
+#[tokio::test]
+async fn annotations_stay_with_those_who_instruct() {
+    let t = spawn_app().await;
+    let cergy = t.applicant().await;
+    let cergy_p = principal(&t, &cergy).await;
+    let number = filed_dossier(&t, &cergy_p, "95127", "Portail citoyen de Cergy").await;
+    let dossier = format!("/instruction/dossiers/{number}");
+    let i95 = t
+        .user("a@pref95.test", Role::Instructeur, Some("95"), &[])
+        .await;
+    let i95 = t.login_as(&i95).await;
+    let coord = t
+        .user("coord@idf.test", Role::Coordinateur, Some("region:11"), &[])
+        .await;
+    let coord = t.login_as(&coord).await;
+    let i78 = t
+        .user("c@pref78.test", Role::Instructeur, Some("78"), &[])
+        .await;
+    let i78 = t.login_as(&i78).await;
+    let csrf = t.csrf(&i95, &dossier).await;
+    let r = t
+        .post_form(
+            &i95,
+            &format!("{dossier}/annotations"),
+            &[("csrf", &csrf), ("annotation", "  ")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("L’annotation est vide"));
+    let secret = "Devis à comparer avec celui de la commune voisine.";
+    let r = t
+        .post_form(
+            &i95,
+            &format!("{dossier}/annotations"),
+            &[("csrf", &csrf), ("annotation", secret)],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let (_, html) = body(&t, &i95, &dossier).await;
+    assert!(html.contains(secret), "{html}");
+    // The regional coordinator reads it, and may not write.
+    let (_, html) = body(&t, &coord, &dossier).await;
+    assert!(html.contains(secret), "{html}");
+    assert!(!html.contains("Enregistrer l’annotation"), "{html}");
+    // Another prefecture: refused.
+    let csrf78 = t.csrf(&i78, "/instruction").await;
+    let r = t
+        .post_form(
+            &i78,
+            &format!("{dossier}/annotations"),
+            &[("csrf", &csrf78), ("annotation", "x")],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    // The collectivité sees it nowhere: its dossier page, its list, the API.
+    let c = t.login_as(&cergy).await;
+    let id = t
+        .app
+        .dossiers()
+        .by_number(&admin(), &number)
+        .await
+        .unwrap()
+        .row
+        .id;
+    for path in [
+        format!("/espace/dossiers/{id}"),
+        "/espace/dossiers".to_string(),
+        format!("/api/v1/dossiers/{number}"),
+    ] {
+        let (status, text) = body(&t, &c, &path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(!text.contains(secret), "{path} : {text}");
+    }
+}
