@@ -45,6 +45,29 @@ const OWN_RECORDS: [(&str, &str); 2] = [
 pub const MAX_TITLE_CHARS: usize = 200;
 /// Longest text field without its own limit, in characters.
 const MAX_FIELD_CHARS: usize = 10_000;
+/// At most this many labels on one dossier.
+const MAX_LABELS: usize = 10;
+
+/// A label as stored: trimmed, inner spaces collapsed, 1 to 40 characters.
+pub fn parse_label(input: &str) -> AppResult<String> {
+    let label = input.split_whitespace().collect::<Vec<_>>().join(" ");
+    let n = label.chars().count();
+    if n == 0 {
+        return Err(AppError::Invalid("l’étiquette est vide".into()));
+    }
+    if n > 40 {
+        return Err(AppError::Invalid(format!(
+            "l’étiquette est trop longue ({n} caractères ; 40 au plus)"
+        )));
+    }
+    if label.chars().any(char::is_control) {
+        return Err(AppError::Invalid(
+            "l’étiquette contient un caractère invisible".into(),
+        ));
+    }
+    Ok(label)
+}
+
 /// At most this many dossiers per page of a list.
 pub const MAX_PAGE: i64 = 200;
 
@@ -757,6 +780,58 @@ impl Dossiers<'_> {
         .await?;
         tx.commit().await?;
         Ok(a)
+    }
+
+    /// The dossier's labels (those who instruct and see it).
+    pub async fn labels(&self, p: &Principal, id: i64) -> AppResult<Vec<String>> {
+        if !p.scope().can(Action::InstructDossiers) {
+            return Err(AppError::Forbidden);
+        }
+        self.visible_row(p, id).await?;
+        Ok(store::labels(&self.app.db, id).await?)
+    }
+
+    /// Puts a label on the dossier or takes it off, by an instructor of its service or an
+    /// administrator: a word or a few, at most 40 characters, 10 labels a dossier.
+    pub async fn set_label(&self, p: &Principal, id: i64, label: &str, on: bool) -> AppResult<()> {
+        let row = self.visible_row(p, id).await?;
+        let actor = Actor::of(
+            p,
+            Parties {
+                applicants: std::slice::from_ref(&row.applicant),
+                instructing_service: row.service_id,
+            },
+        );
+        if !matches!(actor, Actor::Instructor | Actor::Administrator) {
+            return Err(AppError::Forbidden);
+        }
+        let label = parse_label(label)?;
+        let current = store::labels(&self.app.db, id).await?;
+        if on && !current.contains(&label) && current.len() >= MAX_LABELS {
+            return Err(AppError::Invalid(format!(
+                "un dossier porte {MAX_LABELS} étiquettes au plus : retirez-en une d’abord"
+            )));
+        }
+        let now = self.app.now_ts();
+        let mut tx = self.app.db.begin_write().await?;
+        store::set_label(&mut tx, id, &label, on, p.user_id, &now).await?;
+        audit::record(
+            &mut tx,
+            &self.app.clock,
+            AuditActor::User(p.user_id),
+            if on {
+                "dossier.etiquette.ajout"
+            } else {
+                "dossier.etiquette.retrait"
+            },
+            "dossier",
+            &id.to_string(),
+            None,
+            Some(&json!({"etiquette": label})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// A listed row as a dossier (its JSON columns read).

@@ -646,6 +646,7 @@ async fn export_dossiers(config: Config, args: ExportDossiersArgs) -> anyhow::Re
                 limit: 0,
                 followed_by: None,
                 assigned_to: None,
+                label: None,
             },
             format,
             &args.sortie,

@@ -215,6 +215,8 @@ pub struct ListFilter<'a> {
     pub followed_by: Option<i64>,
     /// Only the dossiers assigned to this account.
     pub assigned_to: Option<i64>,
+    /// Only the dossiers with this label.
+    pub label: Option<&'a str>,
 }
 
 impl ListFilter<'_> {
@@ -225,6 +227,12 @@ impl ListFilter<'_> {
             let p = f.int(u);
             out.push_str(&format!(
                 " AND EXISTS (SELECT 1 FROM dossier_follows w WHERE w.dossier_id = d.id AND w.user_id = {p})"
+            ));
+        }
+        if let Some(l) = self.label {
+            let p = f.text_param(l);
+            out.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM dossier_labels y WHERE y.dossier_id = d.id AND y.label = {p})"
             ));
         }
         if let Some(u) = self.assigned_to {
@@ -937,4 +945,47 @@ pub async fn annotations<'c>(
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(Into::into)
+}
+
+/// Puts a label on a dossier (once), or takes it off.
+pub async fn set_label(
+    conn: &mut AnyConnection,
+    dossier_id: i64,
+    label: &str,
+    on: bool,
+    by: i64,
+    at: &str,
+) -> Result<(), StorageError> {
+    if on {
+        sqlx::query(
+            "INSERT INTO dossier_labels (dossier_id, label, added_by, added_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (dossier_id, label) DO NOTHING",
+        )
+        .bind(dossier_id)
+        .bind(label)
+        .bind(by)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    } else {
+        sqlx::query("DELETE FROM dossier_labels WHERE dossier_id = $1 AND label = $2")
+            .bind(dossier_id)
+            .bind(label)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A dossier's labels, in alphabetical order.
+pub async fn labels<'c>(
+    e: impl Executor<'c, Database = Any>,
+    dossier_id: i64,
+) -> Result<Vec<String>, StorageError> {
+    Ok(
+        sqlx::query_scalar("SELECT label FROM dossier_labels WHERE dossier_id = $1 ORDER BY label")
+            .bind(dossier_id)
+            .fetch_all(e)
+            .await?,
+    )
 }

@@ -116,6 +116,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "annotations",
         statements: m0014_annotations,
     },
+    Migration {
+        version: 15,
+        name: "etiquettes",
+        statements: m0015_labels,
+    },
 ];
 
 fn a(name: &str) -> Alias {
@@ -908,6 +913,35 @@ fn m0014_annotations() -> Vec<Ddl> {
             "dossier_annotations_dossier",
             "dossier_annotations",
             &["dossier_id", "id"],
+        ),
+    ]
+}
+
+/// Labels an instructing service puts on its dossiers (free words: « à relancer », « PACA
+/// vague 2 »…), one row per (dossier, label); the queue filters on them.
+fn m0015_labels() -> Vec<Ddl> {
+    vec![
+        Ddl::Table(
+            Table::create()
+                .table(a("dossier_labels"))
+                .col(int("dossier_id"))
+                .col(text("label"))
+                .col(int("added_by"))
+                .col(text("added_at"))
+                .primary_key(&mut pk(&["dossier_id", "label"]))
+                .foreign_key(
+                    ForeignKey::create()
+                        .name("dossier_labels_dossier_id_fkey")
+                        .from(a("dossier_labels"), a("dossier_id"))
+                        .to(a("dossiers"), a("id"))
+                        .on_delete(ForeignKeyAction::Cascade),
+                )
+                .to_owned(),
+        ),
+        index(
+            "dossier_labels_label",
+            "dossier_labels",
+            &["label", "dossier_id"],
         ),
     ]
 }

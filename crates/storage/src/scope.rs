@@ -44,6 +44,11 @@ impl Filter {
         self.param(Arg::Int(value))
     }
 
+    /// A text parameter for a caller's own condition.
+    pub fn text_param(&mut self, value: &str) -> String {
+        self.text(value)
+    }
+
     fn text(&mut self, value: &str) -> String {
         self.param(Arg::Text(value.to_string()))
     }

@@ -155,6 +155,10 @@ pub fn router_with_uploads(app: App, mut uploads: Vec<UploadRoute>) -> Router {
             "/instruction/dossiers/{numero}/annotations",
             post(pages::instruction::annotate),
         )
+        .route(
+            "/instruction/dossiers/{numero}/etiquettes",
+            post(pages::instruction::label),
+        )
         .route("/espace/services", get(pages::espace::services))
         .route("/espace/services/{id}", get(pages::espace::service))
         .route(

@@ -221,6 +221,7 @@ pub async fn list(
                 limit: limit + 1,
                 followed_by: None,
                 assigned_to: None,
+                label: None,
             },
         )
         .await?;

@@ -238,6 +238,7 @@ fn done(action: &str) -> &'static str {
         "suivre" => "Vous suivez ce dossier : il figure dans l’onglet « Suivis ».",
         "ne_plus_suivre" => "Vous ne suivez plus ce dossier.",
         "attribuer" => "L’attribution du dossier est enregistrée.",
+        "etiquette" => "Les étiquettes du dossier sont enregistrées.",
         "annoter" => {
             "L’annotation est enregistrée ; seuls ceux qui instruisent le dossier la lisent."
         }

@@ -105,6 +105,7 @@ pub async fn list(AxumState(app): AxumState<App>, ctx: Ctx) -> PageResult {
                 limit: guichet_app::dossiers::MAX_PAGE,
                 followed_by: None,
                 assigned_to: None,
+                label: None,
             },
         )
         .await?;

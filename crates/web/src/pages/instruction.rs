@@ -76,6 +76,8 @@ pub struct QueueQuery {
     departement: Option<String>,
     /// `moi`: the dossiers assigned to the reader.
     assigne: Option<String>,
+    /// Only the dossiers with this label.
+    etiquette: Option<String>,
     apres: Option<i64>,
 }
 
@@ -120,6 +122,8 @@ struct QueueTemplate {
     filtered: bool,
     /// The « assigned to me » filter is on.
     mine: bool,
+    /// The label filter's value.
+    label: String,
     lines: Vec<Line>,
     first_page: Option<String>,
     next_page: Option<String>,
@@ -132,6 +136,7 @@ fn queue_href(
     mesure: Option<&str>,
     dep: Option<&str>,
     assigne: Option<&str>,
+    etiquette: Option<&str>,
 ) -> String {
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     q.append_pair("onglet", tab);
@@ -140,6 +145,7 @@ fn queue_href(
         ("mesure", mesure),
         ("departement", dep),
         ("assigne", assigne),
+        ("etiquette", etiquette),
     ] {
         if let Some(v) = v {
             q.append_pair(k, v);
@@ -227,6 +233,10 @@ pub async fn queue(
             .into())
         }
     };
+    let etiquette = match given(&q.etiquette) {
+        None => None,
+        Some(l) => Some(guichet_app::dossiers::parse_label(l)?),
+    };
     let filter = ListFilter {
         state,
         states: tab.states,
@@ -236,6 +246,7 @@ pub async fn queue(
         limit: PAGE + 1,
         followed_by: tab.followed.then_some(u.user.id),
         assigned_to: assigne.map(|_| u.user.id),
+        label: etiquette.as_deref(),
     };
     let queue = app.dossiers().queue(&u.principal, &filter).await?;
     // The « Suivis » tab's count: the reader's followed dossiers, whichever tab is open.
@@ -280,7 +291,14 @@ pub async fn queue(
         .iter()
         .map(|t| Tab {
             label: t.label,
-            href: queue_href(t.slug, etat, mesure, departement.as_deref(), assigne),
+            href: queue_href(
+                t.slug,
+                etat,
+                mesure,
+                departement.as_deref(),
+                assigne,
+                etiquette.as_deref(),
+            ),
             count: if t.followed {
                 followed_count
             } else {
@@ -314,7 +332,14 @@ pub async fn queue(
                 .unwrap_or_else(|| "—".into()),
         });
     }
-    let here = queue_href(tab.slug, etat, mesure, departement.as_deref(), assigne);
+    let here = queue_href(
+        tab.slug,
+        etat,
+        mesure,
+        departement.as_deref(),
+        assigne,
+        etiquette.as_deref(),
+    );
     let next_page = match last_id {
         Some(id) if queue.lines.len() > PAGE as usize => Some(format!("{here}&apres={id}")),
         _ => None,
@@ -353,8 +378,10 @@ pub async fn queue(
         filtered: state.is_some()
             || mesure.is_some()
             || given(&q.departement).is_some()
-            || assigne.is_some(),
+            || assigne.is_some()
+            || etiquette.is_some(),
         mine: assigne.is_some(),
+        label: etiquette.clone().unwrap_or_default(),
         lines,
         first_page,
         next_page,
@@ -421,6 +448,7 @@ struct DossierTemplate {
     following: bool,
     /// Private annotations: (author, when, text).
     annotations: Vec<(String, String, String)>,
+    labels: Vec<String>,
     assignee: Option<String>,
     /// The instructors it may be assigned to (empty: the reader may not assign).
     assignable: Vec<(i64, String, bool)>,
@@ -607,6 +635,7 @@ pub async fn dossier_page(
         actions: super::decisions::actions(&u.principal, d),
         thread: super::messages::lines(app, u, d.row.id).await?,
         following: app.dossiers().follows(&u.principal, d.row.id).await?,
+        labels: app.dossiers().labels(&u.principal, d.row.id).await?,
         annotations: app
             .dossiers()
             .annotations(&u.principal, d.row.id)
@@ -762,6 +791,51 @@ pub async fn annotate(
             axum::response::Redirect::to(&format!("{path}?fait=annoter#annotations"))
                 .into_response(),
         ),
+        Err(e @ AppError::Invalid(_)) => Ok(dossier_page(
+            &app,
+            &ctx,
+            u,
+            &numero,
+            Some(Notice::Error(crate::security::capitalise(&e.to_string()))),
+        )
+        .await?
+        .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Default, Deserialize)]
+pub struct LabelForm {
+    #[serde(default)]
+    etiquette: String,
+    /// `retirer` takes it off; anything else puts it on.
+    #[serde(default)]
+    geste: String,
+}
+
+/// `POST /instruction/dossiers/{numero}/etiquettes`.
+pub async fn label(
+    AxumState(app): AxumState<App>,
+    ctx: Ctx,
+    PagePath(numero): PagePath<String>,
+    crate::error::extract::PageForm(form): crate::error::extract::PageForm<LabelForm>,
+) -> Result<axum::response::Response, crate::error::PageError> {
+    use axum::response::IntoResponse;
+    let path = format!("/instruction/dossiers/{numero}");
+    let u = require_user(&ctx, &path)?;
+    let file = app
+        .dossiers()
+        .instruction_file(&u.principal, &numero)
+        .await?;
+    let on = form.geste != "retirer";
+    match app
+        .dossiers()
+        .set_label(&u.principal, file.dossier.row.id, &form.etiquette, on)
+        .await
+    {
+        Ok(()) => {
+            Ok(axum::response::Redirect::to(&format!("{path}?fait=etiquette")).into_response())
+        }
         Err(e @ AppError::Invalid(_)) => Ok(dossier_page(
             &app,
             &ctx,

@@ -468,3 +468,91 @@ async fn annotations_stay_with_those_who_instruct() {
         assert!(!text.contains(secret), "{path} : {text}");
     }
 }
+
+/// Labels: put on and taken off by the service, filtered on in the queue (a view is a URL),
+/// refused when too long or by another prefecture.
+#[tokio::test]
+async fn labels_mark_dossiers_and_filter_the_queue() {
+    let t = spawn_app().await;
+    let cergy = t.applicant().await;
+    let cergy_p = principal(&t, &cergy).await;
+    let number = filed_dossier(&t, &cergy_p, "95127", "Portail citoyen de Cergy").await;
+    let dossier = format!("/instruction/dossiers/{number}");
+    let i95 = t
+        .user("a@pref95.test", Role::Instructeur, Some("95"), &[])
+        .await;
+    let i95 = t.login_as(&i95).await;
+    let csrf = t.csrf(&i95, &dossier).await;
+    let r = t
+        .post_form(
+            &i95,
+            &format!("{dossier}/etiquettes"),
+            &[("csrf", &csrf), ("etiquette", "  à   relancer ")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let (_, html) = body(&t, &i95, &dossier).await;
+    assert!(
+        html.contains("<span class=\"fr-tag\">à relancer</span>"),
+        "{html}"
+    );
+    let (_, html) = body(
+        &t,
+        &i95,
+        "/instruction?onglet=tous&etiquette=%C3%A0+relancer",
+    )
+    .await;
+    assert!(html.contains(&number), "{html}");
+    assert!(
+        html.contains("value=\"à relancer\""),
+        "le filtre reste affiché : {html}"
+    );
+    let (_, html) = body(&t, &i95, "/instruction?onglet=tous&etiquette=autre").await;
+    assert!(!html.contains(&number), "{html}");
+    let long = "x".repeat(41);
+    let r = t
+        .post_form(
+            &i95,
+            &format!("{dossier}/etiquettes"),
+            &[("csrf", &csrf), ("etiquette", &long)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("L’étiquette est trop longue"));
+    let r = t
+        .post_form(
+            &i95,
+            &format!("{dossier}/etiquettes"),
+            &[
+                ("csrf", &csrf),
+                ("etiquette", "à relancer"),
+                ("geste", "retirer"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let (_, html) = body(
+        &t,
+        &i95,
+        "/instruction?onglet=tous&etiquette=%C3%A0+relancer",
+    )
+    .await;
+    assert!(!html.contains(&number), "{html}");
+    let i78 = t
+        .user("c@pref78.test", Role::Instructeur, Some("78"), &[])
+        .await;
+    let i78 = t.login_as(&i78).await;
+    let csrf78 = t.csrf(&i78, "/instruction").await;
+    let r = t
+        .post_form(
+            &i78,
+            &format!("{dossier}/etiquettes"),
+            &[("csrf", &csrf78), ("etiquette", "intrus")],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+}
