@@ -251,10 +251,9 @@ pub async fn list(
     params(("numero" = String, Path, description = "Numéro du dossier", example = "ITN7-95-2021-00001")),
     responses(
         (status = 200, description = "Le dossier", body = DossierDetail),
-        (status = 400, description = "Numéro mal formé", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Authentification requise", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Hors du périmètre de l’appelant", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Introuvable", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Introuvable, ou numéro mal formé", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Trop de requêtes pour ce jeton d’API (en-tête Retry-After)", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -264,6 +263,14 @@ pub async fn details(
     ApiPath(numero): ApiPath<String>,
 ) -> Result<Json<DossierDetail>, ApiError> {
     let principal = ctx.api_principal()?;
+    // A malformed number names no dossier: 404, as an unknown one.
+    if guichet_domain::DossierNumber::parse(&numero).is_err() {
+        return Err(guichet_app::Error::NotFound(format!(
+            "dossier {} introuvable (forme attendue ITN7-95-2021-00042)",
+            numero.chars().take(40).collect::<String>()
+        ))
+        .into());
+    }
     let d = app.dossiers().by_number(principal, &numero).await?;
     let id = d.row.id;
     let frozen = app.dossiers().frozen(principal, id).await?;
@@ -316,4 +323,26 @@ pub async fn details(
             .collect(),
         resume: resume(&d, name),
     }))
+}
+
+/// Writes the programme's measures into the list's `mesure` parameter (an enum: the empty
+/// value for « any », then each measure id), so that the document says which values exist.
+pub fn document_programme(doc: &mut serde_json::Value, programme: &guichet_programme::Programme) {
+    let Some(params) = doc
+        .pointer_mut("/paths/~1api~1v1~1dossiers/get/parameters")
+        .and_then(|p| p.as_array_mut())
+    else {
+        return;
+    };
+    let mut values = vec![serde_json::Value::from("")];
+    values.extend(
+        programme
+            .measures()
+            .map(|m| serde_json::Value::from(m.id.as_str())),
+    );
+    for p in params.iter_mut() {
+        if p["name"] == "mesure" {
+            p["schema"] = serde_json::json!({ "type": "string", "enum": values });
+        }
+    }
 }

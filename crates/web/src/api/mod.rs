@@ -86,6 +86,7 @@ impl utoipa::Modify for Security {
 pub fn openapi_document(app: &guichet_app::App) -> axum::body::Bytes {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     simulations::document_programme(&mut doc, &app.programme);
+    dossiers::document_programme(&mut doc, &app.programme);
     serde_json::to_vec(&doc).unwrap_or_default().into()
 }
 

@@ -745,7 +745,6 @@ async fn a_services_token_reads_its_dossiers_through_the_api() {
         ("/api/v1/dossiers?limite=500", "limite invalide"),
         ("/api/v1/dossiers?apres=-3", "curseur invalide"),
         ("/api/v1/dossiers?mesure=axe9", "mesure inconnue"),
-        ("/api/v1/dossiers/pas-un-numero", "numéro"),
     ] {
         let (status, problem) = get(path.into(), t95.clone()).await;
         assert_eq!(status, 400, "{path} : {problem}");
@@ -758,8 +757,15 @@ async fn a_services_token_reads_its_dossiers_through_the_api() {
             "{path} : {problem}"
         );
     }
-    let (status, _) = get(format!("/api/v1/dossiers/{}", "ITN7-95-2021-09999"), t95).await;
+    let (status, _) = get(
+        format!("/api/v1/dossiers/{}", "ITN7-95-2021-09999"),
+        t95.clone(),
+    )
+    .await;
     assert_eq!(status, 404);
+    let (status, problem) = get("/api/v1/dossiers/pas-un-numero".into(), t95).await;
+    assert_eq!(status, 404, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("introuvable"));
 }
 
 /// Attached documents: the type is read from the content, names are sanitised, the content
