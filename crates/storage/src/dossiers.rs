@@ -220,25 +220,28 @@ pub struct ListFilter<'a> {
 }
 
 impl ListFilter<'_> {
-    /// The follow and assignment conditions, with their parameters from `f`.
+    /// The follow, label and assignment conditions, with their parameters from `f`: written
+    /// `d.id IN (…)` so that the few followed (labelled, assigned) dossiers drive the query
+    /// through their own index, rather than every dossier being probed (an `EXISTS` made
+    /// SQLite count a national administrator's followed dossiers by scanning all 100,000).
     fn personal(&self, f: &mut Filter) -> String {
         let mut out = String::new();
         if let Some(u) = self.followed_by {
             let p = f.int(u);
             out.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM dossier_follows w WHERE w.dossier_id = d.id AND w.user_id = {p})"
+                " AND d.id IN (SELECT w.dossier_id FROM dossier_follows w WHERE w.user_id = {p})"
             ));
         }
         if let Some(l) = self.label {
             let p = f.text_param(l);
             out.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM dossier_labels y WHERE y.dossier_id = d.id AND y.label = {p})"
+                " AND d.id IN (SELECT y.dossier_id FROM dossier_labels y WHERE y.label = {p})"
             ));
         }
         if let Some(u) = self.assigned_to {
             let p = f.int(u);
             out.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM dossier_assignments x WHERE x.dossier_id = d.id AND x.user_id = {p})"
+                " AND d.id IN (SELECT x.dossier_id FROM dossier_assignments x WHERE x.user_id = {p})"
             ));
         }
         out
@@ -807,11 +810,13 @@ pub async fn sequence_last(
 pub async fn analyze_after_bulk(db: &crate::Db) -> Result<(), StorageError> {
     let statements: &[&str] = match db.backend() {
         crate::Backend::Sqlite => &["ANALYZE"],
+        // The visibility map of `dossiers` only (what the counts read by index alone): vacuuming
+        // the history and frozen submissions too made a 100,000-dossier seed 12 s → 67 s.
         crate::Backend::Postgres => &[
             "VACUUM (ANALYZE) dossiers",
-            "VACUUM (ANALYZE) dossier_territories",
-            "VACUUM (ANALYZE) dossier_history",
-            "VACUUM (ANALYZE) dossier_versions",
+            "ANALYZE dossier_territories",
+            "ANALYZE dossier_history",
+            "ANALYZE dossier_versions",
         ],
     };
     let mut conn = db.acquire().await?;
