@@ -243,7 +243,8 @@ impl Demo<'_> {
     /// Seeds `count` filed dossiers of Axe 3 volet 1 for communes drawn from the referential
     /// (`graine` fixes the draw), spread over the states, numbered after the existing ones,
     /// with their footprint, frozen submission, verdict computed by the rules engine at their
-    /// filing date, and history. For load tests and demonstrations: no mail, no webhook.
+    /// filing date, and history; then fresh planner statistics. For load tests and
+    /// demonstrations: no mail, no webhook.
     pub async fn seed(&self, count: usize, graine: u64) -> AppResult<SeedReport> {
         use crate::dossiers::{DraftData, FiledVerdict};
         use crate::simulation::{Applicant, Member};
