@@ -326,6 +326,16 @@ impl Accounts<'_> {
             .map(|s| s.name))
     }
 
+    /// One collectivité's name in the vintage in force (its reference when unknown), through
+    /// [`Accounts::collectivite_name`].
+    pub async fn name_or_reference(&self, r: &CollectiviteRef) -> AppResult<String> {
+        let vintage = self.app.referentiel().vintage_in_force().await?;
+        Ok(self
+            .collectivite_name(vintage, r)
+            .await?
+            .unwrap_or_else(|| r.to_string()))
+    }
+
     /// The collectivités with their names in the vintage in force (the code when unknown), in
     /// one statement.
     pub async fn named_collectivites(

@@ -295,6 +295,17 @@ fn visibility(p: &Principal) -> (ServiceSet, CollectiviteSet) {
     }
 }
 
+/// What `p` is to a dossier (`Actor::of` with the dossier's parties).
+fn actor_on(p: &Principal, row: &DossierRow) -> Actor {
+    Actor::of(
+        p,
+        Parties {
+            applicants: std::slice::from_ref(&row.applicant),
+            instructing_service: row.service_id,
+        },
+    )
+}
+
 fn refusal(r: Refusal) -> AppError {
     match r {
         Refusal::WrongRole { .. } => AppError::Forbidden,
@@ -473,21 +484,14 @@ impl Dossiers<'_> {
 
     /// The dossiers the principal sees, by id (the scope is the query's `WHERE`).
     pub async fn list(&self, p: &Principal, filter: &ListFilter<'_>) -> AppResult<Vec<DossierRow>> {
-        let (services, collectivites) = visibility(p);
-        let mut conn = self.app.db.acquire().await?;
-        Ok(store::list_in(
-            &mut conn,
-            &Visibility {
-                services: &services,
-                collectivites: &collectivites,
-                vintage: i64::from(self.app.programme.vintage.year()),
-            },
+        self.list_batch(
+            p,
             &ListFilter {
                 limit: filter.limit.clamp(1, MAX_PAGE),
                 ..filter.clone()
             },
         )
-        .await?)
+        .await
     }
 
     /// As [`Dossiers::list`], without the page limit: for exports, which read in batches.
@@ -584,11 +588,8 @@ impl Dossiers<'_> {
         let applicant_name = self
             .app
             .accounts()
-            .named_collectivites(std::slice::from_ref(&dossier.row.applicant))
-            .await?
-            .pop()
-            .map(|(_, n)| n)
-            .unwrap_or_else(|| dossier.row.applicant.to_string());
+            .name_or_reference(&dossier.row.applicant)
+            .await?;
         let service_name = match dossier.row.service_id {
             Some(sid) => accounts_store::find_service(&self.app.db, sid)
                 .await?
@@ -680,13 +681,7 @@ impl Dossiers<'_> {
     /// instructor of that service or an administrator; audited.
     pub async fn assign(&self, p: &Principal, id: i64, to: Option<i64>) -> AppResult<()> {
         let row = self.visible_row(p, id).await?;
-        let actor = Actor::of(
-            p,
-            Parties {
-                applicants: std::slice::from_ref(&row.applicant),
-                instructing_service: row.service_id,
-            },
-        );
+        let actor = actor_on(p, &row);
         if !matches!(actor, Actor::Instructor | Actor::Administrator) {
             return Err(AppError::Forbidden);
         }
@@ -742,13 +737,7 @@ impl Dossiers<'_> {
     /// administrator; audited (its length, not its text).
     pub async fn annotate(&self, p: &Principal, id: i64, body: &str) -> AppResult<i64> {
         let row = self.visible_row(p, id).await?;
-        let actor = Actor::of(
-            p,
-            Parties {
-                applicants: std::slice::from_ref(&row.applicant),
-                instructing_service: row.service_id,
-            },
-        );
+        let actor = actor_on(p, &row);
         if !matches!(actor, Actor::Instructor | Actor::Administrator) {
             return Err(AppError::Forbidden);
         }
@@ -795,13 +784,7 @@ impl Dossiers<'_> {
     /// administrator: a word or a few, at most 40 characters, 10 labels a dossier.
     pub async fn set_label(&self, p: &Principal, id: i64, label: &str, on: bool) -> AppResult<()> {
         let row = self.visible_row(p, id).await?;
-        let actor = Actor::of(
-            p,
-            Parties {
-                applicants: std::slice::from_ref(&row.applicant),
-                instructing_service: row.service_id,
-            },
-        );
+        let actor = actor_on(p, &row);
         if !matches!(actor, Actor::Instructor | Actor::Administrator) {
             return Err(AppError::Forbidden);
         }
@@ -961,13 +944,7 @@ impl Dossiers<'_> {
             }
             other => other,
         };
-        let actor = Actor::of(
-            p,
-            Parties {
-                applicants: std::slice::from_ref(&row.applicant),
-                instructing_service: row.service_id,
-            },
-        );
+        let actor = actor_on(p, row);
         let t = transition(row.state, &event, &actor).map_err(refusal)?;
         let now = self.app.now_ts();
         let mut changes = vec![
@@ -1083,13 +1060,7 @@ impl Dossiers<'_> {
         if row.version != seen_version {
             return Err(guichet_storage::StorageError::Stale(WHAT).into());
         }
-        let actor = Actor::of(
-            p,
-            Parties {
-                applicants: std::slice::from_ref(&row.applicant),
-                instructing_service: row.service_id,
-            },
-        );
+        let actor = actor_on(p, row);
         let event = Event::HandOver(why);
         let t = transition(row.state, &event, &actor).map_err(refusal)?;
         let identity = self.app.accounts().service_identity(to).await?;
@@ -1268,13 +1239,7 @@ impl Dossiers<'_> {
     }
 
     fn require_applicant(&self, p: &Principal, row: &DossierRow) -> AppResult<()> {
-        let actor = Actor::of(
-            p,
-            Parties {
-                applicants: std::slice::from_ref(&row.applicant),
-                instructing_service: row.service_id,
-            },
-        );
+        let actor = actor_on(p, row);
         if actor == Actor::Applicant {
             Ok(())
         } else {

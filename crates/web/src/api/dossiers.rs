@@ -276,13 +276,7 @@ pub async fn details(
     let frozen = app.dossiers().frozen(principal, id).await?;
     let data = frozen.as_ref().unwrap_or(&d.data);
     let history = app.dossiers().history(principal, id).await?;
-    let name = app
-        .accounts()
-        .named_collectivites(std::slice::from_ref(&d.row.applicant))
-        .await?
-        .pop()
-        .map(|(_, n)| n)
-        .unwrap_or_else(|| d.row.applicant.to_string());
+    let name = app.accounts().name_or_reference(&d.row.applicant).await?;
     Ok(Json(DossierDetail {
         champs: data.champs.clone(),
         depenses: data

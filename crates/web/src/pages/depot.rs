@@ -1004,13 +1004,7 @@ async fn dossier_page(
             },
         })
         .collect();
-    let applicant = app
-        .accounts()
-        .named_collectivites(std::slice::from_ref(&d.row.applicant))
-        .await?
-        .pop()
-        .map(|(_, n)| n)
-        .unwrap_or_else(|| d.row.applicant.to_string());
+    let applicant = app.accounts().name_or_reference(&d.row.applicant).await?;
     let panel = panel(app, d, &check);
     let path = dossier_href(id);
     render(&DossierTemplate {
@@ -1429,13 +1423,7 @@ pub async fn receipt(
             .unwrap_or_else(|| "—".into()),
         None => "—".into(),
     };
-    let applicant = app
-        .accounts()
-        .named_collectivites(std::slice::from_ref(&d.row.applicant))
-        .await?
-        .pop()
-        .map(|(_, n)| n)
-        .unwrap_or_else(|| d.row.applicant.to_string());
+    let applicant = app.accounts().name_or_reference(&d.row.applicant).await?;
     let check = app.dossiers().check(&u.principal, id).await?;
     let documents = app
         .programme

@@ -514,6 +514,21 @@ pub async fn dossier(
     dossier_page(&app, &ctx, u, &numero, notice).await
 }
 
+/// The dossier page again with a refused action's French sentence, nothing recorded.
+pub async fn refused(
+    app: &App,
+    ctx: &Ctx,
+    u: &guichet_app::accounts::UserView,
+    numero: &str,
+    e: AppError,
+) -> Result<axum::response::Response, crate::error::PageError> {
+    use axum::response::IntoResponse;
+    let notice = Notice::Error(crate::security::capitalise(&e.to_string()));
+    Ok(dossier_page(app, ctx, u, numero, Some(notice))
+        .await?
+        .into_response())
+}
+
 /// The dossier page, with a notice (the outcome of an action).
 pub async fn dossier_page(
     app: &App,
@@ -749,15 +764,7 @@ pub async fn assign(
         Ok(()) => {
             Ok(axum::response::Redirect::to(&format!("{path}?fait=attribuer")).into_response())
         }
-        Err(e @ AppError::Invalid(_)) => Ok(dossier_page(
-            &app,
-            &ctx,
-            u,
-            &numero,
-            Some(Notice::Error(crate::security::capitalise(&e.to_string()))),
-        )
-        .await?
-        .into_response()),
+        Err(e @ AppError::Invalid(_)) => refused(&app, &ctx, u, &numero, e).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -791,15 +798,7 @@ pub async fn annotate(
             axum::response::Redirect::to(&format!("{path}?fait=annoter#annotations"))
                 .into_response(),
         ),
-        Err(e @ AppError::Invalid(_)) => Ok(dossier_page(
-            &app,
-            &ctx,
-            u,
-            &numero,
-            Some(Notice::Error(crate::security::capitalise(&e.to_string()))),
-        )
-        .await?
-        .into_response()),
+        Err(e @ AppError::Invalid(_)) => refused(&app, &ctx, u, &numero, e).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -836,15 +835,7 @@ pub async fn label(
         Ok(()) => {
             Ok(axum::response::Redirect::to(&format!("{path}?fait=etiquette")).into_response())
         }
-        Err(e @ AppError::Invalid(_)) => Ok(dossier_page(
-            &app,
-            &ctx,
-            u,
-            &numero,
-            Some(Notice::Error(crate::security::capitalise(&e.to_string()))),
-        )
-        .await?
-        .into_response()),
+        Err(e @ AppError::Invalid(_)) => refused(&app, &ctx, u, &numero, e).await,
         Err(e) => Err(e.into()),
     }
 }
